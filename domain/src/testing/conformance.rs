@@ -1,0 +1,607 @@
+//! The event-store conformance suite. Each check takes a fresh, empty store; a backend runs
+//! them all with `domain::event_store_conformance!(path::to::async_factory);`.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test code: a panic is the failure report"
+)]
+
+use crate::event::{
+    Actor, EventMetadata, NewEvent, Position, RecordedEvent, StreamId, StreamVersion,
+};
+use crate::event_store::{AppendRequest, EventStore, EventStoreError, ExpectedVersion, StreamRead};
+use crate::ids::{CommandId, CorrelationId, EventId, TenantId, UserId};
+use futures_util::StreamExt;
+use serde_json::json;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Generates one `#[tokio::test]` per conformance check for a backend.
+/// `$factory` is an async fn returning `Arc<dyn EventStore>` over a fresh, empty store.
+#[macro_export]
+macro_rules! event_store_conformance {
+    ($factory:path) => {
+        $crate::event_store_conformance!(@each $factory;
+            read_back_preserves_the_whole_envelope,
+            unknown_stream_reads_as_empty,
+            expected_no_stream,
+            expected_exact_version,
+            expected_stream_exists,
+            expected_any,
+            multi_stream_append_is_atomic,
+            expectation_only_stream_guards_an_append,
+            command_id_makes_appends_idempotent,
+            invalid_events_write_nothing,
+            reads_stream_forwards_and_backwards_from_a_version,
+            global_log_is_dense_and_ordered_in_batches,
+            concurrent_writers_to_one_stream_exactly_one_wins,
+            concurrent_appends_to_many_streams_all_land_in_order,
+            subscription_catches_up_then_goes_live,
+            subscription_from_a_position_skips_earlier_events
+        );
+    };
+    (@each $factory:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                $crate::testing::conformance::$name($factory().await).await;
+            }
+        )*
+    };
+}
+
+type Store = Arc<dyn EventStore>;
+
+fn meta() -> EventMetadata {
+    EventMetadata::by(Actor::system("conformance"))
+}
+
+fn stream() -> StreamId {
+    StreamId::for_aggregate("test", uuid::Uuid::now_v7())
+}
+
+fn event(n: u64) -> NewEvent {
+    NewEvent::new("Something.Happened", json!({ "n": n }), meta())
+}
+
+fn events(range: std::ops::Range<u64>) -> Vec<NewEvent> {
+    range.map(event).collect()
+}
+
+async fn all(store: &Store, s: &StreamId) -> Vec<RecordedEvent> {
+    store.read_stream(s, StreamRead::forwards()).await.unwrap()
+}
+
+async fn append(
+    store: &Store,
+    s: &StreamId,
+    expected: ExpectedVersion,
+    evs: Vec<NewEvent>,
+) -> Result<crate::event_store::AppendResult, EventStoreError> {
+    store
+        .append(AppendRequest::to_stream(s.clone(), expected, evs))
+        .await
+}
+
+fn assert_conflict(
+    result: Result<impl std::fmt::Debug, EventStoreError>,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    actual: u64,
+) {
+    match result {
+        Err(EventStoreError::VersionConflict {
+            stream: s,
+            expected: e,
+            actual: a,
+        }) => {
+            assert_eq!(&s, stream);
+            assert_eq!(e, expected);
+            assert_eq!(a, StreamVersion(actual));
+            let message = EventStoreError::VersionConflict {
+                stream: s,
+                expected: e,
+                actual: a,
+            }
+            .to_string();
+            assert!(message.contains(stream.as_str()), "{message}");
+        }
+        other => panic!("expected a version conflict, got {other:?}"),
+    }
+}
+
+pub async fn read_back_preserves_the_whole_envelope(store: Store) {
+    let s = stream();
+    let tenant = TenantId::new_v7();
+    let mut metadata = EventMetadata::by(Actor::User {
+        id: UserId::new_v7(),
+    });
+    metadata.command_id = Some(CommandId::new_v7());
+    metadata.correlation_id = Some(CorrelationId::new_v7());
+    metadata.causation_id = Some(EventId::new_v7());
+    metadata.source_ip = Some("2001:db8::1".into());
+    let payload = json!({
+        "name": "Ünïcødé ✓ \"quoted\" \\ back",
+        "nested": { "list": [1, 2.5, -3, null, true], "empty": {} },
+        "big": 9_007_199_254_740_991_u64,
+    });
+    let new = NewEvent::new("Tenant.Provisioned", payload.clone(), metadata.clone())
+        .for_tenant(tenant)
+        .with_schema_version(3);
+    let before = chrono::Utc::now();
+    let result = append(&store, &s, ExpectedVersion::NoStream, vec![new.clone()])
+        .await
+        .unwrap();
+    let after = chrono::Utc::now();
+    assert_eq!(result.first_position, result.last_position);
+    assert_eq!(result.version_of(&s), Some(StreamVersion(1)));
+
+    let read = all(&store, &s).await;
+    assert_eq!(read.len(), 1);
+    let got = &read[0];
+    assert_eq!(got.event_id, new.event_id);
+    assert_eq!(got.event_id.as_uuid().get_version_num(), 7);
+    assert_eq!(got.stream, s);
+    assert_eq!(got.version, StreamVersion(1));
+    assert_eq!(got.position, result.first_position);
+    assert_eq!(got.event_type, "Tenant.Provisioned");
+    assert_eq!(got.schema_version, 3);
+    assert_eq!(got.tenant_id, Some(tenant));
+    assert_eq!(got.payload, payload);
+    assert_eq!(got.metadata, metadata);
+    let slack = chrono::Duration::milliseconds(5);
+    assert!(
+        got.recorded_at >= before - slack && got.recorded_at <= after + slack,
+        "recorded_at {} not within the append ({before}..{after})",
+        got.recorded_at
+    );
+    let from_log = store.read_all(Position::START, 10).await.unwrap();
+    assert_eq!(from_log, read);
+}
+
+pub async fn unknown_stream_reads_as_empty(store: Store) {
+    assert!(all(&store, &stream()).await.is_empty());
+    let backwards = store
+        .read_stream(&stream(), StreamRead::backwards())
+        .await
+        .unwrap();
+    assert!(backwards.is_empty());
+    assert_eq!(store.head().await.unwrap(), Position::START);
+    assert!(
+        store
+            .read_all(Position::START, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn expected_no_stream(store: Store) {
+    let s = stream();
+    append(&store, &s, ExpectedVersion::NoStream, events(0..2))
+        .await
+        .unwrap();
+    let again = append(&store, &s, ExpectedVersion::NoStream, events(2..3)).await;
+    assert_conflict(again, &s, ExpectedVersion::NoStream, 2);
+    assert_eq!(all(&store, &s).await.len(), 2);
+}
+
+pub async fn expected_exact_version(store: Store) {
+    let s = stream();
+    let missing = append(
+        &store,
+        &s,
+        ExpectedVersion::Exact(StreamVersion(5)),
+        events(0..1),
+    )
+    .await;
+    assert_conflict(missing, &s, ExpectedVersion::Exact(StreamVersion(5)), 0);
+
+    let first = append(
+        &store,
+        &s,
+        ExpectedVersion::Exact(StreamVersion::NONE),
+        events(0..1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.version_of(&s), Some(StreamVersion(1)));
+    let second = append(
+        &store,
+        &s,
+        ExpectedVersion::Exact(StreamVersion(1)),
+        events(1..4),
+    )
+    .await
+    .unwrap();
+    assert_eq!(second.version_of(&s), Some(StreamVersion(4)));
+    assert_eq!(second.last_position.0 - second.first_position.0, 2);
+
+    let stale = append(
+        &store,
+        &s,
+        ExpectedVersion::Exact(StreamVersion(1)),
+        events(4..5),
+    )
+    .await;
+    assert_conflict(stale, &s, ExpectedVersion::Exact(StreamVersion(1)), 4);
+    let versions: Vec<u64> = all(&store, &s).await.iter().map(|e| e.version.0).collect();
+    assert_eq!(versions, vec![1, 2, 3, 4]);
+}
+
+pub async fn expected_stream_exists(store: Store) {
+    let s = stream();
+    let missing = append(&store, &s, ExpectedVersion::StreamExists, events(0..1)).await;
+    assert_conflict(missing, &s, ExpectedVersion::StreamExists, 0);
+    append(&store, &s, ExpectedVersion::Any, events(0..1))
+        .await
+        .unwrap();
+    let ok = append(&store, &s, ExpectedVersion::StreamExists, events(1..2))
+        .await
+        .unwrap();
+    assert_eq!(ok.version_of(&s), Some(StreamVersion(2)));
+}
+
+pub async fn expected_any(store: Store) {
+    let s = stream();
+    for n in 0..3 {
+        let r = append(&store, &s, ExpectedVersion::Any, events(n..n + 1))
+            .await
+            .unwrap();
+        assert_eq!(r.version_of(&s), Some(StreamVersion(n + 1)));
+    }
+}
+
+pub async fn multi_stream_append_is_atomic(store: Store) {
+    let (a, b) = (stream(), stream());
+    let ok = store
+        .append(
+            AppendRequest::to_stream(a.clone(), ExpectedVersion::NoStream, events(0..2))
+                .and_stream(b.clone(), ExpectedVersion::NoStream, events(2..3)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok.version_of(&a), Some(StreamVersion(2)));
+    assert_eq!(ok.version_of(&b), Some(StreamVersion(1)));
+    assert_eq!(ok.last_position.0 - ok.first_position.0, 2);
+    let head = store.head().await.unwrap();
+    assert_eq!(head, ok.last_position);
+
+    // b's expectation fails, so a gets nothing either.
+    let failed = store
+        .append(
+            AppendRequest::to_stream(
+                a.clone(),
+                ExpectedVersion::Exact(StreamVersion(2)),
+                events(3..5),
+            )
+            .and_stream(
+                b.clone(),
+                ExpectedVersion::Exact(StreamVersion(7)),
+                events(5..6),
+            ),
+        )
+        .await;
+    assert_conflict(failed, &b, ExpectedVersion::Exact(StreamVersion(7)), 1);
+    assert_eq!(all(&store, &a).await.len(), 2);
+    assert_eq!(all(&store, &b).await.len(), 1);
+    assert_eq!(store.head().await.unwrap(), head);
+}
+
+pub async fn expectation_only_stream_guards_an_append(store: Store) {
+    let (guard, target) = (stream(), stream());
+    append(&store, &guard, ExpectedVersion::Any, events(0..1))
+        .await
+        .unwrap();
+    let request = |v| {
+        AppendRequest::to_stream(target.clone(), ExpectedVersion::Any, events(1..2)).and_stream(
+            guard.clone(),
+            ExpectedVersion::Exact(StreamVersion(v)),
+            vec![],
+        )
+    };
+    let ok = store.append(request(1)).await.unwrap();
+    assert_eq!(ok.version_of(&guard), Some(StreamVersion(1)));
+    assert_eq!(ok.version_of(&target), Some(StreamVersion(1)));
+    assert_conflict(
+        store.append(request(0)).await,
+        &guard,
+        ExpectedVersion::Exact(StreamVersion(0)),
+        1,
+    );
+    assert_eq!(all(&store, &target).await.len(), 1);
+}
+
+pub async fn command_id_makes_appends_idempotent(store: Store) {
+    let s = stream();
+    let command = CommandId::new_v7();
+    let request = AppendRequest::to_stream(s.clone(), ExpectedVersion::NoStream, events(0..2))
+        .idempotent(command);
+    let first = store.append(request.clone()).await.unwrap();
+    // The retry would conflict (NoStream) if it were not recognised as the same command.
+    let second = store.append(request).await.unwrap();
+    assert_eq!(first, second);
+    // A different body under the same command id is still the same command.
+    let third = store
+        .append(
+            AppendRequest::to_stream(stream(), ExpectedVersion::Any, events(5..9))
+                .idempotent(command),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first, third);
+    assert_eq!(all(&store, &s).await.len(), 2);
+    assert_eq!(store.head().await.unwrap(), first.last_position);
+
+    // Concurrent retries of one command: one write, one result.
+    let other = CommandId::new_v7();
+    let s2 = stream();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            let req = AppendRequest::to_stream(s2.clone(), ExpectedVersion::Any, events(0..1))
+                .idempotent(other);
+            tokio::spawn(async move { store.append(req).await.unwrap() })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    assert!(results.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(all(&store, &s2).await.len(), 1);
+}
+
+pub async fn invalid_events_write_nothing(store: Store) {
+    let s = stream();
+    let bad_type = NewEvent::new("", json!({}), meta());
+    let err = append(&store, &s, ExpectedVersion::Any, vec![event(0), bad_type])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("event type must not be empty"),
+        "{err}"
+    );
+    let not_object = NewEvent::new("X", json!("just a string"), meta());
+    let err = append(&store, &s, ExpectedVersion::Any, vec![not_object])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EventStoreError::InvalidEvent(_)), "{err:?}");
+    let err = append(&store, &s, ExpectedVersion::Any, vec![])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EventStoreError::InvalidAppend(_)), "{err:?}");
+    let twice = event(1);
+    let err = append(&store, &s, ExpectedVersion::Any, vec![twice.clone(), twice])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EventStoreError::InvalidAppend(_)), "{err:?}");
+    let err = store
+        .append(
+            AppendRequest::to_stream(s.clone(), ExpectedVersion::Any, events(0..1)).and_stream(
+                s.clone(),
+                ExpectedVersion::Any,
+                events(1..2),
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EventStoreError::InvalidAppend(_)), "{err:?}");
+
+    // An event id that is already stored fails the append, and only that append.
+    let stored = event(2);
+    append(&store, &s, ExpectedVersion::Any, vec![stored.clone()])
+        .await
+        .unwrap();
+    let dup = append(&store, &stream(), ExpectedVersion::Any, vec![stored]).await;
+    assert!(dup.is_err(), "a reused event id must be refused");
+    assert_eq!(store.head().await.unwrap(), Position(1));
+    assert_eq!(all(&store, &s).await.len(), 1);
+}
+
+pub async fn reads_stream_forwards_and_backwards_from_a_version(store: Store) {
+    let s = stream();
+    append(&store, &s, ExpectedVersion::NoStream, events(0..10))
+        .await
+        .unwrap();
+    let n = |evs: Vec<RecordedEvent>| -> Vec<u64> { evs.iter().map(|e| e.version.0).collect() };
+    let fwd = store
+        .read_stream(
+            &s,
+            StreamRead::forwards()
+                .from_version(StreamVersion(4))
+                .limit(3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(n(fwd), vec![4, 5, 6]);
+    let back = store
+        .read_stream(&s, StreamRead::backwards().limit(2))
+        .await
+        .unwrap();
+    assert_eq!(n(back), vec![10, 9]);
+    let back_from = store
+        .read_stream(&s, StreamRead::backwards().from_version(StreamVersion(3)))
+        .await
+        .unwrap();
+    assert_eq!(n(back_from), vec![3, 2, 1]);
+    let past_end = store
+        .read_stream(&s, StreamRead::forwards().from_version(StreamVersion(11)))
+        .await
+        .unwrap();
+    assert!(past_end.is_empty());
+    let payloads: Vec<_> = all(&store, &s)
+        .await
+        .iter()
+        .map(|e| e.payload["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(payloads, (0..10).collect::<Vec<_>>());
+}
+
+pub async fn global_log_is_dense_and_ordered_in_batches(store: Store) {
+    let streams: Vec<StreamId> = (0..4).map(|_| stream()).collect();
+    let mut written = Vec::new();
+    for round in 0..5u64 {
+        for s in &streams {
+            let r = append(&store, s, ExpectedVersion::Any, events(round..round + 2))
+                .await
+                .unwrap();
+            written.push((s.clone(), r.first_position, r.last_position));
+        }
+    }
+    let head = store.head().await.unwrap();
+    assert_eq!(head, Position(40));
+    let mut read = Vec::new();
+    let mut after = Position::START;
+    loop {
+        let batch = store.read_all(after, 7).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        assert!(batch.len() <= 7);
+        after = batch.last().unwrap().position;
+        read.extend(batch);
+    }
+    let positions: Vec<u64> = read.iter().map(|e| e.position.0).collect();
+    assert_eq!(positions, (1..=40).collect::<Vec<_>>());
+    for (s, first, last) in written {
+        for p in first.0..=last.0 {
+            assert_eq!(read[(p - 1) as usize].stream, s);
+        }
+    }
+}
+
+pub async fn concurrent_writers_to_one_stream_exactly_one_wins(store: Store) {
+    let s = stream();
+    append(&store, &s, ExpectedVersion::NoStream, events(0..1))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..10)
+        .map(|n| {
+            let store = store.clone();
+            let s = s.clone();
+            tokio::spawn(async move {
+                append(
+                    &store,
+                    &s,
+                    ExpectedVersion::Exact(StreamVersion(1)),
+                    events(n..n + 1),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => wins += 1,
+            Err(e) => assert_conflict(
+                Err::<(), _>(e),
+                &s,
+                ExpectedVersion::Exact(StreamVersion(1)),
+                2,
+            ),
+        }
+    }
+    assert_eq!(wins, 1);
+    assert_eq!(all(&store, &s).await.len(), 2);
+}
+
+pub async fn concurrent_appends_to_many_streams_all_land_in_order(store: Store) {
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let s = stream();
+                let mut last = StreamVersion::NONE;
+                for n in 0..20 {
+                    let r = append(&store, &s, ExpectedVersion::Exact(last), events(n..n + 1))
+                        .await
+                        .unwrap();
+                    last = r.version_of(&s).unwrap();
+                }
+                s
+            })
+        })
+        .collect();
+    let mut streams = Vec::new();
+    for t in tasks {
+        streams.push(t.await.unwrap());
+    }
+    let log = store.read_all(Position::START, 1000).await.unwrap();
+    assert_eq!(log.len(), 320);
+    assert!(
+        log.iter()
+            .enumerate()
+            .all(|(i, e)| e.position.0 == i as u64 + 1)
+    );
+    for s in streams {
+        let versions: Vec<u64> = log
+            .iter()
+            .filter(|e| e.stream == s)
+            .map(|e| e.version.0)
+            .collect();
+        assert_eq!(versions, (1..=20).collect::<Vec<_>>());
+    }
+}
+
+async fn collect(sub: &mut crate::event_store::EventStream, n: usize) -> Vec<RecordedEvent> {
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        let next = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("subscription stalled after {} events", got.len()));
+        got.push(next.expect("subscription ended").unwrap());
+    }
+    got
+}
+
+pub async fn subscription_catches_up_then_goes_live(store: Store) {
+    let s = stream();
+    append(&store, &s, ExpectedVersion::Any, events(0..25))
+        .await
+        .unwrap();
+    let mut sub = store.subscribe(Position::START);
+    let first = collect(&mut sub, 25).await;
+
+    // Live: several writers while the subscriber waits.
+    let writers: Vec<_> = (0..5)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let s = stream();
+                for n in 0..5 {
+                    append(&store, &s, ExpectedVersion::Any, events(n..n + 1))
+                        .await
+                        .unwrap();
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    let live = collect(&mut sub, 25).await;
+    for w in writers {
+        w.await.unwrap();
+    }
+    let positions: Vec<u64> = first.iter().chain(&live).map(|e| e.position.0).collect();
+    assert_eq!(positions, (1..=50).collect::<Vec<_>>());
+    let ids: HashSet<EventId> = first.iter().chain(&live).map(|e| e.event_id).collect();
+    assert_eq!(ids.len(), 50);
+    // Nothing more arrives that was not written.
+    let extra = tokio::time::timeout(Duration::from_millis(200), sub.next()).await;
+    assert!(extra.is_err(), "unexpected extra event {extra:?}");
+}
+
+pub async fn subscription_from_a_position_skips_earlier_events(store: Store) {
+    let s = stream();
+    append(&store, &s, ExpectedVersion::Any, events(0..10))
+        .await
+        .unwrap();
+    let mut sub = store.subscribe(Position(6));
+    append(&store, &s, ExpectedVersion::Any, events(10..12))
+        .await
+        .unwrap();
+    let got = collect(&mut sub, 6).await;
+    let positions: Vec<u64> = got.iter().map(|e| e.position.0).collect();
+    assert_eq!(positions, vec![7, 8, 9, 10, 11, 12]);
+}

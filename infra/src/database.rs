@@ -1,0 +1,206 @@
+//! The configured database: SQLite (the embedded default, one file) or PostgreSQL. Opening
+//! it runs the migrations in `migrations/<backend>/`, which are embedded in the binary.
+
+use crate::event_store::{PgEventStore, SqliteEventStore};
+use domain::event_store::{EventStore, EventStoreError};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+static PG_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// Where the embedded default keeps its data when nothing is configured.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/tenantry.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    #[error(
+        "unsupported database URL scheme in {0:?}: use sqlite://PATH or postgres://USER@HOST/DB"
+    )]
+    UnsupportedUrl(String),
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(#[source] sqlx::Error),
+    #[error("could not create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("could not connect to the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error(transparent)]
+    EventStore(#[from] EventStoreError),
+}
+
+/// Pool sizes and timeouts.
+#[derive(Debug, Clone)]
+pub struct DatabaseOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// SQLite allows one writer at a time, so writes get a pool of one connection and reads
+/// their own pool.
+#[derive(Debug, Clone)]
+pub struct SqliteDatabase {
+    pub writer: SqlitePool,
+    pub reader: SqlitePool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Database {
+    Sqlite(SqliteDatabase),
+    Postgres(PgPool),
+}
+
+impl Database {
+    /// Connects (creating the SQLite file and its directory if needed). Does not migrate.
+    pub async fn connect(url: &str, options: &DatabaseOptions) -> Result<Self, DatabaseError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let connect = PgConnectOptions::from_str(url).map_err(DatabaseError::InvalidUrl)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect)
+                .await
+                .map_err(DatabaseError::Connect)?;
+            Ok(Self::Postgres(pool))
+        } else if url.starts_with("sqlite:") {
+            let connect = SqliteConnectOptions::from_str(url)
+                .map_err(DatabaseError::InvalidUrl)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // FULL: an acknowledged append survives a power cut, not just a crash.
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            if let Some(dir) = connect.get_filename().parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir).map_err(|source| DatabaseError::DataDir {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect.clone())
+                .await
+                .map_err(DatabaseError::Connect)?;
+            let reader = SqlitePoolOptions::new()
+                .max_connections(options.max_connections.clamp(1, 8))
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect.read_only(true))
+                .await
+                .map_err(DatabaseError::Connect)?;
+            Ok(Self::Sqlite(SqliteDatabase { writer, reader }))
+        } else {
+            Err(DatabaseError::UnsupportedUrl(redact(url)))
+        }
+    }
+
+    /// Applies every pending migration (forward-only).
+    pub async fn migrate(&self) -> Result<(), DatabaseError> {
+        match self {
+            Self::Postgres(pool) => PG_MIGRATIONS.run(pool).await?,
+            Self::Sqlite(db) => SQLITE_MIGRATIONS.run(&db.writer).await?,
+        }
+        Ok(())
+    }
+
+    /// Connects and migrates.
+    pub async fn open(url: &str, options: &DatabaseOptions) -> Result<Self, DatabaseError> {
+        let db = Self::connect(url, options).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// A trivial round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<(), DatabaseError> {
+        match self {
+            Self::Postgres(pool) => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+            }
+            Self::Sqlite(db) => {
+                sqlx::query("SELECT 1").execute(&db.reader).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The event store on this database (which must be migrated).
+    pub async fn event_store(&self) -> Result<Arc<dyn EventStore>, DatabaseError> {
+        Ok(match self {
+            Self::Postgres(pool) => Arc::new(PgEventStore::start(pool.clone()).await?),
+            Self::Sqlite(db) => Arc::new(SqliteEventStore::start(db.clone()).await?),
+        })
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "postgres",
+            Self::Sqlite(_) => "sqlite",
+        }
+    }
+}
+
+/// The URL with any password replaced, safe to log or print.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
+        assert_eq!(redact("postgres://app@db/x"), "postgres://app@db/x");
+        assert_eq!(redact("sqlite://data/t.db"), "sqlite://data/t.db");
+    }
+
+    #[tokio::test]
+    async fn unknown_schemes_are_refused_clearly() {
+        let err = Database::connect("mysql://u:pw@h/db", &DatabaseOptions::default())
+            .await
+            .expect_err("mysql is not supported");
+        let message = err.to_string();
+        assert!(
+            message.contains("unsupported database URL scheme"),
+            "{message}"
+        );
+        assert!(!message.contains("pw"), "password leaked: {message}");
+    }
+}

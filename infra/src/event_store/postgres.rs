@@ -1,0 +1,322 @@
+//! The PostgreSQL event store (production).
+//!
+//! Appends call the `tenantry_append` function (see the migration), one call per group-commit
+//! batch, in a single round trip. The function serialises appends with a transaction-scoped
+//! advisory lock, which makes positions dense and commit-ordered across every process that
+//! shares the database. Subscribers are woken in-process by the writer and across processes
+//! by `NOTIFY tenantry_events`.
+
+use super::group_commit::{BatchWriter, GroupCommit, Outcome};
+use super::row::{EVENT_COLUMNS, EventRow, decode_all, sql_limit, sql_u64};
+use super::{SUBSCRIPTION_BATCH, tail};
+use async_trait::async_trait;
+use domain::event::{Position, RecordedEvent, StreamId, StreamVersion};
+use domain::event_store::{
+    AppendRequest, AppendResult, EventStore, EventStoreError, EventStream, ExpectedVersion,
+    ReadDirection, StreamRead,
+};
+use serde::Deserialize;
+use serde_json::Value;
+use sqlx::postgres::{PgListener, PgPool};
+use sqlx::types::Json;
+use sqlx::{PgConnection, Row};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+use uuid::Uuid;
+
+const NOTIFY_CHANNEL: &str = "tenantry_events";
+
+#[derive(Debug, Clone)]
+pub struct PgEventStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: PgPool,
+    commits: GroupCommit,
+    head: Arc<watch::Sender<Position>>,
+    listener: AbortHandle,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl PgEventStore {
+    /// Starts the writer task and the NOTIFY listener on a migrated database.
+    pub async fn start(pool: PgPool) -> Result<Self, EventStoreError> {
+        let head = Arc::new(watch::Sender::new(read_head(&pool).await?));
+        let mut listener = PgListener::connect_with(&pool)
+            .await
+            .map_err(EventStoreError::backend)?;
+        listener
+            .listen(NOTIFY_CHANNEL)
+            .await
+            .map_err(EventStoreError::backend)?;
+        let listener = tokio::spawn(listen(listener, head.clone())).abort_handle();
+        let commits = GroupCommit::start(PgBatchWriter { pool: pool.clone() }, head.clone());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool,
+                commits,
+                head,
+                listener,
+            }),
+        })
+    }
+
+    /// Appends `requests` on `conn` without committing: inside the caller's transaction if
+    /// one is open (the advisory lock then holds until that transaction ends), or as one
+    /// auto-committed statement otherwise. Returns one outcome per request.
+    pub async fn append_on(
+        conn: &mut PgConnection,
+        requests: &[AppendRequest],
+    ) -> Result<Vec<Outcome>, EventStoreError> {
+        for request in requests {
+            request.validate()?;
+        }
+        let args = AppendArgs::from_requests(requests);
+        let rows = sqlx::query(
+            "SELECT request, outcome FROM tenantry_append($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+             $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(args.r_command)
+        .bind(args.r_x_end)
+        .bind(args.r_e_end)
+        .bind(args.x_stream)
+        .bind(args.x_kind)
+        .bind(args.x_version)
+        .bind(args.e_x)
+        .bind(args.e_ord)
+        .bind(args.e_id)
+        .bind(args.e_type)
+        .bind(args.e_schema)
+        .bind(args.e_tenant)
+        .bind(args.e_payload)
+        .bind(args.e_metadata)
+        .bind(chrono::Utc::now())
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(EventStoreError::backend)?;
+        if rows.len() != requests.len() {
+            return Err(EventStoreError::Corrupt(format!(
+                "tenantry_append returned {} outcomes for {} requests",
+                rows.len(),
+                requests.len()
+            )));
+        }
+        rows.into_iter()
+            .zip(requests)
+            .map(|(row, request)| {
+                let outcome: Json<Value> =
+                    row.try_get("outcome").map_err(EventStoreError::backend)?;
+                Ok(decode_outcome(outcome.0, request))
+            })
+            .collect()
+    }
+}
+
+/// The arrays `tenantry_append` takes (see its comment in the migration).
+#[derive(Default)]
+struct AppendArgs {
+    r_command: Vec<Option<Uuid>>,
+    r_x_end: Vec<i32>,
+    r_e_end: Vec<i32>,
+    x_stream: Vec<String>,
+    x_kind: Vec<i16>,
+    x_version: Vec<i64>,
+    e_x: Vec<i32>,
+    e_ord: Vec<i64>,
+    e_id: Vec<Uuid>,
+    e_type: Vec<String>,
+    e_schema: Vec<i32>,
+    e_tenant: Vec<Option<Uuid>>,
+    e_payload: Vec<Value>,
+    e_metadata: Vec<Value>,
+}
+
+impl AppendArgs {
+    fn from_requests(requests: &[AppendRequest]) -> Self {
+        let mut args = Self::default();
+        let index = |len: usize| i32::try_from(len).unwrap_or(i32::MAX);
+        for request in requests {
+            args.r_command.push(request.command_id.map(|c| c.as_uuid()));
+            for part in &request.streams {
+                args.x_stream.push(part.stream.as_str().to_owned());
+                let (kind, version) = match part.expected {
+                    ExpectedVersion::Any => (0, 0),
+                    ExpectedVersion::NoStream => (1, 0),
+                    ExpectedVersion::Exact(v) => (2, sql_u64(v.0)),
+                    ExpectedVersion::StreamExists => (3, 0),
+                };
+                args.x_kind.push(kind);
+                args.x_version.push(version);
+                let x = index(args.x_stream.len());
+                for (ord, event) in part.events.iter().enumerate() {
+                    args.e_x.push(x);
+                    args.e_ord.push(sql_u64(ord as u64 + 1));
+                    args.e_id.push(event.event_id.as_uuid());
+                    args.e_type.push(event.event_type.clone());
+                    args.e_schema
+                        .push(i32::try_from(event.schema_version).unwrap_or(i32::MAX));
+                    args.e_tenant.push(event.tenant_id.map(|t| t.as_uuid()));
+                    args.e_payload.push(event.payload.clone());
+                    args.e_metadata
+                        .push(serde_json::to_value(&event.metadata).unwrap_or(Value::Null));
+                }
+            }
+            args.r_x_end.push(index(args.x_stream.len()));
+            args.r_e_end.push(index(args.e_id.len()));
+        }
+        args
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum WireOutcome {
+    Ok(AppendResult),
+    Duplicate(AppendResult),
+    Conflict { stream: String, actual: u64 },
+}
+
+fn decode_outcome(outcome: Value, request: &AppendRequest) -> Outcome {
+    match serde_json::from_value::<WireOutcome>(outcome) {
+        Ok(WireOutcome::Ok(result) | WireOutcome::Duplicate(result)) => Ok(result),
+        Ok(WireOutcome::Conflict { stream, actual }) => {
+            let part = request
+                .streams
+                .iter()
+                .find(|p| p.stream.as_str() == stream)
+                .ok_or_else(|| {
+                    EventStoreError::Corrupt(format!("conflict on unknown stream {stream}"))
+                })?;
+            Err(EventStoreError::VersionConflict {
+                stream: part.stream.clone(),
+                expected: part.expected,
+                actual: StreamVersion(actual),
+            })
+        }
+        Err(e) => Err(EventStoreError::Corrupt(format!("append outcome: {e}"))),
+    }
+}
+
+struct PgBatchWriter {
+    pool: PgPool,
+}
+
+#[async_trait]
+impl BatchWriter for PgBatchWriter {
+    async fn write_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Outcome>, EventStoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(EventStoreError::backend)?;
+        PgEventStore::append_on(&mut conn, batch).await
+    }
+}
+
+async fn read_head(pool: &PgPool) -> Result<Position, EventStoreError> {
+    let head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
+        .fetch_one(pool)
+        .await
+        .map_err(EventStoreError::backend)?;
+    Ok(Position(u64::try_from(head).unwrap_or_default()))
+}
+
+/// Raises `head` on every NOTIFY. After a lost connection it nudges subscribers to re-read,
+/// since notifications sent meanwhile are gone.
+async fn listen(mut listener: PgListener, head: Arc<watch::Sender<Position>>) {
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(notification)) => {
+                if let Ok(position) = notification.payload().parse::<u64>() {
+                    head.send_if_modified(|h| {
+                        let raised = Position(position) > *h;
+                        if raised {
+                            *h = Position(position);
+                        }
+                        raised
+                    });
+                }
+            }
+            Ok(None) => {
+                tracing::warn!("event notification connection lost; reconnecting");
+                head.send_modify(|_| {});
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "event notification listener failed; retrying");
+                head.send_modify(|_| {});
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl EventStore for PgEventStore {
+    async fn append(&self, request: AppendRequest) -> Result<AppendResult, EventStoreError> {
+        self.inner.commits.append(request).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        read: StreamRead,
+    ) -> Result<Vec<RecordedEvent>, EventStoreError> {
+        let sql = match read.direction {
+            ReadDirection::Forwards => format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND version >= $2 \
+                 ORDER BY version LIMIT $3"
+            ),
+            ReadDirection::Backwards => format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND version <= $2 \
+                 ORDER BY version DESC LIMIT $3"
+            ),
+        };
+        let rows: Vec<EventRow> = sqlx::query_as(&sql)
+            .bind(stream.as_str())
+            .bind(sql_u64(read.from.0))
+            .bind(sql_limit(read.limit))
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(EventStoreError::backend)?;
+        decode_all(rows)
+    }
+
+    async fn read_all(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, EventStoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+        );
+        let rows: Vec<EventRow> = sqlx::query_as(&sql)
+            .bind(sql_u64(after.0))
+            .bind(sql_limit(limit))
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(EventStoreError::backend)?;
+        decode_all(rows)
+    }
+
+    async fn head(&self) -> Result<Position, EventStoreError> {
+        read_head(&self.inner.pool).await
+    }
+
+    fn subscribe(&self, after: Position) -> EventStream {
+        tail::subscribe(
+            self.clone(),
+            self.inner.head.subscribe(),
+            after,
+            SUBSCRIPTION_BATCH,
+        )
+    }
+}

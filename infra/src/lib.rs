@@ -1,0 +1,14 @@
+//! Every adapter of Tenantry: the event stores (SQLite, PostgreSQL) and, as the areas grow,
+//! the outside systems (Stripe, S3, MongoDB, SMTP, the vault).
+//!
+//! Layout: [`database`] opens and migrates the configured database; [`event_store`] holds
+//! the two event-store adapters and what they share (group commit, the live tail).
+//!
+//! This is the only crate that names SDK crates; it must never depend on `api` or on the
+//! binary. With the `testing` feature, [`testing`] provides fresh databases for tests.
+
+pub mod database;
+pub mod event_store;
+
+#[cfg(feature = "testing")]
+pub mod testing;
