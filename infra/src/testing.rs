@@ -7,7 +7,7 @@
     reason = "test support: a panic is the failure report"
 )]
 
-use crate::database::{Database, DatabaseOptions};
+use crate::database::{Database, DatabaseOptions, with_database};
 use domain::event_store::EventStore;
 use sqlx::Connection;
 use std::path::PathBuf;
@@ -19,20 +19,6 @@ pub const TEST_DATABASE_PREFIX: &str = "tenantry_t_";
 pub fn pg_admin_url() -> String {
     std::env::var("TENANTRY_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// `url` with its database name replaced by `database`.
-pub fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let (scheme, rest) = base.split_once("://").expect("a URL with a scheme");
-    let host = rest.split_once('/').map_or(rest, |(host, _)| host);
-    match query {
-        Some(q) => format!("{scheme}://{host}/{database}?{q}"),
-        None => format!("{scheme}://{host}/{database}"),
-    }
 }
 
 /// Creates an empty PostgreSQL database and returns its URL (not migrated).

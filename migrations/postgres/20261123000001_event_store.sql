@@ -43,15 +43,24 @@ CREATE TRIGGER event_commands_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON
 
 -- Appends a batch of requests. Each request is atomic on its own: it is written whole or,
 -- when one of its expectations fails, not at all (and reported as a conflict) while the
--- other requests of the batch go ahead.
+-- other requests of the batch go ahead. The caller never puts two requests with the same
+-- command id into one batch.
 --
--- Requests are laid out as slices of the flat arrays: request r owns expectations
--- x_*[prev r_x_end + 1 .. r_x_end[r]] and events e_*[prev r_e_end + 1 .. r_e_end[r]].
--- e_x[i] is the index into x_* of event i's stream; e_ord[i] its 1-based order within that
--- stream in the request. x_kind: 0 any, 1 no stream, 2 exact x_version, 3 stream exists.
+-- Requests are laid out as slices of flat arrays: request r owns expectations
+-- x_*[r_x_end[r-1] + 1 .. r_x_end[r]] (one per stream it touches) and events
+-- e_*[r_e_end[r-1] + 1 .. r_e_end[r]]. x_kind: 0 any, 1 no stream, 2 exact x_version,
+-- 3 stream exists. x_count is how many events the request appends to that stream; x_prev the
+-- index of an earlier expectation in this batch on the same stream (0 if none), so a request
+-- sees the versions that earlier requests of the batch produce. e_r is each event's request,
+-- e_x its expectation (stream), e_ord its 1-based order within that stream in the request.
+--
+-- A batch costs a fixed number of statements, whatever its size: the lock, the head, one
+-- lookup of every stream's version, one of every command id, one INSERT of all accepted
+-- events and one of their command results.
 --
 -- Returns one row per request: {"ok": result}, {"duplicate": first result} or
--- {"conflict": {"stream": ..., "actual": ...}}.
+-- {"conflict": {"stream": ..., "actual": ...}}, where a result is
+-- {"first_position", "last_position", "streams": [...], "versions": [...]}.
 CREATE FUNCTION tenantry_append(
     r_command   UUID[],
     r_x_end     INTEGER[],
@@ -59,6 +68,9 @@ CREATE FUNCTION tenantry_append(
     x_stream    TEXT[],
     x_kind      SMALLINT[],
     x_version   BIGINT[],
+    x_count     BIGINT[],
+    x_prev      INTEGER[],
+    e_r         INTEGER[],
     e_x         INTEGER[],
     e_ord       BIGINT[],
     e_id        UUID[],
@@ -69,36 +81,61 @@ CREATE FUNCTION tenantry_append(
     e_metadata  JSONB[],
     recorded    TIMESTAMPTZ
 ) RETURNS TABLE (request INTEGER, outcome JSONB)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+AS $$
 DECLARE
+    n_req     INTEGER := coalesce(array_length(r_command, 1), 0);
+    n_x       INTEGER := coalesce(array_length(x_stream, 1), 0);
     head      BIGINT;
-    cur       BIGINT[];
+    stored    BIGINT[];   -- each expectation's stream version in the table
+    prior     JSONB[];    -- each request's earlier result, if its command id was seen
+    cur       BIGINT[];   -- each expectation's stream version just before its request
+    x_ok      BOOLEAN[];  -- whether each expectation's request is being written
+    base      BIGINT[];   -- per request: position of its first event minus that event's index
+    accepted  BOOLEAN[];
+    versions  BIGINT[];
+    cmd_ids   UUID[] := '{}';
+    cmd_res   JSONB[] := '{}';
     x_start   INTEGER := 1;
     e_start   INTEGER := 1;
-    conflict  JSONB;
-    prior     JSONB;
+    j         INTEGER;
     v         BIGINT;
-    n         INTEGER;
-    written   JSONB;
+    n         BIGINT;
+    conflict  JSONB;
     res       JSONB;
 BEGIN
     PERFORM pg_advisory_xact_lock(7245130914);
     SELECT coalesce(max(ev.position), 0) INTO head FROM events ev;
-    cur := array_fill(0::BIGINT, ARRAY[coalesce(array_length(x_stream, 1), 0)]);
+    SELECT array_agg(coalesce((SELECT max(ev.version) FROM events ev WHERE ev.stream_id = u.s), 0)
+                     ORDER BY u.i)
+      INTO stored
+      FROM unnest(x_stream) WITH ORDINALITY AS u(s, i);
+    SELECT array_agg(c.result ORDER BY u.i)
+      INTO prior
+      FROM unnest(r_command) WITH ORDINALITY AS u(id, i)
+      LEFT JOIN event_commands c ON c.command_id = u.id;
+    cur := array_fill(0::BIGINT, ARRAY[n_x]);
+    x_ok := array_fill(false, ARRAY[n_x]);
+    base := array_fill(0::BIGINT, ARRAY[n_req]);
+    accepted := array_fill(false, ARRAY[n_req]);
 
-    FOR r IN 1 .. coalesce(array_length(r_command, 1), 0) LOOP
+    FOR r IN 1 .. n_req LOOP
         request := r;
-        prior := NULL;
-        IF r_command[r] IS NOT NULL THEN
-            SELECT c.result INTO prior FROM event_commands c WHERE c.command_id = r_command[r];
-        END IF;
-
-        IF prior IS NOT NULL THEN
-            outcome := jsonb_build_object('duplicate', prior);
+        IF prior[r] IS NOT NULL THEN
+            outcome := jsonb_build_object('duplicate', prior[r]);
         ELSE
             conflict := NULL;
             FOR i IN x_start .. r_x_end[r] LOOP
-                SELECT coalesce(max(ev.version), 0) INTO v FROM events ev WHERE ev.stream_id = x_stream[i];
+                j := x_prev[i];
+                WHILE j > 0 AND NOT x_ok[j] LOOP
+                    j := x_prev[j];
+                END LOOP;
+                IF j > 0 THEN
+                    v := cur[j] + x_count[j];
+                ELSE
+                    v := stored[i];
+                END IF;
                 cur[i] := v;
                 IF (x_kind[i] = 1 AND v <> 0)
                     OR (x_kind[i] = 2 AND v <> x_version[i])
@@ -112,38 +149,42 @@ BEGIN
                 outcome := jsonb_build_object('conflict', conflict);
             ELSE
                 n := r_e_end[r] - e_start + 1;
-                INSERT INTO events (position, event_id, stream_id, version, event_type,
-                                    schema_version, tenant_id, payload, metadata, recorded_at)
-                SELECT head + t.ord, t.id, x_stream[t.x], cur[t.x] + t.o, t.typ, t.sch, t.ten,
-                       t.pay, t.meta, recorded
-                FROM unnest(e_x[e_start:r_e_end[r]], e_ord[e_start:r_e_end[r]],
-                            e_id[e_start:r_e_end[r]], e_type[e_start:r_e_end[r]],
-                            e_schema[e_start:r_e_end[r]], e_tenant[e_start:r_e_end[r]],
-                            e_payload[e_start:r_e_end[r]], e_metadata[e_start:r_e_end[r]])
-                     WITH ORDINALITY AS t(x, o, id, typ, sch, ten, pay, meta, ord);
-
-                SELECT jsonb_agg(jsonb_build_object(
-                           'stream', x_stream[i],
-                           'version', cur[i] + (SELECT count(*) FROM unnest(e_x[e_start:r_e_end[r]]) q WHERE q = i))
-                         ORDER BY i)
-                  INTO written
-                  FROM generate_series(x_start, r_x_end[r]) AS i;
-                res := jsonb_build_object('streams', written,
-                                          'first_position', head + 1,
-                                          'last_position', head + n);
+                accepted[r] := true;
+                base[r] := head - e_start + 1;
+                versions := '{}';
+                FOR i IN x_start .. r_x_end[r] LOOP
+                    x_ok[i] := true;
+                    versions := versions || (cur[i] + x_count[i]);
+                END LOOP;
+                res := jsonb_build_object('first_position', head + 1,
+                                          'last_position', head + n,
+                                          'streams', to_jsonb(x_stream[x_start:r_x_end[r]]),
+                                          'versions', to_jsonb(versions));
                 head := head + n;
                 IF r_command[r] IS NOT NULL THEN
-                    INSERT INTO event_commands (command_id, result, recorded_at)
-                    VALUES (r_command[r], res, recorded);
+                    cmd_ids := cmd_ids || r_command[r];
+                    cmd_res := cmd_res || res;
                 END IF;
                 outcome := jsonb_build_object('ok', res);
             END IF;
         END IF;
-
         RETURN NEXT;
         x_start := r_x_end[r] + 1;
         e_start := r_e_end[r] + 1;
     END LOOP;
+
+    INSERT INTO events (position, event_id, stream_id, version, event_type, schema_version,
+                        tenant_id, payload, metadata, recorded_at)
+    SELECT base[t.r] + t.ord, t.id, x_stream[t.x], cur[t.x] + t.o, t.typ, t.sch, t.ten,
+           t.pay, t.meta, recorded
+      FROM unnest(e_r, e_x, e_ord, e_id, e_type, e_schema, e_tenant, e_payload, e_metadata)
+           WITH ORDINALITY AS t(r, x, o, id, typ, sch, ten, pay, meta, ord)
+     WHERE accepted[t.r];
+
+    IF cardinality(cmd_ids) > 0 THEN
+        INSERT INTO event_commands (command_id, result, recorded_at)
+        SELECT u.id, u.res, recorded FROM unnest(cmd_ids, cmd_res) AS u(id, res);
+    END IF;
 
     -- Delivered at commit: wakes subscribers in other processes.
     PERFORM pg_notify('tenantry_events', head::TEXT);

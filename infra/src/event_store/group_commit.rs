@@ -9,6 +9,8 @@
 use async_trait::async_trait;
 use domain::event::Position;
 use domain::event_store::{AppendRequest, AppendResult, EventStoreError};
+use domain::ids::CommandId;
+use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -24,7 +26,10 @@ pub(crate) type Outcome = Result<AppendResult, EventStoreError>;
 pub(crate) trait BatchWriter: Send + Sync + 'static {
     /// Writes `batch` in one transaction and returns one outcome per request. `Err` means
     /// the transaction failed as a whole and nothing was written.
-    async fn write_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Outcome>, EventStoreError>;
+    async fn write_batch(
+        &mut self,
+        batch: &[AppendRequest],
+    ) -> Result<Vec<Outcome>, EventStoreError>;
 }
 
 struct Pending {
@@ -67,21 +72,34 @@ impl GroupCommit {
 }
 
 async fn run(
-    writer: impl BatchWriter,
+    mut writer: impl BatchWriter,
     mut queue: mpsc::Receiver<Pending>,
     head: Arc<watch::Sender<Position>>,
 ) {
-    while let Some(first) = queue.recv().await {
+    // A request held over to the next batch because its command id is already in this one
+    // (a retry must see the first attempt's stored result).
+    let mut carried: Option<Pending> = None;
+    loop {
+        let first = match carried.take() {
+            Some(first) => first,
+            None => match queue.recv().await {
+                Some(first) => first,
+                None => return,
+            },
+        };
         let mut events = first.request.event_count();
+        let mut commands: HashSet<CommandId> = first.request.command_id.into_iter().collect();
         let mut batch = vec![first];
         while events < MAX_BATCH_EVENTS {
-            match queue.try_recv() {
-                Ok(next) => {
-                    events += next.request.event_count();
-                    batch.push(next);
-                }
-                Err(_) => break,
+            let Ok(next) = queue.try_recv() else { break };
+            if let Some(command) = next.request.command_id
+                && !commands.insert(command)
+            {
+                carried = Some(next);
+                break;
             }
+            events += next.request.event_count();
+            batch.push(next);
         }
         let (requests, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|p| (p.request, p.reply)).unzip();

@@ -13,13 +13,15 @@ use async_trait::async_trait;
 use domain::event::{Position, RecordedEvent, StreamId, StreamVersion};
 use domain::event_store::{
     AppendRequest, AppendResult, EventStore, EventStoreError, EventStream, ExpectedVersion,
-    ReadDirection, StreamRead,
+    ReadDirection, StreamRead, StreamWritten,
 };
 use serde::Deserialize;
 use serde_json::Value;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgListener, PgPool};
 use sqlx::types::Json;
-use sqlx::{PgConnection, Row};
+use sqlx::{PgConnection, Postgres, Row};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -59,7 +61,13 @@ impl PgEventStore {
             .await
             .map_err(EventStoreError::backend)?;
         let listener = tokio::spawn(listen(listener, head.clone())).abort_handle();
-        let commits = GroupCommit::start(PgBatchWriter { pool: pool.clone() }, head.clone());
+        let commits = GroupCommit::start(
+            PgBatchWriter {
+                pool: pool.clone(),
+                conn: None,
+            },
+            head.clone(),
+        );
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
@@ -83,7 +91,7 @@ impl PgEventStore {
         let args = AppendArgs::from_requests(requests);
         let rows = sqlx::query(
             "SELECT request, outcome FROM tenantry_append($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-             $10, $11, $12, $13, $14, $15)",
+             $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(args.r_command)
         .bind(args.r_x_end)
@@ -91,6 +99,9 @@ impl PgEventStore {
         .bind(args.x_stream)
         .bind(args.x_kind)
         .bind(args.x_version)
+        .bind(args.x_count)
+        .bind(args.x_prev)
+        .bind(args.e_r)
         .bind(args.e_x)
         .bind(args.e_ord)
         .bind(args.e_id)
@@ -130,6 +141,9 @@ struct AppendArgs {
     x_stream: Vec<String>,
     x_kind: Vec<i16>,
     x_version: Vec<i64>,
+    x_count: Vec<i64>,
+    x_prev: Vec<i32>,
+    e_r: Vec<i32>,
     e_x: Vec<i32>,
     e_ord: Vec<i64>,
     e_id: Vec<Uuid>,
@@ -144,10 +158,17 @@ impl AppendArgs {
     fn from_requests(requests: &[AppendRequest]) -> Self {
         let mut args = Self::default();
         let index = |len: usize| i32::try_from(len).unwrap_or(i32::MAX);
+        // The latest expectation index (1-based) of each stream seen so far in the batch.
+        let mut last_seen: HashMap<&str, i32> = HashMap::new();
         for request in requests {
             args.r_command.push(request.command_id.map(|c| c.as_uuid()));
+            let r = index(args.r_command.len());
             for part in &request.streams {
                 args.x_stream.push(part.stream.as_str().to_owned());
+                let x = index(args.x_stream.len());
+                args.x_prev
+                    .push(last_seen.insert(part.stream.as_str(), x).unwrap_or(0));
+                args.x_count.push(sql_u64(part.events.len() as u64));
                 let (kind, version) = match part.expected {
                     ExpectedVersion::Any => (0, 0),
                     ExpectedVersion::NoStream => (1, 0),
@@ -156,8 +177,8 @@ impl AppendArgs {
                 };
                 args.x_kind.push(kind);
                 args.x_version.push(version);
-                let x = index(args.x_stream.len());
                 for (ord, event) in part.events.iter().enumerate() {
+                    args.e_r.push(r);
                     args.e_x.push(x);
                     args.e_ord.push(sql_u64(ord as u64 + 1));
                     args.e_id.push(event.event_id.as_uuid());
@@ -180,14 +201,41 @@ impl AppendArgs {
 #[derive(Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum WireOutcome {
-    Ok(AppendResult),
-    Duplicate(AppendResult),
+    Ok(WireResult),
+    Duplicate(WireResult),
     Conflict { stream: String, actual: u64 },
+}
+
+/// An append result as `tenantry_append` returns and stores it.
+#[derive(Deserialize)]
+struct WireResult {
+    first_position: u64,
+    last_position: u64,
+    streams: Vec<StreamId>,
+    versions: Vec<u64>,
+}
+
+impl From<WireResult> for AppendResult {
+    fn from(wire: WireResult) -> Self {
+        Self {
+            streams: wire
+                .streams
+                .into_iter()
+                .zip(wire.versions)
+                .map(|(stream, version)| StreamWritten {
+                    stream,
+                    version: StreamVersion(version),
+                })
+                .collect(),
+            first_position: Position(wire.first_position),
+            last_position: Position(wire.last_position),
+        }
+    }
 }
 
 fn decode_outcome(outcome: Value, request: &AppendRequest) -> Outcome {
     match serde_json::from_value::<WireOutcome>(outcome) {
-        Ok(WireOutcome::Ok(result) | WireOutcome::Duplicate(result)) => Ok(result),
+        Ok(WireOutcome::Ok(result) | WireOutcome::Duplicate(result)) => Ok(result.into()),
         Ok(WireOutcome::Conflict { stream, actual }) => {
             let part = request
                 .streams
@@ -206,19 +254,32 @@ fn decode_outcome(outcome: Value, request: &AppendRequest) -> Outcome {
     }
 }
 
+/// Holds one connection for all appends (no pool round trip per batch); after a failure it
+/// takes a fresh one, in case the connection itself was the problem.
 struct PgBatchWriter {
     pool: PgPool,
+    conn: Option<PoolConnection<Postgres>>,
 }
 
 #[async_trait]
 impl BatchWriter for PgBatchWriter {
-    async fn write_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Outcome>, EventStoreError> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(EventStoreError::backend)?;
-        PgEventStore::append_on(&mut conn, batch).await
+    async fn write_batch(
+        &mut self,
+        batch: &[AppendRequest],
+    ) -> Result<Vec<Outcome>, EventStoreError> {
+        let mut conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => self
+                .pool
+                .acquire()
+                .await
+                .map_err(EventStoreError::backend)?,
+        };
+        let outcomes = PgEventStore::append_on(&mut conn, batch).await;
+        if outcomes.is_ok() {
+            self.conn = Some(conn);
+        }
+        outcomes
     }
 }
 

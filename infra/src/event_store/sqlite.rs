@@ -66,7 +66,10 @@ struct SqliteBatchWriter {
 
 #[async_trait]
 impl BatchWriter for SqliteBatchWriter {
-    async fn write_batch(&self, batch: &[AppendRequest]) -> Result<Vec<Outcome>, EventStoreError> {
+    async fn write_batch(
+        &mut self,
+        batch: &[AppendRequest],
+    ) -> Result<Vec<Outcome>, EventStoreError> {
         let backend = EventStoreError::backend;
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let mut head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")

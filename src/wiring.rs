@@ -1,0 +1,39 @@
+//! The one place adapters are built from configuration.
+
+use crate::cli::GlobalArgs;
+use anyhow::Context;
+use domain::event_store::EventStore;
+use infra::database::{Database, DatabaseOptions, redact};
+use std::sync::Arc;
+
+/// Everything a running role needs.
+#[derive(Debug)]
+pub struct App {
+    pub store: Arc<dyn EventStore>,
+}
+
+/// Connects to the configured database and migrates it.
+pub async fn open_database(global: &GlobalArgs) -> anyhow::Result<Database> {
+    let options = DatabaseOptions {
+        max_connections: global.max_connections,
+        ..DatabaseOptions::default()
+    };
+    let database = Database::open(&global.database_url, &options)
+        .await
+        .with_context(|| format!("opening {}", redact(&global.database_url)))?;
+    tracing::info!(
+        database.url = %redact(&global.database_url),
+        database.backend = database.backend_name(),
+        "database ready (migrations applied)"
+    );
+    Ok(database)
+}
+
+pub async fn open(global: &GlobalArgs) -> anyhow::Result<App> {
+    let database = open_database(global).await?;
+    let store = database
+        .event_store()
+        .await
+        .context("starting the event store")?;
+    Ok(App { store })
+}
