@@ -54,9 +54,9 @@ CREATE TRIGGER event_commands_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON
 -- sees the versions that earlier requests of the batch produce. e_r is each event's request,
 -- e_x its expectation (stream), e_ord its 1-based order within that stream in the request.
 --
--- A batch costs a fixed number of statements, whatever its size: the lock, the head, one
--- lookup of every stream's version, one of every command id, one INSERT of all accepted
--- events and one of their command results.
+-- A batch costs a fixed number of statements, whatever its size: the lock, one read of the
+-- head, every stream's version and every command id, one INSERT of all accepted events and
+-- one of their command results.
 --
 -- Returns one row per request: {"ok": result}, {"duplicate": first result} or
 -- {"conflict": {"stream": ..., "actual": ...}}, where a result is
@@ -106,15 +106,15 @@ DECLARE
     res       JSONB;
 BEGIN
     PERFORM pg_advisory_xact_lock(7245130914);
-    SELECT coalesce(max(ev.position), 0) INTO head FROM events ev;
-    SELECT array_agg(coalesce((SELECT max(ev.version) FROM events ev WHERE ev.stream_id = u.s), 0)
-                     ORDER BY u.i)
-      INTO stored
-      FROM unnest(x_stream) WITH ORDINALITY AS u(s, i);
-    SELECT array_agg(c.result ORDER BY u.i)
-      INTO prior
-      FROM unnest(r_command) WITH ORDINALITY AS u(id, i)
-      LEFT JOIN event_commands c ON c.command_id = u.id;
+    -- One statement (one snapshot, taken after the lock) reads everything the checks need.
+    SELECT (SELECT coalesce(max(ev.position), 0) FROM events ev),
+           (SELECT array_agg(coalesce((SELECT max(ev.version) FROM events ev
+                                        WHERE ev.stream_id = u.s), 0) ORDER BY u.i)
+              FROM unnest(x_stream) WITH ORDINALITY AS u(s, i)),
+           (SELECT array_agg(c.result ORDER BY u.i)
+              FROM unnest(r_command) WITH ORDINALITY AS u(id, i)
+              LEFT JOIN event_commands c ON c.command_id = u.id)
+      INTO head, stored, prior;
     cur := array_fill(0::BIGINT, ARRAY[n_x]);
     x_ok := array_fill(false, ARRAY[n_x]);
     base := array_fill(0::BIGINT, ARRAY[n_req]);

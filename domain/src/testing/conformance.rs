@@ -36,6 +36,7 @@ macro_rules! event_store_conformance {
             global_log_is_dense_and_ordered_in_batches,
             concurrent_writers_to_one_stream_exactly_one_wins,
             concurrent_appends_to_many_streams_all_land_in_order,
+            concurrent_appends_to_one_stream_get_consecutive_versions,
             subscription_catches_up_then_goes_live,
             subscription_from_a_position_skips_earlier_events
         );
@@ -543,6 +544,45 @@ pub async fn concurrent_appends_to_many_streams_all_land_in_order(store: Store) 
             .collect();
         assert_eq!(versions, (1..=20).collect::<Vec<_>>());
     }
+}
+
+pub async fn concurrent_appends_to_one_stream_get_consecutive_versions(store: Store) {
+    // Concurrent appends are likely to share a batch: each must see the versions the ones
+    // before it produce, including when one of them is rejected.
+    let s = stream();
+    let tasks: Vec<_> = (0..24)
+        .map(|n| {
+            let store = store.clone();
+            let s = s.clone();
+            tokio::spawn(async move {
+                let expected = if n % 6 == 5 {
+                    ExpectedVersion::NoStream // refused: the stream exists by then, or not
+                } else {
+                    ExpectedVersion::Any
+                };
+                (expected, append(&store, &s, expected, events(0..2)).await)
+            })
+        })
+        .collect();
+    let mut written = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            (_, Ok(r)) => {
+                written += 2;
+                let v = r.version_of(&s).unwrap().0;
+                assert_eq!(
+                    v % 2,
+                    0,
+                    "appends of 2 events end on even versions, got {v}"
+                );
+            }
+            (ExpectedVersion::NoStream, Err(EventStoreError::VersionConflict { .. })) => {}
+            (_, Err(e)) => panic!("unexpected failure: {e}"),
+        }
+    }
+    let versions: Vec<u64> = all(&store, &s).await.iter().map(|e| e.version.0).collect();
+    assert_eq!(versions, (1..=written).collect::<Vec<_>>());
+    assert_eq!(store.head().await.unwrap(), Position(written));
 }
 
 async fn collect(sub: &mut crate::event_store::EventStream, n: usize) -> Vec<RecordedEvent> {
