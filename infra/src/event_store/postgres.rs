@@ -80,13 +80,22 @@ impl PgEventStore {
 
     /// Appends `requests` on `conn` without committing: inside the caller's transaction if
     /// one is open (the advisory lock then holds until that transaction ends), or as one
-    /// auto-committed statement otherwise. Returns one outcome per request.
+    /// auto-committed statement otherwise. Returns one outcome per request. Two requests with
+    /// the same command id may not share a call.
     pub async fn append_on(
         conn: &mut PgConnection,
         requests: &[AppendRequest],
     ) -> Result<Vec<Outcome>, EventStoreError> {
+        let mut commands = std::collections::HashSet::new();
         for request in requests {
             request.validate()?;
+            if let Some(command) = request.command_id
+                && !commands.insert(command)
+            {
+                return Err(EventStoreError::InvalidAppend(format!(
+                    "command {command} appears twice in one batch"
+                )));
+            }
         }
         let args = AppendArgs::from_requests(requests);
         let rows = sqlx::query(
