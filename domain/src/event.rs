@@ -341,7 +341,8 @@ mod tests {
 
     #[test]
     fn payload_that_is_not_json_is_refused() {
-        let err = NewEvent::from_json("TenantProvisioned", "{not json", meta()).unwrap_err();
+        let err =
+            NewEvent::from_json("TenantProvisioned", "{not json", meta()).expect_err("not JSON");
         assert!(matches!(err, InvalidEvent::PayloadNotJson(_)), "{err:?}");
     }
 

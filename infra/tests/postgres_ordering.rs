@@ -194,6 +194,7 @@ async fn live_subscriber_sees_every_committed_event_once_in_order() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     subscriber.abort();
 
+    let head = store.head().await.unwrap();
     let seen = seen.lock().unwrap();
     let positions: Vec<u64> = seen.iter().map(|e| e.position.0).collect();
     let expected: Vec<u64> = (1..=committed.len() as u64).collect();
@@ -212,8 +213,5 @@ async fn live_subscriber_sees_every_committed_event_once_in_order() {
         seen_ids.is_disjoint(&rolled_back),
         "a rolled-back event was delivered"
     );
-    assert_eq!(
-        store.head().await.unwrap(),
-        Position(committed.len() as u64)
-    );
+    assert_eq!(head, Position(committed.len() as u64));
 }
