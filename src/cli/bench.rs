@@ -9,6 +9,7 @@ use domain::event::{Actor, EventMetadata, NewEvent, StreamId};
 use domain::event_store::{AppendRequest, EventStore, ExpectedVersion};
 use domain::ids::{CommandId, CorrelationId, TenantId};
 use infra::database::{Database, DatabaseOptions, redact, with_database};
+use infra::event_store::PgEventStore;
 use serde_json::{Value, json};
 use sqlx::Connection;
 use std::sync::Arc;
@@ -40,6 +41,10 @@ pub struct AppendBenchArgs {
     /// Skip SQLite.
     #[arg(long)]
     pub no_sqlite: bool,
+    /// Also measure, on PostgreSQL, the rejected alternative: every writer runs the locked
+    /// append in its own transaction, without group commit.
+    #[arg(long)]
+    pub alternatives: bool,
 }
 
 pub async fn run(_global: &GlobalArgs, command: BenchCommand) -> anyhow::Result<()> {
@@ -83,6 +88,9 @@ const CASES: [Case; 4] = [
 enum Target {
     Store(Arc<dyn EventStore>),
     Raw(Database),
+    /// `tenantry_append` called by each writer on its own connection: appends serialised by
+    /// the lock, one commit each.
+    Ungrouped(sqlx::PgPool),
 }
 
 #[derive(Debug)]
@@ -124,7 +132,7 @@ async fn append(args: AppendBenchArgs) -> anyhow::Result<()> {
         let url = format!("sqlite://{}", path.display());
         let db = Database::open(&url, &options).await?;
         create_raw_table(&db).await?;
-        compare("sqlite", &db, duration).await?;
+        compare("sqlite", &db, duration, false).await?;
         drop(db);
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
@@ -142,7 +150,7 @@ async fn append(args: AppendBenchArgs) -> anyhow::Result<()> {
         let result = async {
             let db = Database::open(&url, &options).await?;
             create_raw_table(&db).await?;
-            compare("postgres", &db, duration).await?;
+            compare("postgres", &db, duration, args.alternatives).await?;
             if let Database::Postgres(pool) = db {
                 pool.close().await;
             }
@@ -157,7 +165,12 @@ async fn append(args: AppendBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn compare(backend: &str, db: &Database, duration: Duration) -> anyhow::Result<()> {
+async fn compare(
+    backend: &str,
+    db: &Database,
+    duration: Duration,
+    alternatives: bool,
+) -> anyhow::Result<()> {
     let store = Target::Store(db.event_store().await?);
     let raw = Target::Raw(db.clone());
     // Warm caches, prepared statements and the connection pool.
@@ -197,6 +210,21 @@ async fn compare(backend: &str, db: &Database, duration: Duration) -> anyhow::Re
             ms(r.p99),
             s.events_per_sec / r.events_per_sec
         ));
+    }
+    if let (true, Database::Postgres(pool)) = (alternatives, db) {
+        let ungrouped = Target::Ungrouped(pool.clone());
+        for case in CASES {
+            let u = measure(&ungrouped, case, duration).await?;
+            report_line(&format!(
+                "{:<9} {:<22} {:>7} {:>11.0} {:>8.2} {:>8.2}   (lock per append, no group commit)",
+                backend,
+                case.name,
+                case.writers,
+                u.events_per_sec,
+                ms(u.p50),
+                ms(u.p99)
+            ));
+        }
     }
     Ok(())
 }
@@ -282,6 +310,12 @@ async fn write(target: &Target, batch: usize) -> anyhow::Result<()> {
                 .await?;
         }
         Target::Raw(db) => raw_insert(db, &stream, &events).await?,
+        Target::Ungrouped(pool) => {
+            let mut conn = pool.acquire().await?;
+            let request = AppendRequest::to_stream(stream, ExpectedVersion::NoStream, events);
+            let mut outcomes = PgEventStore::append_on(&mut conn, &[request]).await?;
+            outcomes.pop().context("no outcome")??;
+        }
     }
     Ok(())
 }
