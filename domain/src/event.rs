@@ -13,6 +13,10 @@ pub const MAX_STREAM_ID_LEN: usize = 200;
 pub const MAX_EVENT_TYPE_LEN: usize = 128;
 /// Largest accepted payload, serialized, in bytes. Events are facts, not blobs.
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+/// Largest accepted metadata, serialized, in bytes.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// Highest schema version (stored as a 32-bit signed integer).
+pub const MAX_SCHEMA_VERSION: u32 = i32::MAX as u32;
 
 /// Why an event or stream name was refused. Nothing is written when this is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,14 +33,18 @@ pub enum InvalidEvent {
     EventTypeTooLong(String),
     #[error("event type {0:?} may contain only letters, digits and . _ - :")]
     EventTypeCharacters(String),
-    #[error("schema version must be at least 1")]
-    SchemaVersionZero,
+    #[error("schema version must be between 1 and {MAX_SCHEMA_VERSION}")]
+    SchemaVersionOutOfRange,
     #[error("payload is not valid JSON: {0}")]
     PayloadNotJson(String),
     #[error("payload must be a JSON object, got {0}")]
     PayloadNotObject(&'static str),
     #[error("payload is {0} bytes, more than the {MAX_PAYLOAD_BYTES} allowed")]
     PayloadTooLarge(usize),
+    #[error("metadata is {0} bytes, more than the {MAX_METADATA_BYTES} allowed")]
+    MetadataTooLarge(usize),
+    #[error("{0} contains a NUL character (\\u0000), which cannot be stored")]
+    NulCharacter(&'static str),
 }
 
 /// The name of one stream: one aggregate instance, such as `tenant-<uuid>`.
@@ -182,6 +190,16 @@ pub struct EventMetadata {
 }
 
 impl EventMetadata {
+    fn contains_nul(&self) -> bool {
+        let actor = match &self.actor {
+            Actor::System { name } => Some(name),
+            Actor::Webhook { source } => Some(source),
+            Actor::User { .. } | Actor::ApiKey { .. } | Actor::Anonymous => None,
+        };
+        actor.is_some_and(|s| s.contains('\0'))
+            || self.source_ip.as_ref().is_some_and(|s| s.contains('\0'))
+    }
+
     pub fn by(actor: Actor) -> Self {
         Self {
             command_id: None,
@@ -290,11 +308,12 @@ impl NewEvent {
         self
     }
 
-    /// Checks type, schema version and payload shape and size.
-    pub fn validate(&self) -> Result<(), InvalidEvent> {
+    /// Checks type, schema version, payload shape and size, and metadata size. Returns the
+    /// serialized size of payload and metadata, in bytes.
+    pub fn validate(&self) -> Result<usize, InvalidEvent> {
         EventType::parse(self.event_type.as_str())?;
-        if self.schema_version == 0 {
-            return Err(InvalidEvent::SchemaVersionZero);
+        if self.schema_version == 0 || self.schema_version > MAX_SCHEMA_VERSION {
+            return Err(InvalidEvent::SchemaVersionOutOfRange);
         }
         let kind = match &self.payload {
             Value::Object(_) => None,
@@ -307,11 +326,50 @@ impl NewEvent {
         if let Some(kind) = kind {
             return Err(InvalidEvent::PayloadNotObject(kind));
         }
-        let size = serde_json::to_vec(&self.payload).map_or(usize::MAX, |bytes| bytes.len());
-        if size > MAX_PAYLOAD_BYTES {
-            return Err(InvalidEvent::PayloadTooLarge(size));
+        let payload_bytes = serialized_len(&self.payload);
+        if payload_bytes > MAX_PAYLOAD_BYTES {
+            return Err(InvalidEvent::PayloadTooLarge(payload_bytes));
         }
-        Ok(())
+        // PostgreSQL refuses NUL in JSONB text; refuse it everywhere so backends agree.
+        if contains_nul(&self.payload) {
+            return Err(InvalidEvent::NulCharacter("payload"));
+        }
+        let metadata_bytes = serialized_len(&self.metadata);
+        if metadata_bytes > MAX_METADATA_BYTES {
+            return Err(InvalidEvent::MetadataTooLarge(metadata_bytes));
+        }
+        if self.metadata.contains_nul() {
+            return Err(InvalidEvent::NulCharacter("metadata"));
+        }
+        Ok(payload_bytes + metadata_bytes)
+    }
+}
+
+/// The length of `value` serialized as JSON, without building the string.
+fn serialized_len(value: &impl Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
+}
+
+fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
     }
 }
 
@@ -350,6 +408,8 @@ mod tests {
     fn empty_or_odd_event_types_are_refused() {
         let event = NewEvent::new("", json!({}), meta());
         assert_eq!(event.validate(), Err(InvalidEvent::EmptyEventType));
+        let event = NewEvent::new("X", json!({}), meta()).with_schema_version(u32::MAX);
+        assert_eq!(event.validate(), Err(InvalidEvent::SchemaVersionOutOfRange));
         let event = NewEvent::new("Tenant Provisioned", json!({}), meta());
         assert!(matches!(
             event.validate(),
@@ -370,6 +430,19 @@ mod tests {
             event.validate(),
             Err(InvalidEvent::PayloadTooLarge(_))
         ));
+    }
+
+    #[test]
+    fn nul_characters_are_refused_in_payload_and_metadata() {
+        let event = NewEvent::new("X", json!({ "name": "a\u{0}b" }), meta());
+        assert_eq!(event.validate(), Err(InvalidEvent::NulCharacter("payload")));
+        let mut m = meta();
+        m.source_ip = Some("\u{0}".into());
+        let event = NewEvent::new("X", json!({ "name": "a\\u0000 is fine as text" }), m);
+        assert_eq!(
+            event.validate(),
+            Err(InvalidEvent::NulCharacter("metadata"))
+        );
     }
 
     #[test]

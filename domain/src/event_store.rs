@@ -15,6 +15,8 @@ use std::fmt;
 
 /// Most events one append request may carry.
 pub const MAX_EVENTS_PER_APPEND: usize = 10_000;
+/// Most bytes (serialized payloads and metadata) one append request may carry.
+pub const MAX_BYTES_PER_APPEND: usize = 32 * 1024 * 1024;
 
 /// What the caller believes about a stream's version before appending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,7 +112,8 @@ impl AppendRequest {
     }
 
     /// Every store calls this before writing: a request that fails it writes nothing.
-    pub fn validate(&self) -> Result<(), EventStoreError> {
+    /// Returns the request's size in bytes (serialized payloads and metadata).
+    pub fn validate(&self) -> Result<usize, EventStoreError> {
         let invalid = |reason: String| Err(EventStoreError::InvalidAppend(reason));
         let count = self.event_count();
         if count == 0 {
@@ -123,6 +126,7 @@ impl AppendRequest {
         }
         let mut streams = HashSet::new();
         let mut ids = HashSet::new();
+        let mut bytes = 0;
         for part in &self.streams {
             if !streams.insert(&part.stream) {
                 return invalid(format!(
@@ -131,13 +135,18 @@ impl AppendRequest {
                 ));
             }
             for event in &part.events {
-                event.validate()?;
+                bytes += event.validate()?;
                 if !ids.insert(event.event_id) {
                     return invalid(format!("event id {} appears twice", event.event_id));
                 }
             }
         }
-        Ok(())
+        if bytes > MAX_BYTES_PER_APPEND {
+            return invalid(format!(
+                "an append may carry at most {MAX_BYTES_PER_APPEND} bytes, got {bytes}"
+            ));
+        }
+        Ok(bytes)
     }
 }
 

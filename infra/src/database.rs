@@ -24,6 +24,8 @@ pub enum DatabaseError {
         "unsupported database URL scheme in {0:?}: use sqlite://PATH or postgres://USER@HOST/DB"
     )]
     UnsupportedUrl(String),
+    #[error("in-memory SQLite is not supported: use a file, such as sqlite://data/tenantry.db")]
+    InMemorySqlite,
     #[error("invalid database URL: {0}")]
     InvalidUrl(#[source] sqlx::Error),
     #[error("could not create the data directory {path}: {source}")]
@@ -84,6 +86,10 @@ impl Database {
                 .map_err(DatabaseError::Connect)?;
             Ok(Self::Postgres(pool))
         } else if url.starts_with("sqlite:") {
+            if url.contains(":memory:") || url.contains("mode=memory") {
+                // Writes and reads use separate pools, which would see separate databases.
+                return Err(DatabaseError::InMemorySqlite);
+            }
             let connect = SqliteConnectOptions::from_str(url)
                 .map_err(DatabaseError::InvalidUrl)?
                 .create_if_missing(true)
@@ -163,18 +169,50 @@ impl Database {
     }
 }
 
-/// The URL with any password replaced, safe to log or print.
+/// The URL with any password replaced, safe to log or print: the password of the user
+/// information (which ends at the *last* `@` before the path) and `password` or
+/// `sslpassword` query parameters.
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    match rest.split_once('@') {
-        Some((userinfo, host)) if userinfo.contains(':') => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}")
-        }
-        _ => url.to_owned(),
+    let (before_query, query) = match rest.split_once('?') {
+        Some((before, query)) => (before, Some(query)),
+        None => (rest, None),
+    };
+    let (authority, path) = match before_query.split_once('/') {
+        Some((authority, path)) => (authority, Some(path)),
+        None => (before_query, None),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let mut out = format!("{scheme}://{authority}");
+    if let Some(path) = path {
+        out.push('/');
+        out.push_str(path);
     }
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((key, _))
+                    if key.eq_ignore_ascii_case("password")
+                        || key.eq_ignore_ascii_case("sslpassword") =>
+                {
+                    format!("{key}=***")
+                }
+                _ => param.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
 }
 
 /// A PostgreSQL `url` with its database name replaced by `database`.
@@ -202,6 +240,14 @@ mod tests {
         );
         assert_eq!(redact("postgres://app@db/x"), "postgres://app@db/x");
         assert_eq!(redact("sqlite://data/t.db"), "sqlite://data/t.db");
+        assert_eq!(
+            redact("postgres://app:p@ss@db/x?sslmode=disable"),
+            "postgres://app:***@db/x?sslmode=disable"
+        );
+        assert_eq!(
+            redact("postgres://app@db/x?password=s3cret&application_name=t"),
+            "postgres://app@db/x?password=***&application_name=t"
+        );
     }
 
     #[test]
@@ -211,6 +257,14 @@ mod tests {
             "postgres://u@h:5432/x?sslmode=disable"
         );
         assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
+    }
+
+    #[tokio::test]
+    async fn in_memory_sqlite_is_refused_clearly() {
+        let err = Database::connect("sqlite::memory:", &DatabaseOptions::default())
+            .await
+            .expect_err("in-memory SQLite is not supported");
+        assert!(matches!(err, DatabaseError::InMemorySqlite), "{err}");
     }
 
     #[tokio::test]

@@ -43,7 +43,7 @@ async fn subscribers_are_woken_by_appends_from_another_process() {
     // Let the subscriber catch up (to nothing) and go to sleep.
     tokio::time::sleep(Duration::from_millis(50)).await;
 
-    let mut worst = Duration::ZERO;
+    let mut slow = 0;
     for n in 1..=10u64 {
         let stream = StreamId::for_aggregate("test", uuid::Uuid::now_v7());
         let started = Instant::now();
@@ -59,12 +59,57 @@ async fn subscribers_are_woken_by_appends_from_another_process() {
             .unwrap()
             .unwrap()
             .unwrap();
-        worst = worst.max(started.elapsed());
+        if started.elapsed() > Duration::from_millis(100) {
+            slow += 1;
+        }
         assert_eq!(got.position, Position(n));
     }
-    // The fallback poll is 500 ms; NOTIFY must beat it by far.
+    // Woken only by the 500 ms fallback poll, most wake-ups would take over 100 ms; woken by
+    // NOTIFY, a loaded machine may still have the odd slow one.
     assert!(
-        worst < Duration::from_millis(250),
-        "slowest cross-process wake-up: {worst:?}"
+        slow <= 3,
+        "{slow} of 10 cross-process wake-ups took over 100 ms"
     );
+}
+
+/// Appending inside a caller's transaction works under READ COMMITTED and is refused, with a
+/// clear error and nothing written, under REPEATABLE READ.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_inside_a_caller_transaction_need_read_committed() {
+    use sqlx::Connection;
+    let url = infra::testing::fresh_pg_url().await;
+    let store = Database::open(&url, &DatabaseOptions::default())
+        .await
+        .unwrap()
+        .event_store()
+        .await
+        .unwrap();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let request = || {
+        AppendRequest::to_stream(
+            StreamId::for_aggregate("test", uuid::Uuid::now_v7()),
+            ExpectedVersion::NoStream,
+            vec![event()],
+        )
+    };
+
+    let mut tx = conn.begin().await.unwrap();
+    let outcome = infra::event_store::PgEventStore::append_on(&mut tx, &[request()])
+        .await
+        .unwrap();
+    assert!(outcome[0].is_ok());
+    tx.commit().await.unwrap();
+    assert_eq!(store.head().await.unwrap(), Position(1));
+
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let err = infra::event_store::PgEventStore::append_on(&mut tx, &[request()])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("READ COMMITTED"), "{err}");
+    tx.rollback().await.unwrap();
+    assert_eq!(store.head().await.unwrap(), Position(1));
 }

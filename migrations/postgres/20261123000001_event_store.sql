@@ -105,6 +105,11 @@ DECLARE
     conflict  JSONB;
     res       JSONB;
 BEGIN
+    -- Under REPEATABLE READ or SERIALIZABLE the snapshot predates the lock and the head
+    -- read below would be stale.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'tenantry_append must run under READ COMMITTED isolation';
+    END IF;
     PERFORM pg_advisory_xact_lock(7245130914);
     -- One statement (one snapshot, taken after the lock) reads everything the checks need.
     SELECT (SELECT coalesce(max(ev.position), 0) FROM events ev),

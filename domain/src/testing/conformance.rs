@@ -37,6 +37,7 @@ macro_rules! event_store_conformance {
             concurrent_writers_to_one_stream_exactly_one_wins,
             concurrent_appends_to_many_streams_all_land_in_order,
             concurrent_appends_to_one_stream_get_consecutive_versions,
+            a_refused_append_does_not_fail_the_appends_beside_it,
             subscription_catches_up_then_goes_live,
             subscription_from_a_position_skips_earlier_events
         );
@@ -368,6 +369,16 @@ pub async fn invalid_events_write_nothing(store: Store) {
         .await
         .unwrap_err();
     assert!(matches!(err, EventStoreError::InvalidEvent(_)), "{err:?}");
+    let nul = NewEvent::new("X", json!({ "name": "a\u{0}b" }), meta());
+    let err = append(&store, &s, ExpectedVersion::Any, vec![nul])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EventStoreError::InvalidEvent(_)), "{err:?}");
+    let future = event(9).with_schema_version(u32::MAX);
+    let err = append(&store, &s, ExpectedVersion::Any, vec![future])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EventStoreError::InvalidEvent(_)), "{err:?}");
     let err = append(&store, &s, ExpectedVersion::Any, vec![])
         .await
         .unwrap_err();
@@ -394,8 +405,13 @@ pub async fn invalid_events_write_nothing(store: Store) {
     append(&store, &s, ExpectedVersion::Any, vec![stored.clone()])
         .await
         .unwrap();
-    let dup = append(&store, &stream(), ExpectedVersion::Any, vec![stored]).await;
-    assert!(dup.is_err(), "a reused event id must be refused");
+    let dup = append(&store, &stream(), ExpectedVersion::Any, vec![stored])
+        .await
+        .unwrap_err();
+    assert!(
+        dup.to_string().contains("event id") && dup.to_string().contains("already stored"),
+        "a reused event id must be refused clearly: {dup}"
+    );
     assert_eq!(store.head().await.unwrap(), Position(1));
     assert_eq!(all(&store, &s).await.len(), 1);
 }
@@ -583,6 +599,42 @@ pub async fn concurrent_appends_to_one_stream_get_consecutive_versions(store: St
     let versions: Vec<u64> = all(&store, &s).await.iter().map(|e| e.version.0).collect();
     assert_eq!(versions, (1..=written).collect::<Vec<_>>());
     assert_eq!(store.head().await.unwrap(), Position(written));
+}
+
+pub async fn a_refused_append_does_not_fail_the_appends_beside_it(store: Store) {
+    // Concurrent appends may share a transaction; one of them reuses a stored event id.
+    let stored = event(0);
+    append(
+        &store,
+        &stream(),
+        ExpectedVersion::Any,
+        vec![stored.clone()],
+    )
+    .await
+    .unwrap();
+    let tasks: Vec<_> = (0..12)
+        .map(|n| {
+            let store = store.clone();
+            let evs = if n == 6 {
+                vec![event(1), stored.clone()]
+            } else {
+                events(0..3)
+            };
+            tokio::spawn(async move { append(&store, &stream(), ExpectedVersion::Any, evs).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    for (n, outcome) in outcomes.iter().enumerate() {
+        if n == 6 {
+            assert!(outcome.is_err(), "the append reusing an event id must fail");
+        } else {
+            assert!(outcome.is_ok(), "append {n} failed: {outcome:?}");
+        }
+    }
+    assert_eq!(store.head().await.unwrap(), Position(1 + 11 * 3));
 }
 
 async fn collect(sub: &mut crate::event_store::EventStream, n: usize) -> Vec<RecordedEvent> {

@@ -16,6 +16,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 /// Most events one batch carries; a single larger request still goes alone.
 const MAX_BATCH_EVENTS: usize = 5_000;
+/// Most bytes (payloads and metadata) one batch carries; a single larger request goes alone.
+const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// Appends that may wait for the writer before callers are slowed down.
 const QUEUE_DEPTH: usize = 4_096;
 
@@ -34,6 +36,7 @@ pub(crate) trait BatchWriter: Send + Sync + 'static {
 
 struct Pending {
     request: AppendRequest,
+    bytes: usize,
     reply: oneshot::Sender<Outcome>,
 }
 
@@ -60,11 +63,15 @@ impl GroupCommit {
 
     /// Validates, then appends through the writer task.
     pub(crate) async fn append(&self, request: AppendRequest) -> Outcome {
-        request.validate()?;
+        let bytes = request.validate()?;
         let (reply, answer) = oneshot::channel();
         let stopped = || EventStoreError::Backend("the event-store writer has stopped".into());
         self.queue
-            .send(Pending { request, reply })
+            .send(Pending {
+                request,
+                bytes,
+                reply,
+            })
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
@@ -88,17 +95,21 @@ async fn run(
             },
         };
         let mut events = first.request.event_count();
+        let mut bytes = first.bytes;
         let mut commands: HashSet<CommandId> = first.request.command_id.into_iter().collect();
         let mut batch = vec![first];
-        while events < MAX_BATCH_EVENTS {
+        while events < MAX_BATCH_EVENTS && bytes < MAX_BATCH_BYTES {
             let Ok(next) = queue.try_recv() else { break };
-            if let Some(command) = next.request.command_id
-                && !commands.insert(command)
-            {
+            let repeated = next
+                .request
+                .command_id
+                .is_some_and(|command| !commands.insert(command));
+            if repeated || bytes + next.bytes > MAX_BATCH_BYTES {
                 carried = Some(next);
                 break;
             }
             events += next.request.event_count();
+            bytes += next.bytes;
             batch.push(next);
         }
         let (requests, replies): (Vec<_>, Vec<_>) =
@@ -106,11 +117,8 @@ async fn run(
 
         match writer.write_batch(&requests).await {
             Ok(outcomes) => deliver(&head, replies.into_iter().zip(outcomes)),
-            Err(error) if requests.len() == 1 => {
-                deliver(&head, replies.into_iter().zip([Err(error)]))
-            }
-            Err(error) => {
-                tracing::debug!(error = %error, batch = requests.len(), "batch failed; retrying its appends one by one");
+            Err(error) if requests.len() > 1 && super::caused_by_a_request(&error) => {
+                tracing::debug!(error = %error, batch = requests.len(), "batch refused; retrying its appends one by one");
                 for (request, reply) in requests.iter().zip(replies) {
                     let outcome = match writer.write_batch(std::slice::from_ref(request)).await {
                         Ok(mut one) => one.pop().unwrap_or_else(|| {
@@ -118,10 +126,31 @@ async fn run(
                                 "the writer returned no outcome".into(),
                             ))
                         }),
-                        Err(error) => Err(error),
+                        Err(error) => Err(super::explain(error)),
                     };
                     deliver(&head, [(reply, outcome)]);
                 }
+            }
+            Err(error) => {
+                // Not one request's fault (the database is unreachable, say): fail them all
+                // now rather than retrying each against the same outage.
+                tracing::warn!(error = %error, batch = requests.len(), "append batch failed");
+                let message = error.to_string();
+                let mut errors =
+                    std::iter::once(super::explain(error)).chain(std::iter::repeat_with(|| {
+                        EventStoreError::Backend(message.clone().into())
+                    }));
+                deliver(
+                    &head,
+                    replies.into_iter().map(|reply| {
+                        (
+                            reply,
+                            Err(errors.next().unwrap_or_else(|| {
+                                EventStoreError::Backend(message.clone().into())
+                            })),
+                        )
+                    }),
+                );
             }
         }
     }

@@ -18,7 +18,7 @@ use domain::event_store::{
 use serde::Deserialize;
 use serde_json::Value;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgListener, PgPool};
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, Row};
 use std::collections::HashMap;
@@ -53,7 +53,16 @@ impl PgEventStore {
     /// Starts the writer task and the NOTIFY listener on a migrated database.
     pub async fn start(pool: PgPool) -> Result<Self, EventStoreError> {
         let head = Arc::new(watch::Sender::new(read_head(&pool).await?));
-        let mut listener = PgListener::connect_with(&pool)
+        // The listener and the writer each hold a connection for as long as the store runs:
+        // give them their own, so the shared pool keeps all of its connections for reads.
+        let options = (*pool.connect_options()).clone();
+        let dedicated = || {
+            PgPoolOptions::new()
+                .max_connections(1)
+                .test_before_acquire(false)
+                .connect_lazy_with(options.clone())
+        };
+        let mut listener = PgListener::connect_with(&dedicated())
             .await
             .map_err(EventStoreError::backend)?;
         listener
@@ -63,7 +72,7 @@ impl PgEventStore {
         let listener = tokio::spawn(listen(listener, head.clone())).abort_handle();
         let commits = GroupCommit::start(
             PgBatchWriter {
-                pool: pool.clone(),
+                pool: dedicated(),
                 conn: None,
             },
             head.clone(),
@@ -79,8 +88,8 @@ impl PgEventStore {
     }
 
     /// Appends `requests` on `conn` without committing: inside the caller's transaction if
-    /// one is open (the advisory lock then holds until that transaction ends), or as one
-    /// auto-committed statement otherwise. Returns one outcome per request. Two requests with
+    /// one is open (the advisory lock then holds until that transaction ends, and the
+    /// transaction must be READ COMMITTED), or as one auto-committed statement otherwise. Returns one outcome per request. Two requests with
     /// the same command id may not share a call.
     pub async fn append_on(
         conn: &mut PgConnection,
@@ -123,19 +132,25 @@ impl PgEventStore {
         .fetch_all(&mut *conn)
         .await
         .map_err(EventStoreError::backend)?;
-        if rows.len() != requests.len() {
-            return Err(EventStoreError::Corrupt(format!(
-                "tenantry_append returned {} outcomes for {} requests",
-                rows.len(),
-                requests.len()
-            )));
+        let mut outcomes: Vec<Option<Outcome>> = requests.iter().map(|_| None).collect();
+        for row in rows {
+            let request: i32 = row.try_get("request").map_err(EventStoreError::backend)?;
+            let outcome: Json<Value> = row.try_get("outcome").map_err(EventStoreError::backend)?;
+            let index = usize::try_from(request - 1).unwrap_or(usize::MAX);
+            let (Some(slot), Some(sent)) = (outcomes.get_mut(index), requests.get(index)) else {
+                return Err(EventStoreError::Corrupt(format!(
+                    "tenantry_append returned an outcome for request {request} of {}",
+                    requests.len()
+                )));
+            };
+            *slot = Some(decode_outcome(outcome.0, sent));
         }
-        rows.into_iter()
-            .zip(requests)
-            .map(|(row, request)| {
-                let outcome: Json<Value> =
-                    row.try_get("outcome").map_err(EventStoreError::backend)?;
-                Ok(decode_outcome(outcome.0, request))
+        outcomes
+            .into_iter()
+            .map(|o| {
+                o.ok_or_else(|| {
+                    EventStoreError::Corrupt("tenantry_append skipped a request".into())
+                })
             })
             .collect()
     }
@@ -263,8 +278,8 @@ fn decode_outcome(outcome: Value, request: &AppendRequest) -> Outcome {
     }
 }
 
-/// Holds one connection for all appends (no pool round trip per batch); after a failure it
-/// takes a fresh one, in case the connection itself was the problem.
+/// Writes every batch on one dedicated connection (from its own pool of one), held between
+/// batches. A connection that failed is closed rather than reused.
 struct PgBatchWriter {
     pool: PgPool,
     conn: Option<PoolConnection<Postgres>>,
@@ -285,7 +300,9 @@ impl BatchWriter for PgBatchWriter {
                 .map_err(EventStoreError::backend)?,
         };
         let outcomes = PgEventStore::append_on(&mut conn, batch).await;
-        if outcomes.is_ok() {
+        if outcomes.is_err() {
+            conn.close_on_drop();
+        } else {
             self.conn = Some(conn);
         }
         outcomes

@@ -71,7 +71,13 @@ impl BatchWriter for SqliteBatchWriter {
         batch: &[AppendRequest],
     ) -> Result<Vec<Outcome>, EventStoreError> {
         let backend = EventStoreError::backend;
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // IMMEDIATE takes the write lock up front, so another process writing the same file
+        // makes this wait (busy timeout) instead of failing on the read-to-write upgrade.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
         let mut head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
             .fetch_one(&mut *tx)
             .await
