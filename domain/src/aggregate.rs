@@ -9,7 +9,9 @@ use std::collections::HashMap;
 
 /// An event-sourced aggregate. Implementations do no I/O, read no clock and make no ids:
 /// everything they need arrives on the command.
-pub trait Aggregate: Default + Clone + Serialize + DeserializeOwned + Send + Sync + 'static {
+pub trait Aggregate:
+    Default + Clone + Serialize + DeserializeOwned + Send + Sync + 'static
+{
     /// The stream category: streams are named `<CATEGORY>-<uuid>`.
     const CATEGORY: &'static str;
     /// Bumped whenever the serialized state changes shape; older snapshots are ignored.
@@ -59,9 +61,10 @@ pub enum EventDecodeError {
 pub fn encode_event<E: Serialize>(event: &E) -> Result<(String, Value), EventDecodeError> {
     match serde_json::to_value(event) {
         Ok(Value::Object(map)) if map.len() == 1 => {
-            let (event_type, payload) = map.into_iter().next().ok_or_else(|| {
-                EventDecodeError::Shape("empty object".into())
-            })?;
+            let (event_type, payload) = map
+                .into_iter()
+                .next()
+                .ok_or_else(|| EventDecodeError::Shape("empty object".into()))?;
             Ok((event_type, payload))
         }
         Ok(other) => Err(EventDecodeError::Shape(other.to_string())),
@@ -75,7 +78,12 @@ pub fn decode_event<A: Aggregate>(
     schema_version: u32,
     payload: Value,
 ) -> Result<A::Event, EventDecodeError> {
-    let payload = A::upcasters().upcast(event_type, schema_version, A::schema_version(event_type), payload)?;
+    let payload = A::upcasters().upcast(
+        event_type,
+        schema_version,
+        A::schema_version(event_type),
+        payload,
+    )?;
     let mut tagged = serde_json::Map::with_capacity(1);
     tagged.insert(event_type.to_owned(), payload);
     serde_json::from_value(Value::Object(tagged)).map_err(|e| EventDecodeError::Payload {
@@ -96,7 +104,8 @@ impl Upcasters {
     /// Registers the step that turns `event_type` at `from_version` into `from_version + 1`.
     #[must_use]
     pub fn register(mut self, event_type: &str, from_version: u32, step: UpcastFn) -> Self {
-        self.steps.insert((event_type.to_owned(), from_version), step);
+        self.steps
+            .insert((event_type.to_owned(), from_version), step);
         self
     }
 
@@ -128,5 +137,61 @@ impl Upcasters {
             version += 1;
         }
         Ok(payload)
+    }
+}
+
+/// The state after `events`, from the default.
+pub fn replay<'a, A: Aggregate>(events: impl IntoIterator<Item = &'a A::Event>) -> A {
+    let mut state = A::default();
+    for event in events {
+        state.evolve(event);
+    }
+    state
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+    use serde_json::json;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    enum Ev {
+        Renamed { name: String },
+        Reset {},
+    }
+
+    #[test]
+    fn events_are_stored_as_type_and_object_payload() {
+        let (t, p) = encode_event(&Ev::Renamed { name: "a".into() }).expect("encode");
+        assert_eq!((t.as_str(), p), ("Renamed", json!({ "name": "a" })));
+        let (t, p) = encode_event(&Ev::Reset {}).expect("encode");
+        assert_eq!((t.as_str(), p), ("Reset", json!({})));
+    }
+
+    #[test]
+    fn upcasters_run_step_by_step_and_refuse_gaps_and_the_future() {
+        let ups = Upcasters::default()
+            .register("Renamed", 1, |mut v| {
+                v["name"] = json!(v["title"].take());
+                v
+            })
+            .register("Renamed", 2, |mut v| {
+                v["upper"] = json!(true);
+                v
+            });
+        let out = ups
+            .upcast("Renamed", 1, 3, json!({ "title": "x" }))
+            .expect("upcast");
+        assert_eq!(out["name"], "x");
+        assert_eq!(out["upper"], true);
+        assert!(matches!(
+            ups.upcast("Other", 1, 2, json!({})),
+            Err(EventDecodeError::NoUpcaster { .. })
+        ));
+        assert!(matches!(
+            ups.upcast("Renamed", 4, 3, json!({})),
+            Err(EventDecodeError::FromTheFuture { .. })
+        ));
     }
 }

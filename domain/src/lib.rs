@@ -3,15 +3,18 @@
 //! This crate owns the vocabulary every other crate speaks: [`ids`] (newtypes such as
 //! [`ids::TenantId`]), [`event`] (the envelope: [`event::NewEvent`] going in,
 //! [`event::RecordedEvent`] coming out) and [`event_store`] (the [`event_store::EventStore`] port
-//! with its append/read/subscribe contract).
+//! with its append/read/subscribe contract), [`aggregate`] (the decide/evolve shape, stored
+//! event encoding and upcasters) and the aggregates themselves ([`tenant`]).
 //!
 //! It must never depend on a database, HTTP, runtime or SDK crate: it does no I/O. The
 //! `testing` feature adds the event-store conformance suite (and the async runtime it needs)
 //! for test code only; the dependency-direction test checks the normal dependency set.
 
+pub mod aggregate;
 pub mod event;
 pub mod event_store;
 pub mod ids;
+pub mod tenant;
 
 #[cfg(feature = "testing")]
 pub mod testing;
