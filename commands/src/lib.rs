@@ -1,1 +1,16 @@
-//! placeholder
+//! The write path. [`Executor::execute`] is the only way events are written: it loads an
+//! aggregate (from a snapshot plus the stream's tail where a snapshot exists), runs its pure
+//! `decide`, appends with the exact expected version and retries a bounded number of times on
+//! conflict. [`Executor::execute_with`] does the same for a decision that spans two
+//! aggregates, appended atomically (how per-tenant limits hold under concurrency).
+//!
+//! Every command carries a [`CommandContext`]: its command id (which makes it idempotent, also
+//! across restarts), correlation and causation ids, actor and source IP.
+//!
+//! This crate depends on `domain` only (ports, not adapters), and never on `projections`.
+
+mod context;
+mod execute;
+
+pub use context::CommandContext;
+pub use execute::{CommandError, CommandOutcome, ExecutePolicy, Executor, LoadError, Loaded};

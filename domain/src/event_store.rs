@@ -276,6 +276,12 @@ pub trait EventStore: Send + Sync + fmt::Debug + 'static {
     /// The position of the last committed event (`Position::START` when the log is empty).
     async fn head(&self) -> Result<Position, EventStoreError>;
 
+    /// The stored result of the append that carried `command`, if there was one.
+    async fn find_command(
+        &self,
+        command: CommandId,
+    ) -> Result<Option<AppendResult>, EventStoreError>;
+
     /// Every event after `after`, in order, each exactly once: the stored ones first, then new
     /// ones as they commit. The stream ends only when dropped; errors are yielded and the
     /// subscription keeps trying.

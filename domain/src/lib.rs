@@ -14,6 +14,7 @@ pub mod aggregate;
 pub mod event;
 pub mod event_store;
 pub mod ids;
+pub mod snapshot;
 pub mod tenant;
 
 #[cfg(feature = "testing")]

@@ -2,7 +2,9 @@
 //! it runs the migrations in `migrations/<backend>/`, which are embedded in the binary.
 
 use crate::event_store::{PgEventStore, SqliteEventStore};
+use crate::snapshot_store::{PgSnapshotStore, SqliteSnapshotStore};
 use domain::event_store::{EventStore, EventStoreError};
+use domain::snapshot::SnapshotStore;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -159,6 +161,14 @@ impl Database {
             Self::Postgres(pool) => Arc::new(PgEventStore::start(pool.clone()).await?),
             Self::Sqlite(db) => Arc::new(SqliteEventStore::start(db.clone()).await?),
         })
+    }
+
+    /// The snapshot store on this database (which must be migrated).
+    pub fn snapshot_store(&self) -> Arc<dyn SnapshotStore> {
+        match self {
+            Self::Postgres(pool) => Arc::new(PgSnapshotStore::new(pool.clone())),
+            Self::Sqlite(db) => Arc::new(SqliteSnapshotStore::new(db.clone())),
+        }
     }
 
     pub fn backend_name(&self) -> &'static str {

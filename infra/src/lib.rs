@@ -2,13 +2,15 @@
 //! the outside systems (Stripe, S3, MongoDB, SMTP, the vault).
 //!
 //! Layout: [`database`] opens and migrates the configured database; [`event_store`] holds
-//! the two event-store adapters and what they share (group commit, the live tail).
+//! the two event-store adapters and what they share (group commit, the live tail);
+//! [`snapshot_store`] keeps aggregate snapshots.
 //!
 //! This is the only crate that names SDK crates; it must never depend on `api` or on the
 //! binary. With the `testing` feature, [`testing`] provides fresh databases for tests.
 
 pub mod database;
 pub mod event_store;
+pub mod snapshot_store;
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -332,6 +332,11 @@ pub async fn command_id_makes_appends_idempotent(store: Store) {
         .await
         .unwrap();
     assert_eq!(first, third);
+    assert_eq!(
+        store.find_command(command).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(store.find_command(CommandId::new_v7()).await.unwrap(), None);
     assert_eq!(all(&store, &s).await.len(), 2);
     assert_eq!(store.head().await.unwrap(), first.last_position);
 

@@ -15,6 +15,7 @@ use domain::event_store::{
     AppendRequest, AppendResult, EventStore, EventStoreError, EventStream, ExpectedVersion,
     ReadDirection, StreamRead, StreamWritten,
 };
+use domain::ids::CommandId;
 use serde::Deserialize;
 use serde_json::Value;
 use sqlx::pool::PoolConnection;
@@ -396,6 +397,19 @@ impl EventStore for PgEventStore {
 
     async fn head(&self) -> Result<Position, EventStoreError> {
         read_head(&self.inner.pool).await
+    }
+
+    async fn find_command(
+        &self,
+        command: CommandId,
+    ) -> Result<Option<AppendResult>, EventStoreError> {
+        let stored: Option<Json<WireResult>> =
+            sqlx::query_scalar("SELECT result FROM event_commands WHERE command_id = $1")
+                .bind(command.as_uuid())
+                .fetch_optional(&self.inner.pool)
+                .await
+                .map_err(EventStoreError::backend)?;
+        Ok(stored.map(|Json(result)| result.into()))
     }
 
     fn subscribe(&self, after: Position) -> EventStream {

@@ -15,6 +15,7 @@ use domain::event_store::{
     AppendRequest, AppendResult, EventStore, EventStoreError, EventStream, ReadDirection,
     StreamRead, StreamWritten,
 };
+use domain::ids::CommandId;
 use sqlx::types::Json;
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use std::sync::Arc;
@@ -231,6 +232,19 @@ impl EventStore for SqliteEventStore {
 
     async fn head(&self) -> Result<Position, EventStoreError> {
         read_head(&self.inner.reader).await
+    }
+
+    async fn find_command(
+        &self,
+        command: CommandId,
+    ) -> Result<Option<AppendResult>, EventStoreError> {
+        let stored: Option<Json<AppendResult>> =
+            sqlx::query_scalar("SELECT result FROM event_commands WHERE command_id = ?")
+                .bind(command.as_uuid())
+                .fetch_optional(&self.inner.reader)
+                .await
+                .map_err(EventStoreError::backend)?;
+        Ok(stored.map(|Json(result)| result))
     }
 
     fn subscribe(&self, after: Position) -> EventStream {

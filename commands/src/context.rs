@@ -1,0 +1,82 @@
+//! Who asked, and why: the metadata every command carries from the edge to its events.
+
+use domain::event::{Actor, EventMetadata, RecordedEvent};
+use domain::ids::{CommandId, CorrelationId, EventId, TenantId};
+use uuid::Uuid;
+
+/// Namespace for command ids derived from causing events (UUIDv5).
+const DERIVED_COMMANDS: Uuid = Uuid::from_u128(0x6f1c_2a9e_8d4b_4c1a_9e57_3b0d_21c4_7a10);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandContext {
+    /// Identifies the command: executing the same id twice appends once.
+    pub command_id: CommandId,
+    pub correlation_id: CorrelationId,
+    /// The event that caused this command, when a reactor issued it.
+    pub causation_id: Option<EventId>,
+    pub actor: Actor,
+    pub source_ip: Option<String>,
+    /// The tenant the written events belong to.
+    pub tenant_id: Option<TenantId>,
+}
+
+impl CommandContext {
+    /// A new command with fresh ids (for a request that brought no idempotency key).
+    pub fn new(actor: Actor) -> Self {
+        Self {
+            command_id: CommandId::new_v7(),
+            correlation_id: CorrelationId::new_v7(),
+            causation_id: None,
+            actor,
+            source_ip: None,
+            tenant_id: None,
+        }
+    }
+
+    /// A command issued by a reactor because of `cause`. Its id is derived from the causing
+    /// event and the reactor's name, so a redelivered event never doubles the effect.
+    pub fn caused_by(cause: &RecordedEvent, reactor: &str) -> Self {
+        let mut seed = cause.event_id.as_uuid().as_bytes().to_vec();
+        seed.extend_from_slice(reactor.as_bytes());
+        Self {
+            command_id: CommandId::from_uuid(Uuid::new_v5(&DERIVED_COMMANDS, &seed)),
+            correlation_id: cause
+                .metadata
+                .correlation_id
+                .unwrap_or_else(CorrelationId::new_v7),
+            causation_id: Some(cause.event_id),
+            actor: Actor::system(reactor),
+            source_ip: None,
+            tenant_id: cause.tenant_id,
+        }
+    }
+
+    /// Uses a client-supplied idempotency key as the command id.
+    #[must_use]
+    pub fn with_command_id(mut self, id: CommandId) -> Self {
+        self.command_id = id;
+        self
+    }
+
+    #[must_use]
+    pub fn for_tenant(mut self, tenant: TenantId) -> Self {
+        self.tenant_id = Some(tenant);
+        self
+    }
+
+    #[must_use]
+    pub fn from_ip(mut self, ip: impl Into<String>) -> Self {
+        self.source_ip = Some(ip.into());
+        self
+    }
+
+    pub fn metadata(&self) -> EventMetadata {
+        EventMetadata {
+            command_id: Some(self.command_id),
+            correlation_id: Some(self.correlation_id),
+            causation_id: self.causation_id,
+            actor: self.actor.clone(),
+            source_ip: self.source_ip.clone(),
+        }
+    }
+}
