@@ -1,1 +1,17 @@
-//! placeholder
+//! The read side. A [`Projector`] turns events into a read model; the [`runner`] feeds it the
+//! global log in batches (catch-up, then live) and moves its checkpoint in the same transaction
+//! as its writes, so a crash at any point neither loses nor doubles an effect. A read model's
+//! tables belong to its projector: they are created per *generation* (`<name>_g<n>`) and read
+//! through a view with the stable name, which a rebuild re-points.
+//!
+//! Read models for each area live here with their SQL ([`tenant_directory`]). This crate
+//! depends on `domain` (ports, events) and sqlx, never on `commands` or `infra`.
+
+mod db;
+mod projector;
+pub mod read_your_writes;
+pub mod runner;
+pub mod tenant_directory;
+
+pub use db::{ReadDb, ReadTx};
+pub use projector::{ProjectionError, Projector};

@@ -1,0 +1,456 @@
+//! Runs projectors: registration, catch-up in batches then live, checkpoints moved in the
+//! projector's own transaction, failure isolation with backoff, rebuilds beside the live
+//! tables with an atomic swap, and status.
+
+use crate::{ProjectionError, Projector, ReadDb, ReadTx, exec};
+use chrono::Utc;
+use domain::event::{Position, RecordedEvent};
+use domain::event_store::{EventStore, EventStoreError};
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+#[derive(Debug, Clone, Copy)]
+pub struct RunnerConfig {
+    /// Most events per transaction.
+    pub batch_size: usize,
+    /// First pause after a failure; doubles up to `max_retry_delay`.
+    pub retry_delay: Duration,
+    pub max_retry_delay: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 1_000,
+            retry_delay: Duration::from_millis(100),
+            max_retry_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A projector's row in `projections`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Checkpoint {
+    pub name: String,
+    pub version: i32,
+    pub generation: i32,
+    pub position: i64,
+    /// `catching_up`, `live`, `failing` or `rebuilding`.
+    pub status: String,
+    pub last_error: Option<String>,
+    pub error_position: Option<i64>,
+}
+
+impl Checkpoint {
+    pub fn suffix(&self) -> String {
+        format!("_g{}", self.generation)
+    }
+
+    pub fn position(&self) -> Position {
+        Position(u64::try_from(self.position).unwrap_or_default())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+    #[error("read-model database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Store(#[from] EventStoreError),
+    #[error("no projector named {0}")]
+    Unknown(String),
+}
+
+const CHECKPOINT_COLUMNS: &str =
+    "name, version, generation, position, status, last_error, error_position";
+
+/// Every projector's checkpoint.
+pub async fn checkpoints(db: &ReadDb) -> Result<Vec<Checkpoint>, sqlx::Error> {
+    let sql = format!("SELECT {CHECKPOINT_COLUMNS} FROM projections ORDER BY name");
+    match db {
+        ReadDb::Sqlite { reader, .. } => sqlx::query_as(&sql).fetch_all(reader).await,
+        ReadDb::Postgres(pool) => sqlx::query_as(&sql).fetch_all(pool).await,
+    }
+}
+
+async fn checkpoint(db: &ReadDb, name: &str) -> Result<Option<Checkpoint>, sqlx::Error> {
+    let sql = format!("SELECT {CHECKPOINT_COLUMNS} FROM projections WHERE name = $1");
+    match db {
+        ReadDb::Sqlite { reader, .. } => {
+            sqlx::query_as(&sql).bind(name).fetch_optional(reader).await
+        }
+        ReadDb::Postgres(pool) => sqlx::query_as(&sql).bind(name).fetch_optional(pool).await,
+    }
+}
+
+/// Points each of the projector's views at the tables of `suffix`.
+async fn point_views(
+    tx: &mut ReadTx<'_>,
+    projector: &dyn Projector,
+    suffix: &str,
+) -> Result<(), sqlx::Error> {
+    for table in projector.tables() {
+        tx.execute_ddl(&format!("DROP VIEW IF EXISTS {table}"))
+            .await?;
+        tx.execute_ddl(&format!(
+            "CREATE VIEW {table} AS SELECT * FROM {table}{suffix}"
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Registers a new projector (generation 1, position 0). Returns its checkpoint.
+async fn register(db: &ReadDb, projector: &dyn Projector) -> Result<Checkpoint, RunnerError> {
+    if let Some(existing) = checkpoint(db, projector.name()).await? {
+        return Ok(existing);
+    }
+    let mut tx = db.begin().await?;
+    projector.create_tables(&mut tx, "_g1").await?;
+    point_views(&mut tx, projector, "_g1").await?;
+    exec!(
+        &mut tx,
+        "INSERT INTO projections (name, version, generation, position, status, updated_at) \
+         VALUES ($1, $2, 1, 0, 'catching_up', $3) ON CONFLICT (name) DO NOTHING",
+        projector.name(),
+        i32::try_from(projector.version()).unwrap_or(i32::MAX),
+        Utc::now()
+    )?;
+    tx.commit().await?;
+    checkpoint(db, projector.name())
+        .await?
+        .ok_or_else(|| RunnerError::Unknown(projector.name().to_owned()))
+}
+
+/// Applies `events` (all handled) and moves the checkpoint from `from` to `to` in one
+/// transaction. Returns `Ok(false)` when the checkpoint had moved (another generation was
+/// swapped in): nothing was written and the caller must reload.
+async fn commit_batch(
+    db: &ReadDb,
+    projector: &dyn Projector,
+    cp: &Checkpoint,
+    events: &[RecordedEvent],
+    to: Position,
+    status: &str,
+) -> Result<bool, ProjectionError> {
+    let mut tx = db.begin().await?;
+    if !events.is_empty() {
+        projector.apply(&mut tx, &cp.suffix(), events).await?;
+    }
+    let moved = exec!(
+        &mut tx,
+        "UPDATE projections SET position = $1, status = $2, last_error = NULL, \
+         error_position = NULL, updated_at = $3 \
+         WHERE name = $4 AND generation = $5 AND position = $6",
+        i64::try_from(to.0).unwrap_or(i64::MAX),
+        status,
+        Utc::now(),
+        projector.name(),
+        cp.generation,
+        cp.position
+    )?;
+    if moved != 1 {
+        return Ok(false);
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+async fn record_failure(db: &ReadDb, name: &str, error: &ProjectionError, position: Position) {
+    let result = async {
+        let mut tx = db.begin().await?;
+        exec!(
+            &mut tx,
+            "UPDATE projections SET status = 'failing', last_error = $1, error_position = $2, \
+             updated_at = $3 WHERE name = $4",
+            error.to_string(),
+            i64::try_from(position.0).unwrap_or(i64::MAX),
+            Utc::now(),
+            name
+        )?;
+        tx.commit().await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(projection = name, error = %e, "could not record a projection failure");
+    }
+}
+
+/// Runs one projector until its task is aborted: catch-up, then live.
+pub async fn run(
+    store: Arc<dyn EventStore>,
+    db: ReadDb,
+    projector: Arc<dyn Projector>,
+    config: RunnerConfig,
+) -> Result<(), RunnerError> {
+    let name = projector.name();
+    let mut cp = register(&db, projector.as_ref()).await?;
+    if cp.version != i32::try_from(projector.version()).unwrap_or(i32::MAX) {
+        tracing::info!(
+            projection = name,
+            from = cp.version,
+            to = projector.version(),
+            "projector version changed; rebuilding beside the live tables"
+        );
+        rebuild(&store, &db, projector.as_ref(), config, |_, _| {}).await?;
+        cp = register(&db, projector.as_ref()).await?;
+    }
+    'subscription: loop {
+        let mut batches = store
+            .subscribe(cp.position())
+            .ready_chunks(config.batch_size);
+        while let Some(chunk) = batches.next().await {
+            let full = chunk.len() == config.batch_size;
+            let mut events = Vec::with_capacity(chunk.len());
+            for item in chunk {
+                match item {
+                    Ok(event) => events.push(event),
+                    Err(error) => {
+                        tracing::warn!(projection = name, error = %error, "reading the log failed; retrying")
+                    }
+                }
+            }
+            let Some(last) = events.last().map(|e| e.position) else {
+                continue;
+            };
+            let status = if full { "catching_up" } else { "live" };
+            let handled: Vec<RecordedEvent> = events
+                .into_iter()
+                .filter(|e| projector.handles(&e.event_type))
+                .collect();
+            match commit_batch(&db, projector.as_ref(), &cp, &handled, last, status).await {
+                Ok(true) => cp.position = i64::try_from(last.0).unwrap_or(i64::MAX),
+                Ok(false) => {
+                    cp = reload(&db, name).await?;
+                    continue 'subscription;
+                }
+                Err(error) => {
+                    tracing::warn!(projection = name, error = %error, "batch failed; applying its events one by one");
+                    if !one_by_one(
+                        &db,
+                        projector.as_ref(),
+                        &mut cp,
+                        &handled,
+                        last,
+                        status,
+                        config,
+                    )
+                    .await?
+                    {
+                        cp = reload(&db, name).await?;
+                        continue 'subscription;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn reload(db: &ReadDb, name: &str) -> Result<Checkpoint, RunnerError> {
+    checkpoint(db, name)
+        .await?
+        .ok_or_else(|| RunnerError::Unknown(name.to_owned()))
+}
+
+/// After a failed batch: each event in its own transaction, so the failing one is found,
+/// recorded with its position and retried with backoff while the others stay applied.
+async fn one_by_one(
+    db: &ReadDb,
+    projector: &dyn Projector,
+    cp: &mut Checkpoint,
+    handled: &[RecordedEvent],
+    last: Position,
+    status: &str,
+    config: RunnerConfig,
+) -> Result<bool, RunnerError> {
+    for event in handled {
+        let mut delay = config.retry_delay;
+        loop {
+            match commit_batch(
+                db,
+                projector,
+                cp,
+                std::slice::from_ref(event),
+                event.position,
+                "catching_up",
+            )
+            .await
+            {
+                Ok(true) => {
+                    cp.position = i64::try_from(event.position.0).unwrap_or(i64::MAX);
+                    break;
+                }
+                Ok(false) => return Ok(false),
+                Err(error) => {
+                    tracing::error!(projection = projector.name(), position = event.position.0, error = %error, "projection failed; retrying");
+                    record_failure(db, projector.name(), &error, event.position).await;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(config.max_retry_delay);
+                }
+            }
+        }
+    }
+    Ok(
+        commit_batch(db, projector, cp, &[], last, status).await? && {
+            cp.position = i64::try_from(last.0).unwrap_or(i64::MAX);
+            true
+        },
+    )
+}
+
+/// Rebuilds a projector's read model from position 0 into a new generation of tables while
+/// the current one keeps serving reads, then swaps the views and the checkpoint in one
+/// transaction. `progress(done, total)` is called after each batch.
+pub async fn rebuild(
+    store: &Arc<dyn EventStore>,
+    db: &ReadDb,
+    projector: &dyn Projector,
+    config: RunnerConfig,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<(), RunnerError> {
+    let current = register(db, projector).await?;
+    let generation = current.generation + 1;
+    let suffix = format!("_g{generation}");
+    let mut tx = db.begin().await?;
+    for table in projector.tables() {
+        tx.execute_ddl(&format!("DROP TABLE IF EXISTS {table}{suffix}"))
+            .await?;
+    }
+    projector.create_tables(&mut tx, &suffix).await?;
+    tx.commit().await?;
+
+    let mut position = Position::START;
+    loop {
+        let total = store.head().await?.0;
+        let events = store.read_all(position, config.batch_size).await?;
+        let Some(last) = events.last().map(|e| e.position) else {
+            break;
+        };
+        let handled: Vec<RecordedEvent> = events
+            .into_iter()
+            .filter(|e| projector.handles(&e.event_type))
+            .collect();
+        let near_head = total.saturating_sub(last.0) < config.batch_size as u64;
+        let mut tx = db.begin().await?;
+        if !handled.is_empty() {
+            projector.apply(&mut tx, &suffix, &handled).await?;
+        }
+        if near_head {
+            // The swap: catch up to the head inside this transaction, then re-point.
+            let mut at = last;
+            loop {
+                let rest = store.read_all(at, config.batch_size).await?;
+                let Some(end) = rest.last().map(|e| e.position) else {
+                    break;
+                };
+                let handled: Vec<RecordedEvent> = rest
+                    .into_iter()
+                    .filter(|e| projector.handles(&e.event_type))
+                    .collect();
+                if !handled.is_empty() {
+                    projector.apply(&mut tx, &suffix, &handled).await?;
+                }
+                at = end;
+            }
+            point_views(&mut tx, projector, &suffix).await?;
+            exec!(
+                &mut tx,
+                "UPDATE projections SET version = $1, generation = $2, position = $3, \
+                 status = 'catching_up', last_error = NULL, error_position = NULL, updated_at = $4 \
+                 WHERE name = $5",
+                i32::try_from(projector.version()).unwrap_or(i32::MAX),
+                generation,
+                i64::try_from(at.0).unwrap_or(i64::MAX),
+                Utc::now(),
+                projector.name()
+            )?;
+            tx.commit().await?;
+            progress(at.0, at.0.max(total));
+            drop_generation(db, projector, &current.suffix()).await;
+            return Ok(());
+        }
+        tx.commit().await?;
+        position = last;
+        progress(position.0, total);
+    }
+    // An empty log: swap to the empty new generation.
+    let mut tx = db.begin().await?;
+    point_views(&mut tx, projector, &suffix).await?;
+    exec!(
+        &mut tx,
+        "UPDATE projections SET version = $1, generation = $2, position = 0, updated_at = $3 WHERE name = $4",
+        i32::try_from(projector.version()).unwrap_or(i32::MAX),
+        generation,
+        Utc::now(),
+        projector.name()
+    )?;
+    tx.commit().await?;
+    drop_generation(db, projector, &current.suffix()).await;
+    progress(0, 0);
+    Ok(())
+}
+
+async fn drop_generation(db: &ReadDb, projector: &dyn Projector, suffix: &str) {
+    let result = async {
+        let mut tx = db.begin().await?;
+        for table in projector.tables() {
+            tx.execute_ddl(&format!("DROP TABLE IF EXISTS {table}{suffix}"))
+                .await?;
+        }
+        tx.commit().await
+    }
+    .await;
+    if let Err(error) = result {
+        tracing::warn!(projection = projector.name(), error = %error, "old generation not dropped");
+    }
+}
+
+/// The projection tasks of this process; dropping it stops them (an interrupted batch rolls
+/// back and is applied again on the next start).
+#[derive(Debug)]
+pub struct RunnerHandle {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for RunnerHandle {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Starts one task per projector. A projector that cannot start (its database is down, say)
+/// is retried with backoff; the others run regardless.
+pub fn spawn(
+    store: Arc<dyn EventStore>,
+    db: ReadDb,
+    projectors: Vec<Arc<dyn Projector>>,
+    config: RunnerConfig,
+) -> RunnerHandle {
+    let tasks = projectors
+        .into_iter()
+        .map(|projector| {
+            let (store, db) = (store.clone(), db.clone());
+            tokio::spawn(async move {
+                let mut delay = config.retry_delay;
+                loop {
+                    let started = Instant::now();
+                    if let Err(error) = run(store.clone(), db.clone(), projector.clone(), config).await {
+                        tracing::error!(projection = projector.name(), error = %error, "projection stopped; restarting");
+                    }
+                    if started.elapsed() > config.max_retry_delay {
+                        delay = config.retry_delay;
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(config.max_retry_delay);
+                }
+            })
+        })
+        .collect();
+    RunnerHandle { tasks }
+}
