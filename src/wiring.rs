@@ -4,12 +4,16 @@ use crate::cli::GlobalArgs;
 use anyhow::Context;
 use domain::event_store::EventStore;
 use infra::database::{Database, DatabaseOptions, redact};
+use projections::runner::RunnerConfig;
+use projections::tenant_directory::TenantDirectory;
+use projections::{Projector, ReadDb};
 use std::sync::Arc;
 
 /// Everything a running role needs.
 #[derive(Debug)]
 pub struct App {
     pub store: Arc<dyn EventStore>,
+    pub read_db: ReadDb,
 }
 
 /// Connects to the configured database and migrates it.
@@ -35,5 +39,31 @@ pub async fn open(global: &GlobalArgs) -> anyhow::Result<App> {
         .event_store()
         .await
         .context("starting the event store")?;
-    Ok(App { store })
+    Ok(App {
+        store,
+        read_db: read_db(&database),
+    })
+}
+
+/// Read models live in the same database as the event store.
+pub fn read_db(database: &Database) -> ReadDb {
+    match database {
+        Database::Sqlite(db) => ReadDb::Sqlite {
+            writer: db.writer.clone(),
+            reader: db.reader.clone(),
+        },
+        Database::Postgres(pool) => ReadDb::Postgres(pool.clone()),
+    }
+}
+
+/// Every projector of the platform.
+pub fn projectors() -> Vec<Arc<dyn Projector>> {
+    vec![Arc::new(TenantDirectory)]
+}
+
+pub fn runner_config(batch_size: usize) -> RunnerConfig {
+    RunnerConfig {
+        batch_size,
+        ..RunnerConfig::default()
+    }
 }

@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand.
 
 mod bench;
+mod projections;
 mod serve;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -50,6 +51,9 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Inspect and rebuild read models.
+    #[command(subcommand)]
+    Projections(projections::ProjectionsCommand),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -63,6 +67,7 @@ impl Cli {
                 crate::wiring::open_database(&self.global).await?;
                 Ok(())
             }
+            Command::Projections(command) => projections::run(&self.global, command).await,
             Command::Bench(command) => bench::run(&self.global, command).await,
         }
     }

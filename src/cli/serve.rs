@@ -9,6 +9,9 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the log says which).
     #[arg(long, env = "TENANTRY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Most events a projection applies in one transaction.
+    #[arg(long, env = "TENANTRY_PROJECTION_BATCH_SIZE", default_value_t = 1_000)]
+    pub projection_batch_size: usize,
 }
 
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
@@ -16,6 +19,14 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     // still shuts down cleanly instead of killing the process.
     let shutdown = shutdown_signal().context("installing signal handlers")?;
     let app = crate::wiring::open(global).await?;
+    // Projections run beside the API; dropping the handle at shutdown stops them (a batch in
+    // flight rolls back and is applied again on the next start).
+    let _projections = projections::runner::spawn(
+        app.store.clone(),
+        app.read_db.clone(),
+        crate::wiring::projectors(),
+        crate::wiring::runner_config(args.projection_batch_size.max(1)),
+    );
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
