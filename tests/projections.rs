@@ -194,3 +194,72 @@ async fn a_sigkill_during_a_load_neither_loses_nor_doubles_an_effect() {
     let rebuilt = TenantDirectory::list(&read, None, 1_000).await.unwrap();
     assert_eq!(survived, rebuilt);
 }
+
+/// Waits up to `secs` for a log line containing `needle`.
+fn saw(server: &Server, needle: &str, secs: u64) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if let Ok(line) = server.logs.recv_timeout(Duration::from_millis(100))
+            && line.contains(needle)
+        {
+            return true;
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_a_projector_and_one_takes_over_when_the_other_dies() {
+    let url = infra::testing::fresh_pg_url().await;
+    let db = Database::open(&url, &DatabaseOptions::default())
+        .await
+        .unwrap();
+    let read = read_db(&db);
+    let exec = Executor::new(db.event_store().await.unwrap());
+    let start = || {
+        let mut cmd = tenantry(&temp_dir());
+        cmd.env("TENANTRY_DATABASE_URL", &url);
+        Server::start(cmd)
+    };
+    let a = start();
+    assert!(
+        saw(&a, "acquired the projection lease", 10),
+        "the first process never took the lease"
+    );
+    let b = start();
+    assert!(
+        saw(&b, "standing by", 10),
+        "the second process did not stand by"
+    );
+
+    provision_many(&exec, 20).await;
+    let head = exec.store().head().await.unwrap();
+    wait_for(&read, &["tenant_directory"], head, Duration::from_secs(30))
+        .await
+        .unwrap();
+
+    let killed = Command::new("kill")
+        .args(["-KILL", &a.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let died = std::time::Instant::now();
+    assert!(
+        saw(&b, "acquired the projection lease", 10),
+        "the standby never took over"
+    );
+    let takeover = died.elapsed();
+    provision_many(&exec, 20).await;
+    let head = exec.store().head().await.unwrap();
+    wait_for(&read, &["tenant_directory"], head, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        TenantDirectory::list(&read, None, 100).await.unwrap().len(),
+        40
+    );
+    assert!(
+        takeover < Duration::from_secs(5),
+        "takeover took {takeover:?}"
+    );
+}

@@ -4,10 +4,14 @@
 //! tables belong to its projector: they are created per *generation* (`<name>_g<n>`) and read
 //! through a view with the stable name, which a rebuild re-points.
 //!
+//! Each projector runs in one process at a time ([`lease`]): several `tenantry` processes on
+//! one PostgreSQL share the projectors and take over from each other.
+//!
 //! Read models for each area live here with their SQL ([`tenant_directory`]). This crate
 //! depends on `domain` (ports, events) and sqlx, never on `commands` or `infra`.
 
 mod db;
+mod lease;
 mod projector;
 pub mod read_your_writes;
 pub mod runner;

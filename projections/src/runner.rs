@@ -424,8 +424,9 @@ impl Drop for RunnerHandle {
     }
 }
 
-/// Starts one task per projector. A projector that cannot start (its database is down, say)
-/// is retried with backoff; the others run regardless.
+/// Starts one task per projector. Each first takes the projector's lease (so it runs in one
+/// process at a time), then runs it; a projector that stops (its database is down, say) is
+/// restarted with backoff while the others run regardless.
 pub fn spawn(
     store: Arc<dyn EventStore>,
     db: ReadDb,
@@ -439,10 +440,19 @@ pub fn spawn(
             tokio::spawn(async move {
                 let mut delay = config.retry_delay;
                 loop {
+                    let mut lease = crate::lease::acquire(&db, projector.name()).await;
                     let started = Instant::now();
-                    if let Err(error) = run(store.clone(), db.clone(), projector.clone(), config).await {
-                        tracing::error!(projection = projector.name(), error = %error, "projection stopped; restarting");
+                    tokio::select! {
+                        result = run(store.clone(), db.clone(), projector.clone(), config) => {
+                            if let Err(error) = result {
+                                tracing::error!(projection = projector.name(), error = %error, "projection stopped; restarting");
+                            }
+                        }
+                        () = lease.lost() => {
+                            tracing::warn!(projection = projector.name(), "projection lease lost; stopped");
+                        }
                     }
+                    drop(lease);
                     if started.elapsed() > config.max_retry_delay {
                         delay = config.retry_delay;
                     }
