@@ -2,6 +2,7 @@
 
 use crate::cli::GlobalArgs;
 use anyhow::Context;
+use commands::Executor;
 use domain::event_store::EventStore;
 use infra::database::{Database, DatabaseOptions, redact};
 use projections::runner::RunnerConfig;
@@ -13,6 +14,8 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct App {
     pub store: Arc<dyn EventStore>,
+    /// The write path (with snapshots).
+    pub executor: Executor,
     pub read_db: ReadDb,
 }
 
@@ -39,8 +42,10 @@ pub async fn open(global: &GlobalArgs) -> anyhow::Result<App> {
         .event_store()
         .await
         .context("starting the event store")?;
+    let executor = Executor::new(store.clone()).with_snapshots(database.snapshot_store());
     Ok(App {
         store,
+        executor,
         read_db: read_db(&database),
     })
 }

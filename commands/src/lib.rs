@@ -11,6 +11,7 @@
 
 mod context;
 mod execute;
+pub mod reactors;
 
 pub use context::CommandContext;
 pub use execute::{CommandError, CommandOutcome, ExecutePolicy, Executor, LoadError, Loaded};

@@ -4,11 +4,22 @@
 //! created in the same atomic append as the tenant event that reserves its slot).
 
 use crate::aggregate::Aggregate;
+use crate::event::StreamId;
 use crate::ids::TenantId;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
+
+/// The tenant whose stream `stream` is (`tenant-<uuid>`), if it is a tenant stream.
+pub fn tenant_of_stream(stream: &StreamId) -> Option<TenantId> {
+    stream
+        .as_str()
+        .strip_prefix(<Tenant as Aggregate>::CATEGORY)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .map(TenantId::from_uuid)
+}
 
 /// A tenant's display name: 1 to 100 characters after trimming, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use domain::aggregate::decode_event;
 use domain::event::RecordedEvent;
 use domain::ids::TenantId;
-use domain::tenant::{Tenant, TenantEvent};
+use domain::tenant::{Tenant, TenantEvent, tenant_of_stream};
 use sqlx::types::Json;
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -24,7 +24,7 @@ pub struct TenantView {
     pub id: TenantId,
     pub name: String,
     pub slug: String,
-    /// `active`, `suspended` or `closed`.
+    /// `active`, `suspended`, `closed` or `deleted` (closed and its data deleted).
     pub status: String,
     pub plan: String,
     pub settings: BTreeMap<String, String>,
@@ -113,11 +113,8 @@ impl TenantDirectory {
 }
 
 fn tenant_of(event: &RecordedEvent) -> Result<Uuid, ProjectionError> {
-    event
-        .stream
-        .as_str()
-        .strip_prefix("tenant-")
-        .and_then(|id| Uuid::parse_str(id).ok())
+    tenant_of_stream(&event.stream)
+        .map(|t| t.as_uuid())
         .ok_or_else(|| ProjectionError::Event {
             position: event.position.0,
             reason: format!("stream {} is not a tenant stream", event.stream),
@@ -130,8 +127,9 @@ impl Projector for TenantDirectory {
         "tenant_directory"
     }
 
+    /// 2: deleted tenant data shows as status `deleted` with no settings.
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn handles(&self, event_type: &str) -> bool {
@@ -143,6 +141,7 @@ impl Projector for TenantDirectory {
                 | "TenantSuspended"
                 | "TenantReactivated"
                 | "TenantClosed"
+                | "TenantDataDeleted"
         )
     }
 
@@ -235,9 +234,20 @@ impl Projector for TenantDirectory {
                 TenantEvent::TenantClosed { .. } => {
                     exec!(&mut *tx, &set("status"), "closed", at, id)?;
                 }
+                TenantEvent::TenantDataDeleted { .. } => {
+                    let sql = format!(
+                        "UPDATE {table} SET status = 'deleted', settings = $1, updated_at = $2 WHERE tenant_id = $3"
+                    );
+                    exec!(
+                        &mut *tx,
+                        &sql,
+                        Json(BTreeMap::<String, String>::new()),
+                        at,
+                        id
+                    )?;
+                }
                 TenantEvent::TenantResourceAdded { .. }
-                | TenantEvent::TenantResourceRemoved { .. }
-                | TenantEvent::TenantDataDeleted { .. } => {}
+                | TenantEvent::TenantResourceRemoved { .. } => {}
             }
         }
         Ok(())

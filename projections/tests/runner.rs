@@ -171,6 +171,27 @@ async fn the_directory_follows_the_log_and_reads_can_wait_for_a_write(db: Databa
             .status,
         "suspended"
     );
+    let now = chrono::Utc::now();
+    let closed = TenantEvent::TenantClosed {
+        at: now,
+        delete_data_after: now,
+    };
+    emit(&store, tenants[4], closed).await;
+    let position = emit(
+        &store,
+        tenants[4],
+        TenantEvent::TenantDataDeleted { at: now },
+    )
+    .await;
+    wait_for(&read, &["tenant_directory"], position, WAIT)
+        .await
+        .unwrap();
+    let deleted = TenantDirectory::get(&read, tenants[4])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(deleted.status, "deleted");
+    assert!(deleted.settings.is_empty());
 
     // Paging by id is stable.
     let first = TenantDirectory::list(&read, None, 10).await.unwrap();
@@ -456,7 +477,7 @@ async fn a_new_version_is_built_beside_the_old_one_and_swapped_in(db: Database) 
     // Version 2 on start: rebuilt beside generation 1, which serves reads until the swap.
     let v2 = Arc::new(Unreliable {
         calls: AtomicU32::new(0),
-        version: 2,
+        version: TenantDirectory.version() + 1,
         failing: false,
     });
     let reads = {
@@ -479,7 +500,7 @@ async fn a_new_version_is_built_beside_the_old_one_and_swapped_in(db: Database) 
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let cp = checkpoints(&read).await.unwrap().remove(0);
-        if cp.version == 2 {
+        if cp.version == TenantDirectory.version() as i32 + 1 {
             assert_eq!(cp.generation, 2);
             break;
         }

@@ -9,6 +9,10 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the log says which).
     #[arg(long, env = "TENANTRY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// How often closed tenants are checked for data whose retention period is over.
+    #[arg(long, env = "TENANTRY_RETENTION_CHECK_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub retention_check_seconds: u64,
     /// Most events a projection applies in one transaction.
     #[arg(long, env = "TENANTRY_PROJECTION_BATCH_SIZE", default_value_t = 1_000)]
     pub projection_batch_size: usize,
@@ -27,6 +31,12 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         crate::wiring::projectors(),
         crate::wiring::runner_config(args.projection_batch_size.max(1)),
     );
+    // Reactors: their command ids derive from the causing events, so running them in every
+    // process is safe.
+    let retention = tokio::spawn(commands::reactors::tenant_data_retention::run(
+        app.executor.clone(),
+        std::time::Duration::from_secs(args.retention_check_seconds),
+    ));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -35,6 +45,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     api::serve(listener, api::AppState { store: app.store }, shutdown)
         .await
         .context("serving HTTP")?;
+    retention.abort();
     tracing::info!("shut down cleanly");
     Ok(())
 }
