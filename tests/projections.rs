@@ -10,9 +10,9 @@ use domain::event::Actor;
 use domain::ids::TenantId;
 use domain::tenant::{Slug, Tenant, TenantCommand, TenantName, TenantSettings};
 use infra::database::{Database, DatabaseOptions};
-use projections::ReadDb;
 use projections::read_your_writes::wait_for;
 use projections::tenant_directory::TenantDirectory;
+use projections::{Projector, ReadDb};
 use std::process::Command;
 use std::time::Duration;
 use support::{Server, temp_dir, tenantry};
@@ -93,7 +93,13 @@ async fn status_and_rebuild_from_the_cli_on_the_embedded_default() {
     let cols: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(
         cols[1..6],
-        ["1", "1", &head.0.to_string(), "0", "live"],
+        [
+            TenantDirectory.version().to_string().as_str(),
+            "1",
+            &head.0.to_string(),
+            "0",
+            "live"
+        ],
         "{row}"
     );
 
