@@ -2,13 +2,15 @@
 
 use crate::CommandContext;
 use domain::aggregate::{Aggregate, EventDecodeError, decode_event, encode_event};
-use domain::event::{NewEvent, Position, StreamId, StreamVersion};
+use domain::event::{NewEvent, Position, RecordedEvent, StreamId, StreamVersion};
 use domain::event_store::{
     AppendRequest, AppendResult, EventStore, EventStoreError, ExpectedVersion, StreamRead,
 };
 use domain::ids::EventId;
 use domain::snapshot::{Snapshot, SnapshotStore};
-use std::sync::Arc;
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -27,7 +29,7 @@ impl Default for ExecutePolicy {
     fn default() -> Self {
         Self {
             max_attempts: 10,
-            snapshot_every: 100,
+            snapshot_every: 20,
         }
     }
 }
@@ -73,6 +75,40 @@ pub struct Executor {
     store: Arc<dyn EventStore>,
     snapshots: Option<Arc<dyn SnapshotStore>>,
     policy: ExecutePolicy,
+    cache: Arc<StateCache>,
+}
+
+/// Most aggregates whose loaded state this process keeps.
+const CACHE_CAPACITY: usize = 10_000;
+
+type CachedState = (StreamVersion, Arc<dyn Any + Send + Sync>);
+
+/// Loaded aggregate states by stream. Events never change, so a cached state plus the events
+/// stored after its version is always the current state: the cache saves reads and decoding,
+/// never correctness. Entries are evicted arbitrarily when full.
+#[derive(Debug, Default)]
+struct StateCache {
+    entries: Mutex<HashMap<StreamId, CachedState>>,
+}
+
+impl StateCache {
+    fn get<A: Aggregate>(&self, stream: &StreamId) -> Option<(StreamVersion, A)> {
+        let entries = self.entries.lock().ok()?;
+        let (version, state) = entries.get(stream)?;
+        state.downcast_ref::<A>().map(|s| (*version, s.clone()))
+    }
+
+    fn put<A: Aggregate>(&self, stream: &StreamId, version: StreamVersion, state: &A) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= CACHE_CAPACITY && !entries.contains_key(stream) {
+                let victim = entries.keys().next().cloned();
+                if let Some(victim) = victim {
+                    entries.remove(&victim);
+                }
+            }
+            entries.insert(stream.clone(), (version, Arc::new(state.clone())));
+        }
+    }
 }
 
 impl Executor {
@@ -81,6 +117,7 @@ impl Executor {
             store,
             snapshots: None,
             policy: ExecutePolicy::default(),
+            cache: Arc::default(),
         }
     }
 
@@ -109,42 +146,94 @@ impl Executor {
             version: StreamVersion::NONE,
             last_position: None,
         };
-        if let Some(snapshots) = &self.snapshots
-            && let Some(snapshot) = snapshots.load(&stream).await?
-            && snapshot.schema_version == A::SNAPSHOT_VERSION
+        if let Some((version, state)) = self.cache.get::<A>(&stream) {
+            loaded.state = state;
+            loaded.version = version;
+            self.load_tail(&stream, &mut loaded).await?;
+            self.cache.put(&stream, loaded.version, &loaded.state);
+            return Ok(loaded);
+        }
+        self.load_uncached(&stream, &mut loaded).await?;
+        self.cache.put(&stream, loaded.version, &loaded.state);
+        Ok(loaded)
+    }
+
+    async fn load_uncached<A: Aggregate>(
+        &self,
+        stream: &StreamId,
+        loaded: &mut Loaded<A>,
+    ) -> Result<(), LoadError> {
+        let stream = stream.clone();
+        // With snapshots, the newest page is read first: a short stream is then complete in
+        // one read, and a long one needs only its snapshot plus events already in hand.
+        if let (Some(snapshots), every) = (&self.snapshots, self.policy.snapshot_every)
+            && every > 0
         {
-            match serde_json::from_value::<A>(snapshot.state) {
-                Ok(state) => {
-                    loaded.state = state;
-                    loaded.version = snapshot.version;
+            let page = usize::try_from(every)
+                .unwrap_or(LOAD_PAGE)
+                .clamp(1, LOAD_PAGE);
+            let newest = self
+                .store
+                .read_stream(&stream, StreamRead::backwards().limit(page))
+                .await?;
+            let Some(oldest) = newest.last().map(|e| e.version) else {
+                return Ok(());
+            };
+            let from = if oldest == StreamVersion(1) {
+                Some(StreamVersion::NONE)
+            } else {
+                match snapshots.load(&stream).await? {
+                    Some(snapshot)
+                        if snapshot.schema_version == A::SNAPSHOT_VERSION
+                            && snapshot.version.0 + 1 >= oldest.0 =>
+                    {
+                        match serde_json::from_value::<A>(snapshot.state) {
+                            Ok(state) => {
+                                loaded.state = state;
+                                loaded.version = snapshot.version;
+                                Some(snapshot.version)
+                            }
+                            Err(error) => {
+                                tracing::warn!(stream = %stream, error = %error, "ignoring unreadable snapshot");
+                                None
+                            }
+                        }
+                    }
+                    _ => None,
                 }
-                Err(error) => {
-                    tracing::warn!(stream = %stream, error = %error, "ignoring unreadable snapshot");
+            };
+            if let Some(from) = from {
+                for event in newest.iter().rev().filter(|e| e.version > from) {
+                    fold_into(loaded, event)?;
                 }
+                return Ok(());
             }
         }
+        // Without a usable snapshot: the whole stream, in pages.
+        self.load_tail(&stream, loaded).await
+    }
+
+    /// Folds the events stored after `loaded.version` into `loaded`.
+    async fn load_tail<A: Aggregate>(
+        &self,
+        stream: &StreamId,
+        loaded: &mut Loaded<A>,
+    ) -> Result<(), LoadError> {
         loop {
             let page = self
                 .store
                 .read_stream(
-                    &stream,
+                    stream,
                     StreamRead::forwards()
                         .from_version(loaded.version.next())
                         .limit(LOAD_PAGE),
                 )
                 .await?;
             for event in &page {
-                let decoded = decode_event::<A>(
-                    &event.event_type,
-                    event.schema_version,
-                    event.payload.clone(),
-                )?;
-                loaded.state.evolve(&decoded);
-                loaded.version = event.version;
-                loaded.last_position = Some(event.position);
+                fold_into(loaded, event)?;
             }
             if page.len() < LOAD_PAGE {
-                return Ok(loaded);
+                return Ok(());
             }
         }
     }
@@ -178,9 +267,9 @@ impl Executor {
         E: std::error::Error + Send + Sync + 'static,
     {
         let stream = StreamId::for_aggregate(A::CATEGORY, id);
-        if let Some(first) = self.store.find_command(ctx.command_id).await? {
-            return Ok(replayed(&first, &stream));
-        }
+        // The append is idempotent by command id, so a retried command that decides to write
+        // gets the first result from the store. Only a retry whose decision now writes
+        // nothing or is refused (the first attempt changed the state) needs the lookup.
         for attempt in 1..=self.policy.max_attempts {
             let target = self.load::<A>(id).await.map_err(LoadError::into_command)?;
             let guarded = match guard {
@@ -194,8 +283,15 @@ impl Executor {
             };
             let no_guard = G::default();
             let guard_state = guarded.as_ref().map_or(&no_guard, |(_, g)| &g.state);
-            let (events, guard_events) =
-                decide(&target.state, guard_state).map_err(CommandError::Rejected)?;
+            let decision = decide(&target.state, guard_state);
+            let writes_nothing = match &decision {
+                Ok((events, guard_events)) => events.is_empty() && guard_events.is_empty(),
+                Err(_) => true,
+            };
+            if writes_nothing && let Some(first) = self.store.find_command(ctx.command_id).await? {
+                return Ok(replayed(&first, &stream));
+            }
+            let (events, guard_events) = decision.map_err(CommandError::Rejected)?;
             if events.is_empty() && guard_events.is_empty() {
                 let position = match target.last_position {
                     Some(position) => position,
@@ -314,6 +410,21 @@ impl LoadError {
             Self::Decode(e) => CommandError::Decode(e),
         }
     }
+}
+
+fn fold_into<A: Aggregate>(
+    loaded: &mut Loaded<A>,
+    event: &RecordedEvent,
+) -> Result<(), EventDecodeError> {
+    let decoded = decode_event::<A>(
+        &event.event_type,
+        event.schema_version,
+        event.payload.clone(),
+    )?;
+    loaded.state.evolve(&decoded);
+    loaded.version = event.version;
+    loaded.last_position = Some(event.position);
+    Ok(())
 }
 
 fn replayed(first: &AppendResult, stream: &StreamId) -> CommandOutcome {

@@ -323,10 +323,34 @@ pub async fn rebuild(
     projector.create_tables(&mut tx, &suffix).await?;
     tx.commit().await?;
 
+    // A reader task fetches the next batches while this one applies the current batch.
+    let (sender, mut batches) = tokio::sync::mpsc::channel(2);
+    let reader = {
+        let store = store.clone();
+        let batch_size = config.batch_size;
+        AbortOnDrop(tokio::spawn(async move {
+            let mut at = Position::START;
+            loop {
+                match store.read_all(at, batch_size).await {
+                    Ok(events) if events.is_empty() => return,
+                    Ok(events) => {
+                        at = events.last().map_or(at, |e| e.position);
+                        if sender.send(Ok(events)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(error) => {
+                        let _ = sender.send(Err(error)).await;
+                        return;
+                    }
+                }
+            }
+        }))
+    };
+    let mut total = store.head().await?.0;
     let mut position = Position::START;
-    loop {
-        let total = store.head().await?.0;
-        let events = store.read_all(position, config.batch_size).await?;
+    while let Some(batch) = batches.recv().await {
+        let events = batch?;
         let Some(last) = events.last().map(|e| e.position) else {
             break;
         };
@@ -334,64 +358,59 @@ pub async fn rebuild(
             .into_iter()
             .filter(|e| projector.handles(&e.event_type))
             .collect();
-        let near_head = total.saturating_sub(last.0) < config.batch_size as u64;
         let mut tx = db.begin().await?;
         if !handled.is_empty() {
             projector.apply(&mut tx, &suffix, &handled).await?;
         }
-        if near_head {
-            // The swap: catch up to the head inside this transaction, then re-point.
-            let mut at = last;
-            loop {
-                let rest = store.read_all(at, config.batch_size).await?;
-                let Some(end) = rest.last().map(|e| e.position) else {
-                    break;
-                };
-                let handled: Vec<RecordedEvent> = rest
-                    .into_iter()
-                    .filter(|e| projector.handles(&e.event_type))
-                    .collect();
-                if !handled.is_empty() {
-                    projector.apply(&mut tx, &suffix, &handled).await?;
-                }
-                at = end;
-            }
-            point_views(&mut tx, projector, &suffix).await?;
-            exec!(
-                &mut tx,
-                "UPDATE projections SET version = $1, generation = $2, position = $3, \
-                 status = 'catching_up', last_error = NULL, error_position = NULL, updated_at = $4 \
-                 WHERE name = $5",
-                i32::try_from(projector.version()).unwrap_or(i32::MAX),
-                generation,
-                i64::try_from(at.0).unwrap_or(i64::MAX),
-                Utc::now(),
-                projector.name()
-            )?;
-            tx.commit().await?;
-            progress(at.0, at.0.max(total));
-            drop_generation(db, projector, &current.suffix()).await;
-            return Ok(());
-        }
         tx.commit().await?;
         position = last;
+        total = total.max(position.0);
         progress(position.0, total);
     }
-    // An empty log: swap to the empty new generation.
+    drop(reader);
+
+    // The swap: catch up to the head inside one transaction, then re-point the views and the
+    // checkpoint, so readers go from the complete old tables to the complete new ones.
     let mut tx = db.begin().await?;
+    loop {
+        let rest = store.read_all(position, config.batch_size).await?;
+        let Some(end) = rest.last().map(|e| e.position) else {
+            break;
+        };
+        let handled: Vec<RecordedEvent> = rest
+            .into_iter()
+            .filter(|e| projector.handles(&e.event_type))
+            .collect();
+        if !handled.is_empty() {
+            projector.apply(&mut tx, &suffix, &handled).await?;
+        }
+        position = end;
+    }
     point_views(&mut tx, projector, &suffix).await?;
     exec!(
         &mut tx,
-        "UPDATE projections SET version = $1, generation = $2, position = 0, updated_at = $3 WHERE name = $4",
+        "UPDATE projections SET version = $1, generation = $2, position = $3, \
+         status = 'catching_up', last_error = NULL, error_position = NULL, updated_at = $4 \
+         WHERE name = $5",
         i32::try_from(projector.version()).unwrap_or(i32::MAX),
         generation,
+        i64::try_from(position.0).unwrap_or(i64::MAX),
         Utc::now(),
         projector.name()
     )?;
     tx.commit().await?;
+    progress(position.0, total.max(position.0));
     drop_generation(db, projector, &current.suffix()).await;
-    progress(0, 0);
     Ok(())
+}
+
+/// Aborts a task when dropped (so an early return does not leave a reader running).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn drop_generation(db: &ReadDb, projector: &dyn Projector, suffix: &str) {

@@ -121,6 +121,208 @@ fn tenant_of(event: &RecordedEvent) -> Result<Uuid, ProjectionError> {
         })
 }
 
+/// A new row, for a tenant provisioned in this batch (later events of the batch folded in).
+#[derive(Debug)]
+struct NewRow {
+    name: String,
+    slug: String,
+    status: &'static str,
+    settings: BTreeMap<String, String>,
+    created_at: DateTime<Utc>,
+}
+
+/// What a batch changes for one tenant.
+#[derive(Debug, Default)]
+struct Patch {
+    insert: Option<NewRow>,
+    name: Option<String>,
+    status: Option<&'static str>,
+    settings: Option<BTreeMap<String, String>>,
+    updated_at: Option<DateTime<Utc>>,
+}
+
+/// Folds a batch into one patch per tenant, so the batch costs a few statements rather than
+/// one per event.
+fn fold(events: &[RecordedEvent]) -> Result<BTreeMap<Uuid, Patch>, ProjectionError> {
+    let mut patches: BTreeMap<Uuid, Patch> = BTreeMap::new();
+    for event in events {
+        let decoded = decode_event::<Tenant>(
+            &event.event_type,
+            event.schema_version,
+            event.payload.clone(),
+        )
+        .map_err(|e| ProjectionError::Event {
+            position: event.position.0,
+            reason: e.to_string(),
+        })?;
+        let patch = patches.entry(tenant_of(event)?).or_default();
+        patch.updated_at = Some(event.recorded_at);
+        let (name, status, settings) = match decoded {
+            TenantEvent::TenantProvisioned {
+                name,
+                slug,
+                settings,
+                at,
+                ..
+            } => {
+                patch.insert = Some(NewRow {
+                    name: name.as_str().to_owned(),
+                    slug: slug.as_str().to_owned(),
+                    status: "active",
+                    settings: settings.entries().clone(),
+                    created_at: at,
+                });
+                (None, None, None)
+            }
+            TenantEvent::TenantRenamed { name, .. } => (Some(name.as_str().to_owned()), None, None),
+            TenantEvent::TenantSettingsChanged { settings, .. } => {
+                (None, None, Some(settings.entries().clone()))
+            }
+            TenantEvent::TenantSuspended { .. } => (None, Some("suspended"), None),
+            TenantEvent::TenantReactivated { .. } => (None, Some("active"), None),
+            TenantEvent::TenantClosed { .. } => (None, Some("closed"), None),
+            TenantEvent::TenantDataDeleted { .. } => (None, Some("deleted"), Some(BTreeMap::new())),
+            TenantEvent::TenantResourceAdded { .. } | TenantEvent::TenantResourceRemoved { .. } => {
+                (None, None, None)
+            }
+        };
+        match &mut patch.insert {
+            Some(row) => {
+                if let Some(name) = name {
+                    row.name = name;
+                }
+                if let Some(status) = status {
+                    row.status = status;
+                }
+                if let Some(settings) = settings {
+                    row.settings = settings;
+                }
+            }
+            None => {
+                patch.name = name.or(patch.name.take());
+                patch.status = status.or(patch.status.take());
+                patch.settings = settings.or(patch.settings.take());
+            }
+        }
+    }
+    Ok(patches)
+}
+
+/// Writes the patches: on PostgreSQL one INSERT and one UPDATE for the whole batch (arrays
+/// unnested server-side); on SQLite, where a statement costs no network round trip, one per
+/// tenant.
+async fn write(
+    tx: &mut ReadTx<'_>,
+    table: &str,
+    patches: BTreeMap<Uuid, Patch>,
+) -> Result<(), ProjectionError> {
+    match tx {
+        ReadTx::Postgres(tx) => {
+            let (
+                mut ids,
+                mut names,
+                mut slugs,
+                mut statuses,
+                mut settings,
+                mut created,
+                mut updated,
+            ) = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+            let (mut u_ids, mut u_names, mut u_statuses, mut u_settings, mut u_updated) =
+                (vec![], vec![], vec![], vec![], vec![]);
+            for (id, patch) in patches {
+                let at = patch.updated_at.unwrap_or_else(Utc::now);
+                if let Some(row) = patch.insert {
+                    ids.push(id);
+                    names.push(row.name);
+                    slugs.push(row.slug);
+                    statuses.push(row.status.to_owned());
+                    settings.push(Json(row.settings));
+                    created.push(row.created_at);
+                    updated.push(at);
+                } else {
+                    u_ids.push(id);
+                    u_names.push(patch.name);
+                    u_statuses.push(patch.status.map(str::to_owned));
+                    u_settings.push(patch.settings.map(Json));
+                    u_updated.push(at);
+                }
+            }
+            let conn: &mut sqlx::PgConnection = tx;
+            if !ids.is_empty() {
+                let plans = vec![PLACEHOLDER_PLAN.to_owned(); ids.len()];
+                sqlx::query(&format!(
+                    "INSERT INTO {table} ({COLUMNS}) SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], \
+                     $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::timestamptz[]) \
+                     ON CONFLICT (tenant_id) DO NOTHING"
+                ))
+                .bind(ids)
+                .bind(names)
+                .bind(slugs)
+                .bind(statuses)
+                .bind(plans)
+                .bind(settings)
+                .bind(created)
+                .bind(updated)
+                .execute(&mut *conn)
+                .await?;
+            }
+            if !u_ids.is_empty() {
+                sqlx::query(&format!(
+                    "UPDATE {table} AS t SET name = coalesce(u.name, t.name), status = coalesce(u.status, t.status), \
+                     settings = coalesce(u.settings, t.settings), updated_at = u.updated_at \
+                     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::timestamptz[]) \
+                     AS u(id, name, status, settings, updated_at) WHERE t.tenant_id = u.id"
+                ))
+                .bind(u_ids)
+                .bind(u_names)
+                .bind(u_statuses)
+                .bind(u_settings)
+                .bind(u_updated)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        ReadTx::Sqlite(_) => {
+            let insert = format!(
+                "INSERT INTO {table} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (tenant_id) DO NOTHING"
+            );
+            let update = format!(
+                "UPDATE {table} SET name = coalesce($1, name), status = coalesce($2, status), \
+                 settings = coalesce($3, settings), updated_at = $4 WHERE tenant_id = $5"
+            );
+            for (id, patch) in patches {
+                let at = patch.updated_at.unwrap_or_else(Utc::now);
+                if let Some(row) = patch.insert {
+                    exec!(
+                        &mut *tx,
+                        &insert,
+                        id,
+                        row.name,
+                        row.slug,
+                        row.status,
+                        PLACEHOLDER_PLAN,
+                        Json(row.settings),
+                        row.created_at,
+                        at
+                    )?;
+                } else {
+                    exec!(
+                        &mut *tx,
+                        &update,
+                        patch.name,
+                        patch.status,
+                        patch.settings.map(Json),
+                        at,
+                        id
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Projector for TenantDirectory {
     fn name(&self) -> &'static str {
@@ -180,76 +382,7 @@ impl Projector for TenantDirectory {
         suffix: &str,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        let table = format!("tenant_directory{suffix}");
-        let set = |column: &str| {
-            format!("UPDATE {table} SET {column} = $1, updated_at = $2 WHERE tenant_id = $3")
-        };
-        for event in events {
-            let decoded = decode_event::<Tenant>(
-                &event.event_type,
-                event.schema_version,
-                event.payload.clone(),
-            )
-            .map_err(|e| ProjectionError::Event {
-                position: event.position.0,
-                reason: e.to_string(),
-            })?;
-            let id = tenant_of(event)?;
-            let at = event.recorded_at;
-            match decoded {
-                TenantEvent::TenantProvisioned {
-                    name,
-                    slug,
-                    settings,
-                    at: created,
-                    ..
-                } => {
-                    exec!(
-                        &mut *tx,
-                        &format!(
-                            "INSERT INTO {table} ({COLUMNS}) VALUES ($1, $2, $3, 'active', $4, $5, $6, $7) \
-                             ON CONFLICT (tenant_id) DO NOTHING"
-                        ),
-                        id,
-                        name.as_str(),
-                        slug.as_str(),
-                        PLACEHOLDER_PLAN,
-                        Json(settings.entries()),
-                        created,
-                        at
-                    )?;
-                }
-                TenantEvent::TenantRenamed { name, .. } => {
-                    exec!(&mut *tx, &set("name"), name.as_str(), at, id)?;
-                }
-                TenantEvent::TenantSettingsChanged { settings, .. } => {
-                    exec!(&mut *tx, &set("settings"), Json(settings.entries()), at, id)?;
-                }
-                TenantEvent::TenantSuspended { .. } => {
-                    exec!(&mut *tx, &set("status"), "suspended", at, id)?;
-                }
-                TenantEvent::TenantReactivated { .. } => {
-                    exec!(&mut *tx, &set("status"), "active", at, id)?;
-                }
-                TenantEvent::TenantClosed { .. } => {
-                    exec!(&mut *tx, &set("status"), "closed", at, id)?;
-                }
-                TenantEvent::TenantDataDeleted { .. } => {
-                    let sql = format!(
-                        "UPDATE {table} SET status = 'deleted', settings = $1, updated_at = $2 WHERE tenant_id = $3"
-                    );
-                    exec!(
-                        &mut *tx,
-                        &sql,
-                        Json(BTreeMap::<String, String>::new()),
-                        at,
-                        id
-                    )?;
-                }
-                TenantEvent::TenantResourceAdded { .. }
-                | TenantEvent::TenantResourceRemoved { .. } => {}
-            }
-        }
-        Ok(())
+        let patches = fold(events)?;
+        write(tx, &format!("tenant_directory{suffix}"), patches).await
     }
 }

@@ -20,6 +20,8 @@ use uuid::Uuid;
 pub enum BenchCommand {
     /// Appends: single events with 1 and 16 writers, 100-event batches with 1 and 4 writers.
     Append(AppendBenchArgs),
+    /// A full rebuild of the tenant directory, and command round-trip latency.
+    Projections(super::bench_projections::ProjectionBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -50,6 +52,7 @@ pub struct AppendBenchArgs {
 pub async fn run(_global: &GlobalArgs, command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Append(args) => append(args).await,
+        BenchCommand::Projections(args) => super::bench_projections::run(args).await,
     }
 }
 
