@@ -4,6 +4,7 @@ mod bench;
 mod bench_projections;
 mod projections;
 mod serve;
+mod tenants;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -52,6 +53,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Operator commands on tenants, and the tenant directory.
+    Tenants(tenants::TenantsArgs),
     /// Inspect and rebuild read models.
     #[command(subcommand)]
     Projections(projections::ProjectionsCommand),
@@ -68,6 +71,7 @@ impl Cli {
                 crate::wiring::open_database(&self.global).await?;
                 Ok(())
             }
+            Command::Tenants(args) => tenants::run(&self.global, args).await,
             Command::Projections(command) => projections::run(&self.global, command).await,
             Command::Bench(command) => bench::run(&self.global, command).await,
         }
