@@ -18,28 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(infra::testing::fresh_sqlite_database().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(infra::testing::fresh_pg_database().await).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+infra::on_both_backends!(
     tenant_lifecycle_writes_events_with_the_callers_metadata,
     a_command_id_executes_once_even_after_a_restart,
     concurrent_commands_on_one_aggregate_all_land_by_retrying,

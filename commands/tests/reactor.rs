@@ -10,28 +10,7 @@ use domain::tenant::{Slug, Tenant, TenantCommand, TenantName, TenantSettings};
 use infra::database::Database;
 use std::time::Duration;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(infra::testing::fresh_sqlite_database().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(infra::testing::fresh_pg_database().await).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(closed_tenants_have_their_data_deleted_once_after_retention);
+infra::on_both_backends!(closed_tenants_have_their_data_deleted_once_after_retention);
 
 async fn close(exec: &Executor, retention: chrono::Duration) -> TenantId {
     let tenant = TenantId::new_v7();

@@ -73,3 +73,28 @@ pub async fn fresh_sqlite_store() -> Arc<dyn EventStore> {
         .await
         .expect("start event store")
 }
+
+/// Runs async test functions `fn name(db: Database)` once on a fresh SQLite database and once
+/// on a fresh PostgreSQL database: `infra::on_both_backends!(test_a, test_b);` generates
+/// `sqlite::test_a`, `postgres::test_a`, ...
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::testing::fresh_sqlite_database().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::testing::fresh_pg_database().await).await;
+                }
+            )*
+        }
+    };
+}

@@ -16,28 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(infra::testing::fresh_sqlite_database().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(infra::testing::fresh_pg_database().await).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_backends!(
+infra::on_both_backends!(
     the_directory_follows_the_log_and_reads_can_wait_for_a_write,
     waiting_past_the_bound_is_a_clear_error,
     a_failing_projector_stops_alone_records_where_and_recovers,

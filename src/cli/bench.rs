@@ -2,16 +2,16 @@
 //! baseline (identical rows inserted into a plain table with no ordering guarantees), on
 //! SQLite and PostgreSQL, in one run. Prints a table; asserts nothing.
 
+use super::scratch::{Scratch, percentile};
 use crate::cli::GlobalArgs;
-use anyhow::Context;
+use anyhow::Context as _;
 use chrono::Utc;
 use domain::event::{Actor, EventMetadata, NewEvent, StreamId};
 use domain::event_store::{AppendRequest, EventStore, ExpectedVersion};
 use domain::ids::{CommandId, CorrelationId, TenantId};
-use infra::database::{Database, DatabaseOptions, redact, with_database};
+use infra::database::Database;
 use infra::event_store::PgEventStore;
 use serde_json::{Value, json};
-use sqlx::Connection;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -105,10 +105,6 @@ struct Figures {
 
 async fn append(args: AppendBenchArgs) -> anyhow::Result<()> {
     let duration = Duration::from_secs_f64(args.seconds.max(0.1));
-    let options = DatabaseOptions {
-        max_connections: 24,
-        ..DatabaseOptions::default()
-    };
     let payload_bytes = serde_json::to_vec(&payload(0))?.len();
     report_line(&format!(
         "tenantry bench append: {:.1} s per case, payload {payload_bytes} bytes, {} cores",
@@ -129,40 +125,21 @@ async fn append(args: AppendBenchArgs) -> anyhow::Result<()> {
         "store/raw"
     ));
 
+    let mut scratches = Vec::new();
     if !args.no_sqlite {
-        let path =
-            std::env::temp_dir().join(format!("tenantry-bench-{}.db", Uuid::now_v7().simple()));
-        let url = format!("sqlite://{}", path.display());
-        let db = Database::open(&url, &options).await?;
-        create_raw_table(&db).await?;
-        compare("sqlite", &db, duration, false).await?;
-        drop(db);
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
+        scratches.push(Scratch::sqlite().await?);
     }
     if !args.no_postgres {
-        let name = format!("tenantry_bench_{}", Uuid::now_v7().simple());
-        let mut admin = sqlx::PgConnection::connect(&args.postgres_url)
-            .await
-            .with_context(|| format!("connecting to {}", redact(&args.postgres_url)))?;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await?;
-        let url = with_database(&args.postgres_url, &name);
+        scratches.push(Scratch::postgres(&args.postgres_url).await?);
+    }
+    for scratch in scratches {
         let result = async {
-            let db = Database::open(&url, &options).await?;
-            create_raw_table(&db).await?;
-            compare("postgres", &db, duration, args.alternatives).await?;
-            if let Database::Postgres(pool) = db {
-                pool.close().await;
-            }
-            anyhow::Ok(())
+            create_raw_table(&scratch.db).await?;
+            let alternatives = args.alternatives && scratch.backend == "postgres";
+            compare(scratch.backend, &scratch.db, duration, alternatives).await
         }
         .await;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut admin)
-            .await?;
+        scratch.remove().await?;
         result?;
     }
     Ok(())
@@ -264,16 +241,10 @@ async fn measure(target: &Target, case: Case, duration: Duration) -> anyhow::Res
     }
     let elapsed = started.elapsed();
     latencies.sort_unstable();
-    let pick = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
     Ok(Figures {
         events_per_sec: (latencies.len() * case.batch) as f64 / elapsed.as_secs_f64(),
-        p50: pick(0.50),
-        p99: pick(0.99),
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
     })
 }
 

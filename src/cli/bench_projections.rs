@@ -2,22 +2,20 @@
 //! (1,000,000 events by default) on SQLite and PostgreSQL, and the round-trip latency of a
 //! single-event command with 1 and 16 concurrent clients. Prints figures; asserts nothing.
 
+use super::scratch::{Scratch, percentile};
 use crate::wiring;
-use anyhow::Context;
 use commands::{CommandContext, Executor};
 use domain::aggregate::encode_event;
 use domain::event::{Actor, EventMetadata, NewEvent, StreamId};
 use domain::event_store::{AppendRequest, EventStore, ExpectedVersion};
 use domain::ids::TenantId;
 use domain::tenant::{Slug, Tenant, TenantCommand, TenantEvent, TenantName, TenantSettings};
-use infra::database::{Database, DatabaseOptions, redact, with_database};
+use infra::database::Database;
 use projections::runner::{self, RunnerConfig};
 use projections::tenant_directory::TenantDirectory;
-use sqlx::Connection;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use uuid::Uuid;
 
 #[derive(Debug, clap::Args)]
 pub struct ProjectionBenchArgs {
@@ -53,10 +51,6 @@ fn report(line: &str) {
 }
 
 pub async fn run(args: ProjectionBenchArgs) -> anyhow::Result<()> {
-    let options = DatabaseOptions {
-        max_connections: 24,
-        ..DatabaseOptions::default()
-    };
     report(&format!(
         "tenantry bench projections: {} events ({} tenants), rebuild batches of {}, {} cores",
         args.events,
@@ -64,36 +58,16 @@ pub async fn run(args: ProjectionBenchArgs) -> anyhow::Result<()> {
         args.batch_size,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     ));
+    let mut scratches = Vec::new();
     if !args.no_sqlite {
-        let path =
-            std::env::temp_dir().join(format!("tenantry-bench-{}.db", Uuid::now_v7().simple()));
-        let db = Database::open(&format!("sqlite://{}", path.display()), &options).await?;
-        bench("sqlite", &db, &args).await?;
-        drop(db);
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
+        scratches.push(Scratch::sqlite().await?);
     }
     if !args.no_postgres {
-        let name = format!("tenantry_bench_{}", Uuid::now_v7().simple());
-        let mut admin = sqlx::PgConnection::connect(&args.postgres_url)
-            .await
-            .with_context(|| format!("connecting to {}", redact(&args.postgres_url)))?;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await?;
-        let result = async {
-            let db = Database::open(&with_database(&args.postgres_url, &name), &options).await?;
-            bench("postgres", &db, &args).await?;
-            if let Database::Postgres(pool) = db {
-                pool.close().await;
-            }
-            anyhow::Ok(())
-        }
-        .await;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut admin)
-            .await?;
+        scratches.push(Scratch::postgres(&args.postgres_url).await?);
+    }
+    for scratch in scratches {
+        let result = bench(scratch.backend, &scratch.db, &args).await;
+        scratch.remove().await?;
         result?;
     }
     Ok(())
@@ -251,14 +225,9 @@ async fn command_round_trips(
     }
     let elapsed = started.elapsed();
     all.sort_unstable();
-    let pick = |q: f64| {
-        all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
     Ok((
-        pick(0.5),
-        pick(0.99),
+        percentile(&all, 0.5),
+        percentile(&all, 0.99),
         all.len() as f64 / elapsed.as_secs_f64(),
     ))
 }

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_projections;
 mod projections;
+mod scratch;
 mod serve;
 mod tenants;
 
