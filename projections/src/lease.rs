@@ -75,17 +75,39 @@ pub(crate) async fn acquire(db: &ReadDb, name: &str) -> Lease {
 }
 
 impl Lease {
-    /// Completes when the lease is lost (its connection failed).
-    pub(crate) async fn lost(&mut self) {
-        match self {
-            Self::Embedded => std::future::pending().await,
-            Self::Postgres(conn) => loop {
-                tokio::time::sleep(RETRY).await;
-                if let Err(error) = conn.ping().await {
-                    tracing::warn!(error = %error, "projection lease connection lost");
+    /// Completes when the lease is lost: its connection failed or stopped answering within
+    /// [`RETRY`], or the lock is no longer held by it.
+    pub(crate) async fn lost(&mut self, name: &str) {
+        let Self::Postgres(conn) = self else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::time::sleep(RETRY).await;
+            let check = sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = pg_backend_pid() \
+                 AND locktype = 'advisory' AND classid = $1::oid AND objid = $2::oid AND granted)",
+            )
+            .bind(i64::from(LEASE_CLASS))
+            .bind(i64::from(key(name)))
+            .fetch_one(&mut *conn);
+            match tokio::time::timeout(RETRY, check).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => {
+                    tracing::warn!(projection = name, "projection lease no longer held");
                     return;
                 }
-            },
+                Ok(Err(error)) => {
+                    tracing::warn!(projection = name, error = %error, "projection lease connection failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        projection = name,
+                        "projection lease connection stopped answering"
+                    );
+                    return;
+                }
+            }
         }
     }
 }

@@ -37,7 +37,7 @@ pub struct Checkpoint {
     pub version: i32,
     pub generation: i32,
     pub position: i64,
-    /// `catching_up`, `live`, `failing` or `rebuilding`.
+    /// `catching_up`, `live` (its last batch reached the head of the log) or `failing`.
     pub status: String,
     pub last_error: Option<String>,
     pub error_position: Option<i64>,
@@ -63,6 +63,14 @@ pub enum RunnerError {
     Store(#[from] EventStoreError),
     #[error("no projector named {0}")]
     Unknown(String),
+    #[error(
+        "projection {name}: version {live} is live, newer than this build's {ours}; standing by"
+    )]
+    NewerVersionLive { name: String, live: i32, ours: i32 },
+    #[error("projection {name}: version {live} was swapped in while this build runs {ours}")]
+    VersionChanged { name: String, live: i32, ours: i32 },
+    #[error("projection {0}: another rebuild swapped generations first")]
+    RebuildRaced(String),
 }
 
 const CHECKPOINT_COLUMNS: &str =
@@ -137,10 +145,10 @@ async fn commit_batch(
     to: Position,
     status: &str,
 ) -> Result<bool, ProjectionError> {
+    // The guard comes first: it locks the checkpoint row (PostgreSQL; SQLite's write
+    // transaction is exclusive anyway), so a rebuild cannot swap generations under this batch,
+    // and a batch whose generation was swapped out writes nothing to the old tables.
     let mut tx = db.begin().await?;
-    if !events.is_empty() {
-        projector.apply(&mut tx, &cp.suffix(), events).await?;
-    }
     let moved = exec!(
         &mut tx,
         "UPDATE projections SET position = $1, status = $2, last_error = NULL, \
@@ -156,21 +164,26 @@ async fn commit_batch(
     if moved != 1 {
         return Ok(false);
     }
+    if !events.is_empty() {
+        projector.apply(&mut tx, &cp.suffix(), events).await?;
+    }
     tx.commit().await?;
     Ok(true)
 }
 
-async fn record_failure(db: &ReadDb, name: &str, error: &ProjectionError, position: Position) {
+async fn record_failure(db: &ReadDb, cp: &Checkpoint, error: &ProjectionError, position: Position) {
+    let name = cp.name.as_str();
     let result = async {
         let mut tx = db.begin().await?;
         exec!(
             &mut tx,
             "UPDATE projections SET status = 'failing', last_error = $1, error_position = $2, \
-             updated_at = $3 WHERE name = $4",
+             updated_at = $3 WHERE name = $4 AND generation = $5",
             error.to_string(),
             i64::try_from(position.0).unwrap_or(i64::MAX),
             Utc::now(),
-            name
+            name,
+            cp.generation
         )?;
         tx.commit().await
     }
@@ -188,8 +201,17 @@ pub async fn run(
     config: RunnerConfig,
 ) -> Result<(), RunnerError> {
     let name = projector.name();
+    let ours = i32::try_from(projector.version()).unwrap_or(i32::MAX);
     let mut cp = register(&db, projector.as_ref()).await?;
-    if cp.version != i32::try_from(projector.version()).unwrap_or(i32::MAX) {
+    if cp.version > ours {
+        // A newer build's tables are live: never rebuild them down; stand by.
+        return Err(RunnerError::NewerVersionLive {
+            name: name.to_owned(),
+            live: cp.version,
+            ours,
+        });
+    }
+    if cp.version < ours {
         tracing::info!(
             projection = name,
             from = cp.version,
@@ -204,7 +226,6 @@ pub async fn run(
             .subscribe(cp.position())
             .ready_chunks(config.batch_size);
         while let Some(chunk) = batches.next().await {
-            let full = chunk.len() == config.batch_size;
             let mut events = Vec::with_capacity(chunk.len());
             for item in chunk {
                 match item {
@@ -217,7 +238,9 @@ pub async fn run(
             let Some(last) = events.last().map(|e| e.position) else {
                 continue;
             };
-            let status = if full { "catching_up" } else { "live" };
+            // Live when this batch reached the head of the log as it stands now.
+            let head = store.head().await?;
+            let status = if last >= head { "live" } else { "catching_up" };
             let handled: Vec<RecordedEvent> = events
                 .into_iter()
                 .filter(|e| projector.handles(&e.event_type))
@@ -225,7 +248,7 @@ pub async fn run(
             match commit_batch(&db, projector.as_ref(), &cp, &handled, last, status).await {
                 Ok(true) => cp.position = i64::try_from(last.0).unwrap_or(i64::MAX),
                 Ok(false) => {
-                    cp = reload(&db, name).await?;
+                    cp = reload_same_version(&db, name, ours).await?;
                     continue 'subscription;
                 }
                 Err(error) => {
@@ -241,7 +264,7 @@ pub async fn run(
                     )
                     .await?
                     {
-                        cp = reload(&db, name).await?;
+                        cp = reload_same_version(&db, name, ours).await?;
                         continue 'subscription;
                     }
                 }
@@ -250,10 +273,25 @@ pub async fn run(
     }
 }
 
-async fn reload(db: &ReadDb, name: &str) -> Result<Checkpoint, RunnerError> {
-    checkpoint(db, name)
+/// The checkpoint after it moved under this runner (a rebuild swapped generations). If the
+/// swap installed another version, this runner stops; its task starts it again, which rebuilds
+/// (older tables) or stands by (newer ones).
+async fn reload_same_version(
+    db: &ReadDb,
+    name: &str,
+    ours: i32,
+) -> Result<Checkpoint, RunnerError> {
+    let cp = checkpoint(db, name)
         .await?
-        .ok_or_else(|| RunnerError::Unknown(name.to_owned()))
+        .ok_or_else(|| RunnerError::Unknown(name.to_owned()))?;
+    if cp.version != ours {
+        return Err(RunnerError::VersionChanged {
+            name: name.to_owned(),
+            live: cp.version,
+            ours,
+        });
+    }
+    Ok(cp)
 }
 
 /// After a failed batch: each event in its own transaction, so the failing one is found,
@@ -287,7 +325,7 @@ async fn one_by_one(
                 Ok(false) => return Ok(false),
                 Err(error) => {
                     tracing::error!(projection = projector.name(), position = event.position.0, error = %error, "projection failed; retrying");
-                    record_failure(db, projector.name(), &error, event.position).await;
+                    record_failure(db, cp, &error, event.position).await;
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(config.max_retry_delay);
                 }
@@ -312,6 +350,9 @@ pub async fn rebuild(
     config: RunnerConfig,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<(), RunnerError> {
+    // One rebuild of a projector at a time, across processes (they would share the next
+    // generation's tables).
+    let _rebuild_lock = crate::lease::acquire(db, &format!("{}.rebuild", projector.name())).await;
     let current = register(db, projector).await?;
     let generation = current.generation + 1;
     let suffix = format!("_g{generation}");
@@ -369,34 +410,49 @@ pub async fn rebuild(
     }
     drop(reader);
 
-    // The swap: catch up to the head inside one transaction, then re-point the views and the
-    // checkpoint, so readers go from the complete old tables to the complete new ones.
+    // The swap, in one transaction. First lock the checkpoint row (a live runner's next batch
+    // waits, then finds the generation changed and carries on with the new one); then catch
+    // the new tables up to the head as it stands now, which no live runner can have passed;
+    // then re-point the views and the checkpoint. Readers go from the complete old tables to
+    // the complete new ones, and the checkpoint never moves backwards.
     let mut tx = db.begin().await?;
-    loop {
+    let locked = exec!(
+        &mut tx,
+        "UPDATE projections SET updated_at = $1 WHERE name = $2 AND generation = $3",
+        Utc::now(),
+        projector.name(),
+        current.generation
+    )?;
+    if locked != 1 {
+        return Err(RunnerError::RebuildRaced(projector.name().to_owned()));
+    }
+    let head = store.head().await?;
+    while position < head {
         let rest = store.read_all(position, config.batch_size).await?;
         let Some(end) = rest.last().map(|e| e.position) else {
             break;
         };
         let handled: Vec<RecordedEvent> = rest
             .into_iter()
-            .filter(|e| projector.handles(&e.event_type))
+            .filter(|e| e.position <= head && projector.handles(&e.event_type))
             .collect();
         if !handled.is_empty() {
             projector.apply(&mut tx, &suffix, &handled).await?;
         }
-        position = end;
+        position = end.min(head);
     }
     point_views(&mut tx, projector, &suffix).await?;
     exec!(
         &mut tx,
         "UPDATE projections SET version = $1, generation = $2, position = $3, \
-         status = 'catching_up', last_error = NULL, error_position = NULL, updated_at = $4 \
-         WHERE name = $5",
+         status = 'live', last_error = NULL, error_position = NULL, updated_at = $4 \
+         WHERE name = $5 AND generation = $6",
         i32::try_from(projector.version()).unwrap_or(i32::MAX),
         generation,
         i64::try_from(position.0).unwrap_or(i64::MAX),
         Utc::now(),
-        projector.name()
+        projector.name(),
+        current.generation
     )?;
     tx.commit().await?;
     progress(position.0, total.max(position.0));
@@ -467,7 +523,7 @@ pub fn spawn(
                                 tracing::error!(projection = projector.name(), error = %error, "projection stopped; restarting");
                             }
                         }
-                        () = lease.lost() => {
+                        () = lease.lost(projector.name()) => {
                             tracing::warn!(projection = projector.name(), "projection lease lost; stopped");
                         }
                     }

@@ -22,6 +22,7 @@ infra::on_both_backends!(
     a_failing_projector_stops_alone_records_where_and_recovers,
     injected_failures_leave_the_same_read_model_as_a_fresh_rebuild,
     a_new_version_is_built_beside_the_old_one_and_swapped_in,
+    a_rebuild_while_the_runner_is_live_loses_nothing_and_the_runner_carries_on,
 );
 
 fn read_db(db: &Database) -> ReadDb {
@@ -507,5 +508,69 @@ async fn a_new_version_is_built_beside_the_old_one_and_swapped_in(db: Database) 
     assert_eq!(
         TenantDirectory::get(&read, t).await.unwrap().unwrap().name,
         "After The Swap"
+    );
+}
+
+async fn a_rebuild_while_the_runner_is_live_loses_nothing_and_the_runner_carries_on(db: Database) {
+    let store = db.event_store().await.unwrap();
+    let read = read_db(&db);
+    let fragile = Arc::new(Fragile::default()); // never poisoned: counts every tenant event once
+    let _runner = runner::spawn(
+        store.clone(),
+        read.clone(),
+        vec![Arc::new(TenantDirectory), fragile],
+        fast(),
+    );
+    for n in 0..100 {
+        let t = TenantId::new_v7();
+        emit(&store, t, provisioned(t, n)).await;
+    }
+    // Writes keep coming during both rebuilds.
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut written = Vec::new();
+            for n in 100..300 {
+                let t = TenantId::new_v7();
+                emit(&store, t, provisioned(t, n)).await;
+                written.push(t);
+                tokio::task::yield_now().await;
+            }
+            written
+        })
+    };
+    runner::rebuild(&store, &read, &TenantDirectory, fast(), |_, _| {})
+        .await
+        .unwrap();
+    runner::rebuild(&store, &read, &Fragile::default(), fast(), |_, _| {})
+        .await
+        .unwrap();
+    writer.await.unwrap();
+    // After the swaps the live runners go on with the new generations.
+    let t = TenantId::new_v7();
+    let last = emit(&store, t, provisioned(t, 300)).await;
+    wait_for(&read, &["tenant_directory", "fragile"], last, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(everything(&read).await.len(), 301);
+    let cps = checkpoints(&read).await.unwrap();
+    for cp in &cps {
+        assert_eq!(cp.generation, 2, "{cp:?}");
+        assert_eq!(cp.last_error, None, "{cp:?}");
+        assert_eq!(cp.status, "live", "{cp:?}");
+    }
+    let counted: i64 = match &read {
+        ReadDb::Sqlite { reader, .. } => sqlx::query_scalar("SELECT count(*) FROM fragile_counts")
+            .fetch_one(reader)
+            .await
+            .unwrap(),
+        ReadDb::Postgres(pool) => sqlx::query_scalar("SELECT count(*) FROM fragile_counts")
+            .fetch_one(pool)
+            .await
+            .unwrap(),
+    };
+    assert_eq!(
+        counted, 301,
+        "every event counted exactly once across the swap"
     );
 }
