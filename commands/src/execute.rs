@@ -55,6 +55,9 @@ pub enum CommandError<E: std::error::Error + 'static> {
     Rejected(E),
     #[error("gave up after {attempts} attempts: stream {stream} kept changing")]
     Contention { stream: StreamId, attempts: u32 },
+    /// The command id was already used by a command on another stream.
+    #[error("idempotency key {command_id} was already used for a different command")]
+    IdempotencyKeyReused { command_id: domain::ids::CommandId },
     #[error(transparent)]
     Store(#[from] EventStoreError),
     #[error("a stored event could not be read: {0}")]
@@ -289,7 +292,7 @@ impl Executor {
                 Err(_) => true,
             };
             if writes_nothing && let Some(first) = self.store.find_command(ctx.command_id).await? {
-                return Ok(replayed(&first, &stream));
+                return replayed(&first, &stream, ctx);
             }
             let (events, guard_events) = decision.map_err(CommandError::Rejected)?;
             if events.is_empty() && guard_events.is_empty() {
@@ -319,6 +322,7 @@ impl Executor {
                 );
             }
             match self.store.append(request).await {
+                Ok(result) if result.replayed => return replayed(&result, &stream, ctx),
                 Ok(result) => {
                     let version = result.version_of(&stream).unwrap_or(target.version);
                     self.maybe_snapshot::<A>(id, target.version, version).await;
@@ -427,13 +431,24 @@ fn fold_into<A: Aggregate>(
     Ok(())
 }
 
-fn replayed(first: &AppendResult, stream: &StreamId) -> CommandOutcome {
-    CommandOutcome {
-        version: first.version_of(stream).unwrap_or_default(),
+/// The outcome of a command id executed before: its first result, which must concern the
+/// same stream (otherwise the key was reused for another command).
+fn replayed<E: std::error::Error + 'static>(
+    first: &AppendResult,
+    stream: &StreamId,
+    ctx: &CommandContext,
+) -> Result<CommandOutcome, CommandError<E>> {
+    let version = first
+        .version_of(stream)
+        .ok_or(CommandError::IdempotencyKeyReused {
+            command_id: ctx.command_id,
+        })?;
+    Ok(CommandOutcome {
+        version,
         position: first.last_position,
         appended: 0,
         replayed: true,
-    }
+    })
 }
 
 fn envelopes<A: Aggregate>(

@@ -21,6 +21,9 @@ use uuid::Uuid;
 infra::on_both_backends!(
     tenant_lifecycle_writes_events_with_the_callers_metadata,
     a_command_id_executes_once_even_after_a_restart,
+    a_retry_that_would_write_again_gets_the_first_outcome,
+    an_idempotency_key_reused_for_another_command_is_refused,
+    a_command_that_changes_nothing_writes_nothing,
     concurrent_commands_on_one_aggregate_all_land_by_retrying,
     a_per_tenant_limit_holds_under_concurrent_creates,
     snapshots_do_not_change_the_loaded_state,
@@ -91,7 +94,7 @@ async fn tenant_lifecycle_writes_events_with_the_callers_metadata(db: Database) 
         assert!(outcome.position > last.position);
         last = outcome;
     }
-    // A no-op (same name) writes nothing and reports where the state stands.
+    // A closed tenant refuses further changes.
     let same = TenantCommand::Rename {
         name: TenantName::parse("Acme Ltd").unwrap(),
         at: at(6),
@@ -441,4 +444,88 @@ async fn events_stored_under_an_old_schema_are_upcast_on_read(db: Database) {
     );
     assert_eq!(stored[1].schema_version, 2);
     assert_eq!(stored[1].payload, json!({ "by": 2 }));
+}
+
+async fn a_retry_that_would_write_again_gets_the_first_outcome(db: Database) {
+    let exec = executor(&db).await;
+    let tenant = TenantId::new_v7();
+    let ctx = || CommandContext::new(Actor::system("t"));
+    exec.execute::<Tenant>(tenant.as_uuid(), &provision(tenant, "retry"), &ctx())
+        .await
+        .unwrap();
+    let key = ctx().with_command_id(CommandId::new_v7());
+    let set = |n| TenantCommand::ChangeSettings {
+        settings: settings(n),
+        at: at(1),
+    };
+    let first = exec
+        .execute::<Tenant>(tenant.as_uuid(), &set(1), &key)
+        .await
+        .unwrap();
+    exec.execute::<Tenant>(tenant.as_uuid(), &set(2), &ctx())
+        .await
+        .unwrap();
+    // The retry's decision would write (settings are 2 now), but the key was used: the first
+    // outcome comes back and nothing is written.
+    let retry = exec
+        .execute::<Tenant>(tenant.as_uuid(), &set(1), &key)
+        .await
+        .unwrap();
+    assert!(retry.replayed);
+    assert_eq!(
+        (retry.version, retry.position),
+        (first.version, first.position)
+    );
+    let state = exec.load::<Tenant>(tenant.as_uuid()).await.unwrap();
+    assert_eq!(state.state.settings, settings(2));
+    assert_eq!(state.version, StreamVersion(3));
+}
+
+async fn an_idempotency_key_reused_for_another_command_is_refused(db: Database) {
+    let exec = executor(&db).await;
+    let (a, b) = (TenantId::new_v7(), TenantId::new_v7());
+    let key = CommandContext::new(Actor::system("t")).with_command_id(CommandId::new_v7());
+    exec.execute::<Tenant>(a.as_uuid(), &provision(a, "first"), &key)
+        .await
+        .unwrap();
+    let err = exec
+        .execute::<Tenant>(b.as_uuid(), &provision(b, "second"), &key)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CommandError::IdempotencyKeyReused { .. }),
+        "{err}"
+    );
+    assert_eq!(
+        exec.load::<Tenant>(b.as_uuid()).await.unwrap().version,
+        StreamVersion::NONE
+    );
+}
+
+async fn a_command_that_changes_nothing_writes_nothing(db: Database) {
+    let exec = executor(&db).await;
+    let tenant = TenantId::new_v7();
+    let ctx = || CommandContext::new(Actor::system("t"));
+    let first = exec
+        .execute::<Tenant>(tenant.as_uuid(), &provision(tenant, "same"), &ctx())
+        .await
+        .unwrap();
+    let same = TenantCommand::Rename {
+        name: TenantName::parse("Acme Backups").unwrap(),
+        at: at(1),
+    };
+    // From a fresh executor (nothing cached) and from the same one.
+    for exec in [executor(&db).await, exec.clone()] {
+        let outcome = exec
+            .execute::<Tenant>(tenant.as_uuid(), &same, &ctx())
+            .await
+            .unwrap();
+        assert_eq!(outcome.appended, 0);
+        assert_eq!(outcome.version, first.version);
+        assert_eq!(
+            outcome.position, first.position,
+            "a no-op reports where the state stands"
+        );
+    }
+    assert_eq!(exec.store().head().await.unwrap(), first.position);
 }

@@ -84,6 +84,11 @@ async fn closed_tenants_have_their_data_deleted_once_after_retention(db: Databas
         .unwrap();
     assert_eq!(deletions[0].metadata.causation_id, Some(closed.event_id));
     assert_eq!(
+        deletions[0].metadata.command_id,
+        Some(CommandContext::caused_by(closed, tenant_data_retention::NAME).command_id),
+        "the command id derives from the causing event"
+    );
+    assert_eq!(
         deletions[0].metadata.actor,
         Actor::system(tenant_data_retention::NAME)
     );

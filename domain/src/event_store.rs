@@ -164,6 +164,10 @@ pub struct AppendResult {
     pub streams: Vec<StreamWritten>,
     pub first_position: Position,
     pub last_position: Position,
+    /// True when this is the stored result of an earlier append with the same command id
+    /// (nothing was written this time). Not stored.
+    #[serde(skip)]
+    pub replayed: bool,
 }
 
 impl AppendResult {
@@ -276,7 +280,8 @@ pub trait EventStore: Send + Sync + fmt::Debug + 'static {
     /// The position of the last committed event (`Position::START` when the log is empty).
     async fn head(&self) -> Result<Position, EventStoreError>;
 
-    /// The stored result of the append that carried `command`, if there was one.
+    /// The stored result of the append that carried `command`, if there was one (marked
+    /// `replayed`).
     async fn find_command(
         &self,
         command: CommandId,

@@ -90,7 +90,7 @@ async fn act(exec: &Executor, pending: &mut BTreeMap<TenantId, Pending>, now: Da
             .await
         {
             Ok(_) => {
-                tracing::info!(reactor = NAME, tenant.id = %tenant, "tenant data deleted after its retention period");
+                tracing::info!(reactor = NAME, tenant.id = %tenant, "tenant data deletion recorded after its retention period");
                 pending.remove(&tenant);
             }
             Err(CommandError::Rejected(TenantError::RetentionNotOver(_))) => {}

@@ -254,13 +254,18 @@ impl From<WireResult> for AppendResult {
                 .collect(),
             first_position: Position(wire.first_position),
             last_position: Position(wire.last_position),
+            replayed: false,
         }
     }
 }
 
 fn decode_outcome(outcome: Value, request: &AppendRequest) -> Outcome {
     match serde_json::from_value::<WireOutcome>(outcome) {
-        Ok(WireOutcome::Ok(result) | WireOutcome::Duplicate(result)) => Ok(result.into()),
+        Ok(WireOutcome::Ok(result)) => Ok(result.into()),
+        Ok(WireOutcome::Duplicate(result)) => Ok(AppendResult {
+            replayed: true,
+            ..result.into()
+        }),
         Ok(WireOutcome::Conflict { stream, actual }) => {
             let part = request
                 .streams
@@ -409,7 +414,10 @@ impl EventStore for PgEventStore {
                 .fetch_optional(&self.inner.pool)
                 .await
                 .map_err(EventStoreError::backend)?;
-        Ok(stored.map(|Json(result)| result.into()))
+        Ok(stored.map(|Json(result)| AppendResult {
+            replayed: true,
+            ..result.into()
+        }))
     }
 
     fn subscribe(&self, after: Position) -> EventStream {

@@ -108,8 +108,11 @@ async fn append_one(
                 .fetch_optional(&mut **tx)
                 .await
                 .map_err(backend)?;
-        if let Some(prior) = prior {
-            return Ok(Ok(prior.0));
+        if let Some(Json(prior)) = prior {
+            return Ok(Ok(AppendResult {
+                replayed: true,
+                ..prior
+            }));
         }
     }
 
@@ -167,6 +170,7 @@ async fn append_one(
         streams,
         first_position: Position(u64::try_from(first).unwrap_or_default()),
         last_position: Position(u64::try_from(*head).unwrap_or_default()),
+        replayed: false,
     };
     if let Some(command) = request.command_id {
         sqlx::query(
@@ -244,7 +248,10 @@ impl EventStore for SqliteEventStore {
                 .fetch_optional(&self.inner.reader)
                 .await
                 .map_err(EventStoreError::backend)?;
-        Ok(stored.map(|Json(result)| result))
+        Ok(stored.map(|Json(result)| AppendResult {
+            replayed: true,
+            ..result
+        }))
     }
 
     fn subscribe(&self, after: Position) -> EventStream {
