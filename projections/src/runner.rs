@@ -171,7 +171,12 @@ async fn commit_batch(
     Ok(true)
 }
 
-async fn record_failure(db: &ReadDb, cp: &Checkpoint, error: &ProjectionError, position: Position) {
+async fn record_failure(
+    db: &ReadDb,
+    cp: &Checkpoint,
+    error: &(dyn std::fmt::Display + Sync),
+    position: Option<Position>,
+) {
     let name = cp.name.as_str();
     let result = async {
         let mut tx = db.begin().await?;
@@ -180,7 +185,7 @@ async fn record_failure(db: &ReadDb, cp: &Checkpoint, error: &ProjectionError, p
             "UPDATE projections SET status = 'failing', last_error = $1, error_position = $2, \
              updated_at = $3 WHERE name = $4 AND generation = $5",
             error.to_string(),
-            i64::try_from(position.0).unwrap_or(i64::MAX),
+            position.map(|p| i64::try_from(p.0).unwrap_or(i64::MAX)),
             Utc::now(),
             name,
             cp.generation
@@ -218,7 +223,17 @@ pub async fn run(
             to = projector.version(),
             "projector version changed; rebuilding beside the live tables"
         );
-        rebuild(&store, &db, projector.as_ref(), config, |_, _| {}).await?;
+        if let Err(error) = rebuild(&store, &db, projector.as_ref(), config, |_, _| {}).await {
+            let message = format!("rebuilding to version {ours} failed: {error}");
+            let position = match &error {
+                RunnerError::Projection(ProjectionError::Event { position, .. }) => {
+                    Some(Position(*position))
+                }
+                _ => None,
+            };
+            record_failure(&db, &cp, &message, position).await;
+            return Err(error);
+        }
         cp = register(&db, projector.as_ref()).await?;
     }
     'subscription: loop {
@@ -325,7 +340,7 @@ async fn one_by_one(
                 Ok(false) => return Ok(false),
                 Err(error) => {
                     tracing::error!(projection = projector.name(), position = event.position.0, error = %error, "projection failed; retrying");
-                    record_failure(db, cp, &error, event.position).await;
+                    record_failure(db, cp, &error, Some(event.position)).await;
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(config.max_retry_delay);
                 }

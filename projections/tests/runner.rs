@@ -23,6 +23,7 @@ infra::on_both_backends!(
     injected_failures_leave_the_same_read_model_as_a_fresh_rebuild,
     a_new_version_is_built_beside_the_old_one_and_swapped_in,
     a_rebuild_while_the_runner_is_live_loses_nothing_and_the_runner_carries_on,
+    a_failing_rebuild_on_a_version_change_shows_in_status_and_reads_go_on,
 );
 
 fn read_db(db: &Database) -> ReadDb {
@@ -224,6 +225,8 @@ async fn waiting_past_the_bound_is_a_clear_error(db: Database) {
 struct Fragile {
     poisoned: std::sync::Mutex<Option<TenantId>>,
     cured: AtomicBool,
+    /// 0 means 1.
+    version: u32,
 }
 
 #[async_trait]
@@ -232,7 +235,7 @@ impl Projector for Fragile {
         "fragile"
     }
     fn version(&self) -> u32 {
-        1
+        self.version.max(1)
     }
     fn handles(&self, event_type: &str) -> bool {
         event_type.starts_with("Tenant")
@@ -573,4 +576,71 @@ async fn a_rebuild_while_the_runner_is_live_loses_nothing_and_the_runner_carries
         counted, 301,
         "every event counted exactly once across the swap"
     );
+}
+
+async fn a_failing_rebuild_on_a_version_change_shows_in_status_and_reads_go_on(db: Database) {
+    let store = db.event_store().await.unwrap();
+    let read = read_db(&db);
+    let poisoned = TenantId::new_v7();
+    let mut poison_at = Position::START;
+    for n in 0..10 {
+        let t = if n == 4 { poisoned } else { TenantId::new_v7() };
+        let at = emit(&store, t, provisioned(t, n)).await;
+        if n == 4 {
+            poison_at = at;
+        }
+    }
+    let v1 = runner::spawn(
+        store.clone(),
+        read.clone(),
+        vec![Arc::new(Fragile::default())],
+        fast(),
+    );
+    wait_for(&read, &["fragile"], store.head().await.unwrap(), WAIT)
+        .await
+        .unwrap();
+    drop(v1);
+
+    let v2 = Fragile {
+        version: 2,
+        ..Fragile::default()
+    };
+    *v2.poisoned.lock().unwrap() = Some(poisoned);
+    let _runner = runner::spawn(store.clone(), read.clone(), vec![Arc::new(v2)], fast());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let cp = checkpoints(&read).await.unwrap().remove(0);
+        if cp.status == "failing" {
+            assert!(
+                cp.last_error
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains("rebuilding to version 2"),
+                "{cp:?}"
+            );
+            assert_eq!(cp.error_position, Some(poison_at.0 as i64));
+            assert_eq!(
+                (cp.version, cp.generation),
+                (1, 1),
+                "the old generation stays live"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the failed rebuild never showed: {cp:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let counted: i64 = match &read {
+        ReadDb::Sqlite { reader, .. } => sqlx::query_scalar("SELECT count(*) FROM fragile_counts")
+            .fetch_one(reader)
+            .await
+            .unwrap(),
+        ReadDb::Postgres(pool) => sqlx::query_scalar("SELECT count(*) FROM fragile_counts")
+            .fetch_one(pool)
+            .await
+            .unwrap(),
+    };
+    assert_eq!(counted, 10, "reads are served from the old generation");
 }
