@@ -236,6 +236,20 @@ pub async fn run(
         }
         cp = register(&db, projector.as_ref()).await?;
     }
+    if cp.position() >= store.head().await? && cp.status == "catching_up" {
+        // Nothing to catch up on: say so now rather than at the next event.
+        let mut tx = db.begin().await?;
+        exec!(
+            &mut tx,
+            "UPDATE projections SET status = 'live', updated_at = $1 \
+             WHERE name = $2 AND generation = $3 AND position = $4",
+            Utc::now(),
+            name,
+            cp.generation,
+            cp.position
+        )?;
+        tx.commit().await?;
+    }
     'subscription: loop {
         let mut batches = store
             .subscribe(cp.position())

@@ -188,6 +188,27 @@ async fn the_directory_follows_the_log_and_reads_can_wait_for_a_write(db: Databa
 async fn waiting_past_the_bound_is_a_clear_error(db: Database) {
     let store = db.event_store().await.unwrap();
     let read = read_db(&db);
+    // On an empty log a new projector is live at once.
+    let idle = runner::spawn(
+        store.clone(),
+        read.clone(),
+        vec![Arc::new(Fragile::default())],
+        fast(),
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while checkpoints(&read)
+        .await
+        .unwrap()
+        .first()
+        .is_none_or(|cp| cp.status != "live")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "an idle projector never showed live"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(idle);
     let _runner = runner::spawn(
         store.clone(),
         read.clone(),
