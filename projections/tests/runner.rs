@@ -354,16 +354,7 @@ async fn a_failing_projector_stops_alone_records_where_and_recovers(db: Database
     let cp = cps.iter().find(|c| c.name == "fragile").unwrap();
     assert_eq!(cp.last_error, None);
     // Each event counted exactly once despite the failed attempts.
-    let counted: i64 = match &read {
-        ReadDb::Sqlite { reader, .. } => sqlx::query_scalar("SELECT count(*) FROM fragile_counts")
-            .fetch_one(reader)
-            .await
-            .unwrap(),
-        ReadDb::Postgres(pool) => sqlx::query_scalar("SELECT count(*) FROM fragile_counts")
-            .fetch_one(pool)
-            .await
-            .unwrap(),
-    };
+    let counted = fragile_count(&read).await;
     assert_eq!(counted, 20);
 }
 
@@ -583,16 +574,7 @@ async fn a_rebuild_while_the_runner_is_live_loses_nothing_and_the_runner_carries
         assert_eq!(cp.last_error, None, "{cp:?}");
         assert_eq!(cp.status, "live", "{cp:?}");
     }
-    let counted: i64 = match &read {
-        ReadDb::Sqlite { reader, .. } => sqlx::query_scalar("SELECT count(*) FROM fragile_counts")
-            .fetch_one(reader)
-            .await
-            .unwrap(),
-        ReadDb::Postgres(pool) => sqlx::query_scalar("SELECT count(*) FROM fragile_counts")
-            .fetch_one(pool)
-            .await
-            .unwrap(),
-    };
+    let counted = fragile_count(&read).await;
     assert_eq!(
         counted, 301,
         "every event counted exactly once across the swap"
@@ -653,15 +635,15 @@ async fn a_failing_rebuild_on_a_version_change_shows_in_status_and_reads_go_on(d
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let counted: i64 = match &read {
-        ReadDb::Sqlite { reader, .. } => sqlx::query_scalar("SELECT count(*) FROM fragile_counts")
-            .fetch_one(reader)
-            .await
-            .unwrap(),
-        ReadDb::Postgres(pool) => sqlx::query_scalar("SELECT count(*) FROM fragile_counts")
-            .fetch_one(pool)
-            .await
-            .unwrap(),
-    };
+    let counted = fragile_count(&read).await;
     assert_eq!(counted, 10, "reads are served from the old generation");
+}
+
+/// How many events the fragile projector's live generation has counted.
+async fn fragile_count(read: &ReadDb) -> i64 {
+    let sql = "SELECT count(*) FROM fragile_counts";
+    match read {
+        ReadDb::Sqlite { reader, .. } => sqlx::query_scalar(sql).fetch_one(reader).await.unwrap(),
+        ReadDb::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+    }
 }

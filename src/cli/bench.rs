@@ -2,7 +2,7 @@
 //! baseline (identical rows inserted into a plain table with no ordering guarantees), on
 //! SQLite and PostgreSQL, in one run. Prints a table; asserts nothing.
 
-use super::scratch::{Scratch, percentile};
+use super::scratch::{ScratchArgs, percentile};
 use crate::cli::GlobalArgs;
 use anyhow::Context as _;
 use chrono::Utc;
@@ -26,23 +26,11 @@ pub enum BenchCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct AppendBenchArgs {
-    /// PostgreSQL server to benchmark on; a scratch database is created there and dropped.
-    #[arg(
-        long,
-        env = "TENANTRY_BENCH_POSTGRES_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
-        hide_env_values = true
-    )]
-    pub postgres_url: String,
+    #[command(flatten)]
+    pub databases: ScratchArgs,
     /// Seconds each case runs.
     #[arg(long, default_value_t = 3.0)]
     pub seconds: f64,
-    /// Skip PostgreSQL.
-    #[arg(long)]
-    pub no_postgres: bool,
-    /// Skip SQLite.
-    #[arg(long)]
-    pub no_sqlite: bool,
     /// Also measure, on PostgreSQL, the rejected alternative: every writer runs the locked
     /// append in its own transaction, without group commit.
     #[arg(long)]
@@ -125,14 +113,7 @@ async fn append(args: AppendBenchArgs) -> anyhow::Result<()> {
         "store/raw"
     ));
 
-    let mut scratches = Vec::new();
-    if !args.no_sqlite {
-        scratches.push(Scratch::sqlite().await?);
-    }
-    if !args.no_postgres {
-        scratches.push(Scratch::postgres(&args.postgres_url).await?);
-    }
-    for scratch in scratches {
+    for scratch in args.databases.create().await? {
         let result = async {
             create_raw_table(&scratch.db).await?;
             let alternatives = args.alternatives && scratch.backend == "postgres";

@@ -2,7 +2,7 @@
 //! (1,000,000 events by default) on SQLite and PostgreSQL, and the round-trip latency of a
 //! single-event command with 1 and 16 concurrent clients. Prints figures; asserts nothing.
 
-use super::scratch::{Scratch, percentile};
+use super::scratch::{ScratchArgs, percentile};
 use crate::wiring;
 use commands::{CommandContext, Executor};
 use domain::aggregate::encode_event;
@@ -19,14 +19,8 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
 pub struct ProjectionBenchArgs {
-    /// PostgreSQL server to benchmark on; a scratch database is created there and dropped.
-    #[arg(
-        long,
-        env = "TENANTRY_BENCH_POSTGRES_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
-        hide_env_values = true
-    )]
-    pub postgres_url: String,
+    #[command(flatten)]
+    pub databases: ScratchArgs,
     /// Events in the generated log (10 per tenant).
     #[arg(long, default_value_t = 1_000_000)]
     pub events: usize,
@@ -39,10 +33,6 @@ pub struct ProjectionBenchArgs {
     /// Seconds each command-latency case runs.
     #[arg(long, default_value_t = 3.0)]
     pub seconds: f64,
-    #[arg(long)]
-    pub no_postgres: bool,
-    #[arg(long)]
-    pub no_sqlite: bool,
 }
 
 #[expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
@@ -58,14 +48,7 @@ pub async fn run(args: ProjectionBenchArgs) -> anyhow::Result<()> {
         args.batch_size,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     ));
-    let mut scratches = Vec::new();
-    if !args.no_sqlite {
-        scratches.push(Scratch::sqlite().await?);
-    }
-    if !args.no_postgres {
-        scratches.push(Scratch::postgres(&args.postgres_url).await?);
-    }
-    for scratch in scratches {
+    for scratch in args.databases.create().await? {
         let result = bench(scratch.backend, &scratch.db, &args).await;
         scratch.remove().await?;
         result?;

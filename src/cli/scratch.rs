@@ -7,6 +7,39 @@ use std::path::PathBuf;
 use std::time::Duration;
 use uuid::Uuid;
 
+/// Which databases a benchmark runs on.
+#[derive(Debug, clap::Args)]
+pub struct ScratchArgs {
+    /// PostgreSQL server to benchmark on; a scratch database is created there and dropped.
+    #[arg(
+        long,
+        env = "TENANTRY_BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+        hide_env_values = true
+    )]
+    pub postgres_url: String,
+    /// Skip PostgreSQL.
+    #[arg(long)]
+    pub no_postgres: bool,
+    /// Skip SQLite.
+    #[arg(long)]
+    pub no_sqlite: bool,
+}
+
+impl ScratchArgs {
+    /// A fresh database on each chosen backend, SQLite first.
+    pub async fn create(&self) -> anyhow::Result<Vec<Scratch>> {
+        let mut scratches = Vec::new();
+        if !self.no_sqlite {
+            scratches.push(Scratch::sqlite().await?);
+        }
+        if !self.no_postgres {
+            scratches.push(Scratch::postgres(&self.postgres_url).await?);
+        }
+        Ok(scratches)
+    }
+}
+
 /// A benchmark's own database: a new SQLite file, or a new database on a PostgreSQL server.
 /// `remove` deletes it (leftovers of an interrupted run are named `tenantry-bench-*` files and
 /// `tenantry_bench_*` databases; the test script drops the latter).
