@@ -71,6 +71,8 @@ pub struct Loaded<A> {
     pub version: StreamVersion,
     /// `None` when the last event came from a snapshot rather than the read.
     pub last_position: Option<Position>,
+    /// Where the state started: a stored snapshot (rather than the cache or the stream's start).
+    pub from_snapshot: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -148,6 +150,7 @@ impl Executor {
             state: A::default(),
             version: StreamVersion::NONE,
             last_position: None,
+            from_snapshot: false,
         };
         if let Some((version, state)) = self.cache.get::<A>(&stream) {
             loaded.state = state;
@@ -194,6 +197,7 @@ impl Executor {
                             Ok(state) => {
                                 loaded.state = state;
                                 loaded.version = snapshot.version;
+                                loaded.from_snapshot = true;
                                 Some(snapshot.version)
                             }
                             Err(error) => {

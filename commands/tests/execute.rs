@@ -367,7 +367,12 @@ async fn snapshots_do_not_change_the_loaded_state(db: Database) {
             snapshot_every: 10,
         });
     let a = fresh.load::<Tenant>(tenant.as_uuid()).await.unwrap();
+    assert!(
+        a.from_snapshot,
+        "a fresh executor loads a long stream from its snapshot"
+    );
     let b = without.load::<Tenant>(tenant.as_uuid()).await.unwrap();
+    assert!(!b.from_snapshot);
     assert_eq!(a.state, b.state);
     assert_eq!(a.version, b.version);
     assert_eq!(a.version, StreamVersion(57));
