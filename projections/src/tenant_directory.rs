@@ -30,6 +30,8 @@ pub struct TenantView {
     pub settings: BTreeMap<String, String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// How many of the tenant's events the directory has applied.
+    pub changes: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -42,6 +44,7 @@ struct Row {
     settings: Json<BTreeMap<String, String>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    changes: i64,
 }
 
 impl From<Row> for TenantView {
@@ -55,11 +58,13 @@ impl From<Row> for TenantView {
             settings: row.settings.0,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            changes: row.changes,
         }
     }
 }
 
-const COLUMNS: &str = "tenant_id, name, slug, status, plan, settings, created_at, updated_at";
+const COLUMNS: &str =
+    "tenant_id, name, slug, status, plan, settings, created_at, updated_at, changes";
 
 impl TenantDirectory {
     /// One tenant, if the directory has it.
@@ -139,6 +144,8 @@ struct Patch {
     status: Option<&'static str>,
     settings: Option<BTreeMap<String, String>>,
     updated_at: Option<DateTime<Utc>>,
+    /// Events of this batch for the tenant.
+    changes: i64,
 }
 
 /// Folds a batch into one patch per tenant, so the batch costs a few statements rather than
@@ -157,6 +164,7 @@ fn fold(events: &[RecordedEvent]) -> Result<BTreeMap<Uuid, Patch>, ProjectionErr
         })?;
         let patch = patches.entry(tenant_of(event)?).or_default();
         patch.updated_at = Some(event.recorded_at);
+        patch.changes += 1;
         let (name, status, settings) = match decoded {
             TenantEvent::TenantProvisioned {
                 name,
@@ -229,6 +237,7 @@ async fn write(
             ) = (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
             let (mut u_ids, mut u_names, mut u_statuses, mut u_settings, mut u_updated) =
                 (vec![], vec![], vec![], vec![], vec![]);
+            let (mut changes, mut u_changes) = (vec![], vec![]);
             for (id, patch) in patches {
                 let at = patch.updated_at.unwrap_or_else(Utc::now);
                 if let Some(row) = patch.insert {
@@ -239,12 +248,14 @@ async fn write(
                     settings.push(Json(row.settings));
                     created.push(row.created_at);
                     updated.push(at);
+                    changes.push(patch.changes);
                 } else {
                     u_ids.push(id);
                     u_names.push(patch.name);
                     u_statuses.push(patch.status.map(str::to_owned));
                     u_settings.push(patch.settings.map(Json));
                     u_updated.push(at);
+                    u_changes.push(patch.changes);
                 }
             }
             let conn: &mut sqlx::PgConnection = tx;
@@ -252,7 +263,7 @@ async fn write(
                 let plans = vec![PLACEHOLDER_PLAN.to_owned(); ids.len()];
                 sqlx::query(&format!(
                     "INSERT INTO {table} ({COLUMNS}) SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], \
-                     $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::timestamptz[]) \
+                     $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::timestamptz[], $9::bigint[]) \
                      ON CONFLICT (tenant_id) DO NOTHING"
                 ))
                 .bind(ids)
@@ -263,33 +274,37 @@ async fn write(
                 .bind(settings)
                 .bind(created)
                 .bind(updated)
+                .bind(changes)
                 .execute(&mut *conn)
                 .await?;
             }
             if !u_ids.is_empty() {
                 sqlx::query(&format!(
                     "UPDATE {table} AS t SET name = coalesce(u.name, t.name), status = coalesce(u.status, t.status), \
-                     settings = coalesce(u.settings, t.settings), updated_at = u.updated_at \
-                     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::timestamptz[]) \
-                     AS u(id, name, status, settings, updated_at) WHERE t.tenant_id = u.id"
+                     settings = coalesce(u.settings, t.settings), updated_at = u.updated_at, \
+                     changes = t.changes + u.changes \
+                     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::timestamptz[], $6::bigint[]) \
+                     AS u(id, name, status, settings, updated_at, changes) WHERE t.tenant_id = u.id"
                 ))
                 .bind(u_ids)
                 .bind(u_names)
                 .bind(u_statuses)
                 .bind(u_settings)
                 .bind(u_updated)
+                .bind(u_changes)
                 .execute(&mut *conn)
                 .await?;
             }
         }
         ReadTx::Sqlite(_) => {
             let insert = format!(
-                "INSERT INTO {table} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                "INSERT INTO {table} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                  ON CONFLICT (tenant_id) DO NOTHING"
             );
             let update = format!(
                 "UPDATE {table} SET name = coalesce($1, name), status = coalesce($2, status), \
-                 settings = coalesce($3, settings), updated_at = $4 WHERE tenant_id = $5"
+                 settings = coalesce($3, settings), updated_at = $4, changes = changes + $5 \
+                 WHERE tenant_id = $6"
             );
             for (id, patch) in patches {
                 let at = patch.updated_at.unwrap_or_else(Utc::now);
@@ -304,7 +319,8 @@ async fn write(
                         PLACEHOLDER_PLAN,
                         Json(row.settings),
                         row.created_at,
-                        at
+                        at,
+                        patch.changes
                     )?;
                 } else {
                     exec!(
@@ -314,6 +330,7 @@ async fn write(
                         patch.status,
                         patch.settings.map(Json),
                         at,
+                        patch.changes,
                         id
                     )?;
                 }
@@ -330,8 +347,9 @@ impl Projector for TenantDirectory {
     }
 
     /// 2: deleted tenant data shows as status `deleted` with no settings.
+    /// 3: `changes` counts the events applied per tenant.
     fn version(&self) -> u32 {
-        2
+        3
     }
 
     fn handles(&self, event_type: &str) -> bool {
@@ -360,12 +378,14 @@ impl Projector for TenantDirectory {
             ReadTx::Postgres(_) => format!(
                 "CREATE TABLE tenant_directory{suffix} (tenant_id UUID PRIMARY KEY, name TEXT NOT NULL, \
                  slug TEXT NOT NULL, status TEXT NOT NULL, plan TEXT NOT NULL, settings JSONB NOT NULL, \
-                 created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL)"
+                 created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL, \
+                 changes BIGINT NOT NULL)"
             ),
             ReadTx::Sqlite(_) => format!(
                 "CREATE TABLE tenant_directory{suffix} (tenant_id BLOB PRIMARY KEY, name TEXT NOT NULL, \
                  slug TEXT NOT NULL, status TEXT NOT NULL, plan TEXT NOT NULL, settings TEXT NOT NULL, \
-                 created_at TEXT NOT NULL, updated_at TEXT NOT NULL)"
+                 created_at TEXT NOT NULL, updated_at TEXT NOT NULL, \
+                 changes INTEGER NOT NULL)"
             ),
         };
         tx.execute_ddl(&ddl).await?;

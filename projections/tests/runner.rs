@@ -167,6 +167,12 @@ async fn the_directory_follows_the_log_and_reads_can_wait_for_a_write(db: Databa
     wait_for(&read, &["tenant_directory"], position, WAIT)
         .await
         .unwrap();
+    // Provisioned, renamed, suspended: three changes applied, each once.
+    let counted = TenantDirectory::get(&read, tenants[3])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(counted.changes, 3);
     let deleted = TenantDirectory::get(&read, tenants[4])
         .await
         .unwrap()
