@@ -135,26 +135,14 @@ async fn compare(
     let store = Target::Store(db.event_store().await?);
     let raw = Target::Raw(db.clone());
     // Warm caches, prepared statements and the connection pool.
-    measure(
-        &store,
-        Case {
-            name: "warm-up",
-            writers: 4,
-            batch: 10,
-        },
-        Duration::from_millis(500),
-    )
-    .await?;
-    measure(
-        &raw,
-        Case {
-            name: "warm-up",
-            writers: 4,
-            batch: 10,
-        },
-        Duration::from_millis(500),
-    )
-    .await?;
+    let warm_up = Case {
+        name: "warm-up",
+        writers: 4,
+        batch: 10,
+    };
+    for target in [&store, &raw] {
+        measure(target, warm_up, Duration::from_millis(500)).await?;
+    }
     for case in CASES {
         let s = measure(&store, case, duration).await?;
         let r = measure(&raw, case, duration).await?;

@@ -90,8 +90,9 @@ impl PgEventStore {
 
     /// Appends `requests` on `conn` without committing: inside the caller's transaction if
     /// one is open (the advisory lock then holds until that transaction ends, and the
-    /// transaction must be READ COMMITTED), or as one auto-committed statement otherwise. Returns one outcome per request. Two requests with
-    /// the same command id may not share a call.
+    /// transaction must be READ COMMITTED), or as one auto-committed statement otherwise.
+    /// Returns one outcome per request. Two requests with the same command id may not share a
+    /// call.
     pub async fn append_on(
         conn: &mut PgConnection,
         requests: &[AppendRequest],
@@ -107,6 +108,15 @@ impl PgEventStore {
                 )));
             }
         }
+        Self::append_validated(conn, requests).await
+    }
+
+    /// [`Self::append_on`] for requests that group commit has already validated (and never
+    /// batches with a repeated command id), so the hot path checks each request once.
+    async fn append_validated(
+        conn: &mut PgConnection,
+        requests: &[AppendRequest],
+    ) -> Result<Vec<Outcome>, EventStoreError> {
         let args = AppendArgs::from_requests(requests);
         let rows = sqlx::query(
             "SELECT request, outcome FROM tenantry_append($1, $2, $3, $4, $5, $6, $7, $8, $9, \
@@ -305,7 +315,7 @@ impl BatchWriter for PgBatchWriter {
                 .await
                 .map_err(EventStoreError::backend)?,
         };
-        let outcomes = PgEventStore::append_on(&mut conn, batch).await;
+        let outcomes = PgEventStore::append_validated(&mut conn, batch).await;
         if outcomes.is_err() {
             conn.close_on_drop();
         } else {
