@@ -2,7 +2,7 @@
 //! it runs the migrations in `migrations/<backend>/`, which are embedded in the binary.
 
 use crate::event_store::{PgEventStore, SqliteEventStore};
-use crate::snapshot_store::{PgSnapshotStore, SqliteSnapshotStore};
+use crate::snapshot_store::SqlSnapshotStore;
 use domain::event_store::{EventStore, EventStoreError};
 use domain::snapshot::SnapshotStore;
 use sqlx::migrate::Migrator;
@@ -165,10 +165,7 @@ impl Database {
 
     /// The snapshot store on this database (which must be migrated).
     pub fn snapshot_store(&self) -> Arc<dyn SnapshotStore> {
-        match self {
-            Self::Postgres(pool) => Arc::new(PgSnapshotStore::new(pool.clone())),
-            Self::Sqlite(db) => Arc::new(SqliteSnapshotStore::new(db.clone())),
-        }
+        Arc::new(SqlSnapshotStore::new(self.clone()))
     }
 
     pub fn backend_name(&self) -> &'static str {

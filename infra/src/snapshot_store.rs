@@ -1,13 +1,12 @@
 //! Snapshot stores on SQLite and PostgreSQL: one row per stream, replaced only by a newer one.
 
-use crate::database::SqliteDatabase;
+use crate::database::Database;
 use async_trait::async_trait;
 use domain::event::{StreamId, StreamVersion};
 use domain::event_store::EventStoreError;
 use domain::snapshot::{Snapshot, SnapshotStore};
 use serde_json::Value;
 use sqlx::types::Json;
-use sqlx::{PgPool, SqlitePool};
 
 const SAVE: &str = "INSERT INTO snapshots (stream_id, version, schema_version, state, taken_at) \
      VALUES ($1, $2, $3, $4, $5) \
@@ -36,78 +35,67 @@ fn sql_schema(snapshot: &Snapshot) -> i32 {
     i32::try_from(snapshot.schema_version).unwrap_or(i32::MAX)
 }
 
+/// Snapshots in the configured database (SQLite reads on the read pool, writes on the writer).
 #[derive(Debug, Clone)]
-pub struct PgSnapshotStore {
-    pool: PgPool,
+pub struct SqlSnapshotStore {
+    db: Database,
 }
 
-impl PgSnapshotStore {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+impl SqlSnapshotStore {
+    pub fn new(db: Database) -> Self {
+        Self { db }
     }
 }
 
 #[async_trait]
-impl SnapshotStore for PgSnapshotStore {
+impl SnapshotStore for SqlSnapshotStore {
     async fn load(&self, stream: &StreamId) -> Result<Option<Snapshot>, EventStoreError> {
-        let row: Option<Row> = sqlx::query_as(LOAD)
-            .bind(stream.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(EventStoreError::backend)?;
-        Ok(decode(stream, row))
-    }
-
-    async fn save(&self, snapshot: &Snapshot) -> Result<(), EventStoreError> {
-        sqlx::query(SAVE)
-            .bind(snapshot.stream.as_str())
-            .bind(sql_version(snapshot.version))
-            .bind(sql_schema(snapshot))
-            .bind(Json(&snapshot.state))
-            .bind(chrono::Utc::now())
-            .execute(&self.pool)
-            .await
-            .map_err(EventStoreError::backend)?;
-        Ok(())
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct SqliteSnapshotStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
-}
-
-impl SqliteSnapshotStore {
-    pub fn new(db: SqliteDatabase) -> Self {
-        Self {
-            writer: db.writer,
-            reader: db.reader,
+        let row: Option<Row> = match &self.db {
+            Database::Postgres(pool) => {
+                sqlx::query_as(LOAD)
+                    .bind(stream.as_str())
+                    .fetch_optional(pool)
+                    .await
+            }
+            Database::Sqlite(db) => {
+                sqlx::query_as(LOAD)
+                    .bind(stream.as_str())
+                    .fetch_optional(&db.reader)
+                    .await
+            }
         }
-    }
-}
-
-#[async_trait]
-impl SnapshotStore for SqliteSnapshotStore {
-    async fn load(&self, stream: &StreamId) -> Result<Option<Snapshot>, EventStoreError> {
-        let row: Option<Row> = sqlx::query_as(LOAD)
-            .bind(stream.as_str())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(EventStoreError::backend)?;
+        .map_err(EventStoreError::backend)?;
         Ok(decode(stream, row))
     }
 
     async fn save(&self, snapshot: &Snapshot) -> Result<(), EventStoreError> {
-        sqlx::query(SAVE)
-            .bind(snapshot.stream.as_str())
-            .bind(sql_version(snapshot.version))
-            .bind(sql_schema(snapshot))
-            .bind(Json(&snapshot.state))
-            .bind(chrono::Utc::now())
-            .execute(&self.writer)
-            .await
-            .map_err(EventStoreError::backend)?;
-        Ok(())
+        let now = chrono::Utc::now();
+        let (stream, version, schema) = (
+            snapshot.stream.as_str(),
+            sql_version(snapshot.version),
+            sql_schema(snapshot),
+        );
+        let state = Json(&snapshot.state);
+        match &self.db {
+            Database::Postgres(pool) => sqlx::query(SAVE)
+                .bind(stream)
+                .bind(version)
+                .bind(schema)
+                .bind(state)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(drop),
+            Database::Sqlite(db) => sqlx::query(SAVE)
+                .bind(stream)
+                .bind(version)
+                .bind(schema)
+                .bind(state)
+                .bind(now)
+                .execute(&db.writer)
+                .await
+                .map(drop),
+        }
+        .map_err(EventStoreError::backend)
     }
 }
