@@ -59,3 +59,15 @@ uuid_id!(
     /// A tenant API key.
     ApiKeyId
 );
+uuid_id!(
+    /// A logged-in session of a user.
+    SessionId
+);
+uuid_id!(
+    /// An invitation to join a tenant.
+    InviteId
+);
+uuid_id!(
+    /// Whose personal data a key protects (a user, or an invitee who is not a user yet).
+    SubjectId
+);

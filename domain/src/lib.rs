@@ -4,18 +4,24 @@
 //! [`ids::TenantId`]), [`event`] (the envelope: [`event::NewEvent`] going in,
 //! [`event::RecordedEvent`] coming out) and [`event_store`] (the [`event_store::EventStore`] port
 //! with its append/read/subscribe contract), [`aggregate`] (the decide/evolve shape, stored
-//! event encoding and upcasters) and the aggregates themselves ([`tenant`]).
+//! event encoding and upcasters) and the aggregates themselves ([`tenant`], [`user`] with its
+//! e-mail claims, [`access`]: a tenant's members, invites and API keys), and the ports for
+//! personal data ([`personal_data`]) and e-mail ([`mailer`]).
 //!
 //! It must never depend on a database, HTTP, runtime or SDK crate: it does no I/O. The
 //! `testing` feature adds the event-store conformance suite (and the async runtime it needs)
 //! for test code only; the dependency-direction test checks the normal dependency set.
 
+pub mod access;
 pub mod aggregate;
 pub mod event;
 pub mod event_store;
 pub mod ids;
+pub mod mailer;
+pub mod personal_data;
 pub mod snapshot;
 pub mod tenant;
+pub mod user;
 
 #[cfg(feature = "testing")]
 pub mod testing;
