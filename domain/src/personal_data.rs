@@ -32,6 +32,8 @@ pub enum PersonalDataError {
     Store(String),
     #[error("sealed value is damaged or was sealed for another subject")]
     Damaged,
+    #[error("this data subject was forgotten; nothing new can be sealed for it")]
+    Forgotten,
 }
 
 /// The per-subject key vault.

@@ -3,13 +3,17 @@
 //!
 //! Layout: [`database`] opens and migrates the configured database; [`event_store`] holds
 //! the two event-store adapters and what they share (group commit, the live tail);
-//! [`snapshot_store`] keeps aggregate snapshots.
+//! [`snapshot_store`] keeps aggregate snapshots; [`crypto`] holds the master key, the
+//! per-subject key vault (personal data), password and token hashing, session tokens and
+//! TOTP; [`smtp`] sends e-mail.
 //!
 //! This is the only crate that names SDK crates; it must never depend on `api` or on the
 //! binary. With the `testing` feature, [`testing`] provides fresh databases for tests.
 
+pub mod crypto;
 pub mod database;
 pub mod event_store;
+pub mod smtp;
 pub mod snapshot_store;
 
 #[cfg(feature = "testing")]
