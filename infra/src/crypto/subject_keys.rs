@@ -109,10 +109,10 @@ impl SubjectKeyVault {
         subject: SubjectId,
         create: bool,
     ) -> Result<Option<[u8; 32]>, PersonalDataError> {
-        if let Some(key) = self.cached(subject) {
-            if key.is_some() || !create {
-                return Ok(key);
-            }
+        if let Some(key) = self.cached(subject)
+            && (key.is_some() || !create)
+        {
+            return Ok(key);
         }
         let id = subject.as_uuid();
         let select = "SELECT wrapped_key FROM subject_keys WHERE subject_id = $1";
