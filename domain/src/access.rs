@@ -98,6 +98,25 @@ impl Permission {
     }
 }
 
+/// Proof that an accessor passed a permission check on a tenant. Only
+/// [`TenantAccess::grant`] makes one, and tenant-scoped read-model queries take one, so a
+/// query cannot be aimed at a tenant nobody checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authorized {
+    tenant: TenantId,
+    role: Role,
+}
+
+impl Authorized {
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Membership {
     pub role: Role,
@@ -121,7 +140,8 @@ pub struct ApiKeyGrant {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TenantAccess {
-    pub tenant: Option<TenantId>,
+    /// Whether the tenant was founded (its first owner added).
+    pub founded: bool,
     pub members: BTreeMap<UserId, Membership>,
     pub invites: BTreeMap<InviteId, PendingInvite>,
     pub api_keys: BTreeMap<ApiKeyId, ApiKeyGrant>,
@@ -131,7 +151,6 @@ pub struct TenantAccess {
 pub enum AccessCommand {
     /// The tenant's creator becomes its first owner.
     Found {
-        tenant_id: TenantId,
         owner: UserId,
         owner_email: Sealed,
         at: DateTime<Utc>,
@@ -285,6 +304,17 @@ impl TenantAccess {
         Ok(role)
     }
 
+    /// Checks `permission` like [`Self::authorize`] and returns the proof read models ask for.
+    pub fn grant(
+        &self,
+        tenant: TenantId,
+        by: Accessor,
+        permission: Permission,
+    ) -> Result<Authorized, AccessError> {
+        let role = self.authorize(by, permission)?;
+        Ok(Authorized { tenant, role })
+    }
+
     fn owners(&self) -> usize {
         self.members
             .values()
@@ -311,24 +341,22 @@ impl Aggregate for TenantAccess {
     fn decide(&self, command: &AccessCommand) -> Result<Vec<AccessEvent>, AccessError> {
         use AccessCommand as C;
         use AccessEvent as E;
-        if !matches!(command, C::Found { .. }) && self.tenant.is_none() {
+        if !matches!(command, C::Found { .. }) && !self.founded {
             return Err(AccessError::NotFound);
         }
         Ok(match command {
             C::Found {
-                tenant_id,
                 owner,
                 owner_email,
                 at,
             } => {
-                if self.tenant.is_some() {
+                if self.founded {
                     return if self.members.get(owner).map(|m| m.role) == Some(Role::Owner) {
                         Ok(vec![])
                     } else {
                         Err(AccessError::AlreadyFounded)
                     };
                 }
-                let _ = tenant_id;
                 vec![E::MemberAdded {
                     user_id: *owner,
                     email: owner_email.clone(),
@@ -508,10 +536,7 @@ impl Aggregate for TenantAccess {
                 invite_id,
                 ..
             } => {
-                if self.tenant.is_none() {
-                    // The founding event: the stream's id is the tenant's.
-                    self.tenant = Some(TenantId::from_uuid(Uuid::nil()));
-                }
+                self.founded = true;
                 if let Some(invite) = invite_id {
                     self.invites.remove(invite);
                 }

@@ -7,7 +7,9 @@
 //! Each projector runs in one process at a time ([`lease`]): several `tenantry` processes on
 //! one PostgreSQL share the projectors and take over from each other.
 //!
-//! Read models for each area live here with their SQL ([`tenant_directory`]). This crate
+//! Read models for each area live here with their SQL ([`tenant_directory`],
+//! [`tenant_access`]: members, invites, API keys). Tenant-scoped queries take a
+//! [`tenant_access::TenantScope`], which only an authorization decision makes. This crate
 //! depends on `domain` (ports, events) and sqlx, never on `commands` or `infra`.
 
 mod db;
@@ -15,6 +17,7 @@ mod lease;
 mod projector;
 pub mod read_your_writes;
 pub mod runner;
+pub mod tenant_access;
 pub mod tenant_directory;
 
 pub use db::{ReadDb, ReadTx};

@@ -6,18 +6,60 @@ use crate::{ProjectionError, Projector, ReadDb, ReadTx, exec};
 use chrono::Utc;
 use domain::event::{Position, RecordedEvent};
 use domain::event_store::{EventStore, EventStoreError};
+use domain::ids::TenantId;
+use domain::tenant::tenant_of_stream;
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
-#[derive(Debug, Clone, Copy)]
+/// What a committed batch changed, for live readers (GraphQL subscriptions): pushed after
+/// the commit, so a reader that reacts by querying sees the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectionUpdate {
+    pub projection: &'static str,
+    pub position: Position,
+    /// The tenants whose events were in the batch.
+    pub tenants: Vec<TenantId>,
+}
+
+/// Where runners announce their commits (lagging receivers miss updates, never block).
+pub type Updates = tokio::sync::broadcast::Sender<ProjectionUpdate>;
+
+fn announce(
+    config: &RunnerConfig,
+    projector: &dyn Projector,
+    events: &[RecordedEvent],
+    to: Position,
+) {
+    let Some(updates) = &config.updates else {
+        return;
+    };
+    if events.is_empty() || updates.receiver_count() == 0 {
+        return;
+    }
+    let mut tenants: Vec<TenantId> = events
+        .iter()
+        .filter_map(|e| e.tenant_id.or_else(|| tenant_of_stream(&e.stream)))
+        .collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    let _ = updates.send(ProjectionUpdate {
+        projection: projector.name(),
+        position: to,
+        tenants,
+    });
+}
+
+#[derive(Debug, Clone)]
 pub struct RunnerConfig {
     /// Most events per transaction.
     pub batch_size: usize,
     /// First pause after a failure; doubles up to `max_retry_delay`.
     pub retry_delay: Duration,
     pub max_retry_delay: Duration,
+    /// Where to announce committed batches, if anyone listens.
+    pub updates: Option<Updates>,
 }
 
 impl Default for RunnerConfig {
@@ -26,6 +68,7 @@ impl Default for RunnerConfig {
             batch_size: 1_000,
             retry_delay: Duration::from_millis(100),
             max_retry_delay: Duration::from_secs(30),
+            updates: None,
         }
     }
 }
@@ -223,7 +266,9 @@ pub async fn run(
             to = projector.version(),
             "projector version changed; rebuilding beside the live tables"
         );
-        if let Err(error) = rebuild(&store, &db, projector.as_ref(), config, |_, _| {}).await {
+        if let Err(error) =
+            rebuild(&store, &db, projector.as_ref(), config.clone(), |_, _| {}).await
+        {
             let message = format!("rebuilding to version {ours} failed: {error}");
             let position = match &error {
                 RunnerError::Projection(ProjectionError::Event { position, .. }) => {
@@ -275,7 +320,10 @@ pub async fn run(
                 .filter(|e| projector.handles(&e.event_type))
                 .collect();
             match commit_batch(&db, projector.as_ref(), &cp, &handled, last, status).await {
-                Ok(true) => cp.position = i64::try_from(last.0).unwrap_or(i64::MAX),
+                Ok(true) => {
+                    cp.position = i64::try_from(last.0).unwrap_or(i64::MAX);
+                    announce(&config, projector.as_ref(), &handled, last);
+                }
                 Ok(false) => {
                     cp = reload_same_version(&db, name, ours).await?;
                     continue 'subscription;
@@ -289,13 +337,14 @@ pub async fn run(
                         &handled,
                         last,
                         status,
-                        config,
+                        &config,
                     )
                     .await?
                     {
                         cp = reload_same_version(&db, name, ours).await?;
                         continue 'subscription;
                     }
+                    announce(&config, projector.as_ref(), &handled, last);
                 }
             }
         }
@@ -332,7 +381,7 @@ async fn one_by_one(
     handled: &[RecordedEvent],
     last: Position,
     status: &str,
-    config: RunnerConfig,
+    config: &RunnerConfig,
 ) -> Result<bool, RunnerError> {
     for event in handled {
         let mut delay = config.retry_delay;
@@ -540,14 +589,14 @@ pub fn spawn(
     let tasks = projectors
         .into_iter()
         .map(|projector| {
-            let (store, db) = (store.clone(), db.clone());
+            let (store, db, config) = (store.clone(), db.clone(), config.clone());
             tokio::spawn(async move {
                 let mut delay = config.retry_delay;
                 loop {
                     let mut lease = crate::lease::acquire(&db, projector.name()).await;
                     let started = Instant::now();
                     tokio::select! {
-                        result = run(store.clone(), db.clone(), projector.clone(), config) => {
+                        result = run(store.clone(), db.clone(), projector.clone(), config.clone()) => {
                             if let Err(error) = result {
                                 tracing::error!(projection = projector.name(), error = %error, "projection stopped; restarting");
                             }

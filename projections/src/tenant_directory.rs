@@ -87,7 +87,19 @@ impl TenantDirectory {
         Ok(row.map(TenantView::from))
     }
 
-    /// Tenants ordered by id, after `after` (exclusive), at most `limit`.
+    /// The scoped tenants the directory has (one query), ordered by id.
+    pub async fn scoped(
+        db: &ReadDb,
+        scopes: &[crate::tenant_access::TenantScope],
+    ) -> Result<Vec<TenantView>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM tenant_directory WHERE tenant_id IN ({{tenants}}) ORDER BY tenant_id"
+        );
+        let rows: Vec<Row> = crate::tenant_access::fetch_for(db, &sql, scopes).await?;
+        Ok(rows.into_iter().map(TenantView::from).collect())
+    }
+
+    /// Every tenant (operators only), ordered by id, after `after` (exclusive), at most `limit`.
     pub async fn list(
         db: &ReadDb,
         after: Option<TenantId>,

@@ -1,0 +1,455 @@
+//! Who belongs to each tenant: members with their roles, pending invites and API keys, from
+//! the `access-<tenant>` streams. Personal data stays sealed here (the API opens it), so a
+//! forgotten subject's e-mail is unreadable in the read model too.
+//!
+//! Every query takes [`TenantScope`]s, which only an authorization decision makes: from a
+//! permission check on the tenant's access state ([`domain::access::Authorized`]), or from the
+//! caller's own memberships ([`TenantScope::memberships`]). No query takes a bare tenant id.
+
+use crate::{ProjectionError, Projector, ReadDb, ReadTx, exec};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::access::{AccessEvent, Authorized, Role, TenantAccess};
+use domain::aggregate::{Aggregate, decode_event};
+use domain::event::RecordedEvent;
+use domain::ids::{ApiKeyId, InviteId, TenantId, UserId};
+use domain::personal_data::Sealed;
+use sqlx::{FromRow, postgres::PgRow, sqlite::SqliteRow};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TenantAccessDirectory;
+
+/// Permission to read one tenant's data. See the module documentation for who makes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TenantScope {
+    tenant: TenantId,
+    role: Role,
+}
+
+impl From<&Authorized> for TenantScope {
+    fn from(grant: &Authorized) -> Self {
+        Self {
+            tenant: grant.tenant(),
+            role: grant.role(),
+        }
+    }
+}
+
+impl TenantScope {
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    /// The caller's role in the tenant.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The tenants `user` is a member of, ordered by tenant id, after `after`, at most `limit`.
+    pub async fn memberships(
+        db: &ReadDb,
+        user: UserId,
+        after: Option<TenantId>,
+        limit: u32,
+    ) -> Result<Vec<TenantScope>, sqlx::Error> {
+        let sql = "SELECT tenant_id, role FROM tenant_members WHERE user_id = $1 AND tenant_id > $2 \
+                   ORDER BY tenant_id LIMIT $3";
+        let after = after.map_or(Uuid::nil(), |t| t.as_uuid());
+        let rows: Vec<(Uuid, String)> = match db {
+            ReadDb::Sqlite { reader, .. } => {
+                sqlx::query_as(sql)
+                    .bind(user.as_uuid())
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(reader)
+                    .await?
+            }
+            ReadDb::Postgres(pool) => {
+                sqlx::query_as(sql)
+                    .bind(user.as_uuid())
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        Ok(rows
+            .into_iter()
+            .filter_map(|(tenant, role)| {
+                Some(TenantScope {
+                    tenant: TenantId::from_uuid(tenant),
+                    role: parse_role(&role)?,
+                })
+            })
+            .collect())
+    }
+}
+
+pub fn parse_role(role: &str) -> Option<Role> {
+    Some(match role {
+        "viewer" => Role::Viewer,
+        "member" => Role::Member,
+        "admin" => Role::Admin,
+        "owner" => Role::Owner,
+        _ => return None,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct MemberView {
+    pub tenant_id: Uuid,
+    pub user_id: Uuid,
+    pub role: String,
+    /// Sealed under the user's subject key.
+    pub email: String,
+    pub joined_at: DateTime<Utc>,
+}
+
+impl MemberView {
+    pub fn user(&self) -> UserId {
+        UserId::from_uuid(self.user_id)
+    }
+
+    pub fn sealed_email(&self) -> Sealed {
+        Sealed::from_sealed_text(self.email.clone())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct InviteView {
+    pub tenant_id: Uuid,
+    pub invite_id: Uuid,
+    pub role: String,
+    /// Sealed under the invite's subject key.
+    pub email: String,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl InviteView {
+    pub fn id(&self) -> InviteId {
+        InviteId::from_uuid(self.invite_id)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct ApiKeyView {
+    pub tenant_id: Uuid,
+    pub key_id: Uuid,
+    pub name: String,
+    pub scope: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl ApiKeyView {
+    pub fn id(&self) -> ApiKeyId {
+        ApiKeyId::from_uuid(self.key_id)
+    }
+}
+
+/// `$first, $first+1, ...` for `n` binds.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(crate) async fn fetch_for<R>(
+    db: &ReadDb,
+    sql: &str,
+    scopes: &[TenantScope],
+) -> Result<Vec<R>, sqlx::Error>
+where
+    R: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    if scopes.is_empty() {
+        return Ok(vec![]);
+    }
+    let sql = sql.replace("{tenants}", &placeholders(1, scopes.len()));
+    match db {
+        ReadDb::Sqlite { reader, .. } => {
+            let mut query = sqlx::query_as(&sql);
+            for scope in scopes {
+                query = query.bind(scope.tenant.as_uuid());
+            }
+            query.fetch_all(reader).await
+        }
+        ReadDb::Postgres(pool) => {
+            let mut query = sqlx::query_as(&sql);
+            for scope in scopes {
+                query = query.bind(scope.tenant.as_uuid());
+            }
+            query.fetch_all(pool).await
+        }
+    }
+}
+
+impl TenantAccessDirectory {
+    /// The members of every scoped tenant (one query), ordered by tenant, join time, user.
+    pub async fn members(
+        db: &ReadDb,
+        scopes: &[TenantScope],
+    ) -> Result<Vec<MemberView>, sqlx::Error> {
+        fetch_for(
+            db,
+            "SELECT tenant_id, user_id, role, email, joined_at FROM tenant_members \
+             WHERE tenant_id IN ({tenants}) ORDER BY tenant_id, joined_at, user_id",
+            scopes,
+        )
+        .await
+    }
+
+    /// Pending invites (expired ones included; the API shows the expiry).
+    pub async fn invites(
+        db: &ReadDb,
+        scopes: &[TenantScope],
+    ) -> Result<Vec<InviteView>, sqlx::Error> {
+        fetch_for(
+            db,
+            "SELECT tenant_id, invite_id, role, email, expires_at, created_at FROM tenant_invites \
+             WHERE tenant_id IN ({tenants}) ORDER BY tenant_id, created_at, invite_id",
+            scopes,
+        )
+        .await
+    }
+
+    /// API keys, revoked ones included, with when each was last used.
+    pub async fn api_keys(
+        db: &ReadDb,
+        scopes: &[TenantScope],
+    ) -> Result<Vec<ApiKeyView>, sqlx::Error> {
+        fetch_for(
+            db,
+            "SELECT k.tenant_id, k.key_id, k.name, k.scope, k.created_at, k.revoked_at, \
+             u.last_used_at FROM tenant_api_keys k LEFT JOIN api_key_usage u ON u.key_id = k.key_id \
+             WHERE k.tenant_id IN ({tenants}) ORDER BY k.tenant_id, k.created_at, k.key_id",
+            scopes,
+        )
+        .await
+    }
+}
+
+fn tenant_of(event: &RecordedEvent) -> Result<Uuid, ProjectionError> {
+    event
+        .stream
+        .as_str()
+        .strip_prefix(TenantAccess::CATEGORY)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .ok_or_else(|| ProjectionError::Event {
+            position: event.position.0,
+            reason: format!("stream {} is not an access stream", event.stream),
+        })
+}
+
+#[async_trait]
+impl Projector for TenantAccessDirectory {
+    fn name(&self) -> &'static str {
+        "tenant_access"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn handles(&self, event_type: &str) -> bool {
+        matches!(
+            event_type,
+            "MemberAdded"
+                | "MemberInvited"
+                | "InviteRevoked"
+                | "MemberRoleChanged"
+                | "MemberRemoved"
+                | "ApiKeyCreated"
+                | "ApiKeyRevoked"
+        )
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["tenant_members", "tenant_invites", "tenant_api_keys"]
+    }
+
+    async fn create_tables(
+        &self,
+        tx: &mut ReadTx<'_>,
+        suffix: &str,
+    ) -> Result<(), ProjectionError> {
+        let (id, time) = match tx {
+            ReadTx::Postgres(_) => ("UUID", "TIMESTAMPTZ"),
+            ReadTx::Sqlite(_) => ("BLOB", "TEXT"),
+        };
+        for ddl in [
+            format!(
+                "CREATE TABLE tenant_members{suffix} (tenant_id {id} NOT NULL, user_id {id} NOT NULL, \
+                 role TEXT NOT NULL, email TEXT NOT NULL, joined_at {time} NOT NULL, \
+                 PRIMARY KEY (tenant_id, user_id))"
+            ),
+            format!(
+                "CREATE INDEX tenant_members{suffix}_user ON tenant_members{suffix} (user_id, tenant_id)"
+            ),
+            format!(
+                "CREATE TABLE tenant_invites{suffix} (invite_id {id} PRIMARY KEY, tenant_id {id} NOT NULL, \
+                 role TEXT NOT NULL, email TEXT NOT NULL, expires_at {time} NOT NULL, created_at {time} NOT NULL)"
+            ),
+            format!(
+                "CREATE INDEX tenant_invites{suffix}_tenant ON tenant_invites{suffix} (tenant_id)"
+            ),
+            format!(
+                "CREATE TABLE tenant_api_keys{suffix} (key_id {id} PRIMARY KEY, tenant_id {id} NOT NULL, \
+                 name TEXT NOT NULL, scope TEXT NOT NULL, created_at {time} NOT NULL, revoked_at {time})"
+            ),
+            format!(
+                "CREATE INDEX tenant_api_keys{suffix}_tenant ON tenant_api_keys{suffix} (tenant_id)"
+            ),
+        ] {
+            tx.execute_ddl(&ddl).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut ReadTx<'_>,
+        suffix: &str,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        for event in events {
+            let tenant = tenant_of(event)?;
+            let decoded = decode_event::<TenantAccess>(
+                &event.event_type,
+                event.schema_version,
+                event.payload.clone(),
+            )
+            .map_err(|e| ProjectionError::Event {
+                position: event.position.0,
+                reason: e.to_string(),
+            })?;
+            apply_one(tx, suffix, tenant, decoded).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn apply_one(
+    tx: &mut ReadTx<'_>,
+    suffix: &str,
+    tenant: Uuid,
+    event: AccessEvent,
+) -> Result<(), ProjectionError> {
+    use AccessEvent as E;
+    match event {
+        E::MemberAdded {
+            user_id,
+            email,
+            role,
+            invite_id,
+            at,
+        } => {
+            exec!(
+                tx,
+                &format!(
+                    "INSERT INTO tenant_members{suffix} (tenant_id, user_id, role, email, joined_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, user_id) DO UPDATE SET \
+                     role = excluded.role, email = excluded.email"
+                ),
+                tenant,
+                user_id.as_uuid(),
+                role.as_str(),
+                email.as_str().to_owned(),
+                at
+            )?;
+            if let Some(invite) = invite_id {
+                exec!(
+                    tx,
+                    &format!("DELETE FROM tenant_invites{suffix} WHERE invite_id = $1"),
+                    invite.as_uuid()
+                )?;
+            }
+        }
+        E::MemberInvited {
+            invite_id,
+            email,
+            role,
+            expires_at,
+            at,
+            ..
+        } => {
+            exec!(
+                tx,
+                &format!(
+                    "INSERT INTO tenant_invites{suffix} (invite_id, tenant_id, role, email, expires_at, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (invite_id) DO NOTHING"
+                ),
+                invite_id.as_uuid(),
+                tenant,
+                role.as_str(),
+                email.as_str().to_owned(),
+                expires_at,
+                at
+            )?;
+        }
+        E::InviteRevoked { invite_id, .. } => {
+            exec!(
+                tx,
+                &format!("DELETE FROM tenant_invites{suffix} WHERE invite_id = $1"),
+                invite_id.as_uuid()
+            )?;
+        }
+        E::MemberRoleChanged { user_id, role, .. } => {
+            exec!(
+                tx,
+                &format!(
+                    "UPDATE tenant_members{suffix} SET role = $1 WHERE tenant_id = $2 AND user_id = $3"
+                ),
+                role.as_str(),
+                tenant,
+                user_id.as_uuid()
+            )?;
+        }
+        E::MemberRemoved { user_id, .. } => {
+            exec!(
+                tx,
+                &format!(
+                    "DELETE FROM tenant_members{suffix} WHERE tenant_id = $1 AND user_id = $2"
+                ),
+                tenant,
+                user_id.as_uuid()
+            )?;
+        }
+        E::ApiKeyCreated {
+            key_id,
+            name,
+            scope,
+            at,
+            ..
+        } => {
+            exec!(
+                tx,
+                &format!(
+                    "INSERT INTO tenant_api_keys{suffix} (key_id, tenant_id, name, scope, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key_id) DO NOTHING"
+                ),
+                key_id.as_uuid(),
+                tenant,
+                name,
+                scope.as_str(),
+                at
+            )?;
+        }
+        E::ApiKeyRevoked { key_id, at, .. } => {
+            exec!(
+                tx,
+                &format!(
+                    "UPDATE tenant_api_keys{suffix} SET revoked_at = $1 WHERE key_id = $2 AND revoked_at IS NULL"
+                ),
+                at,
+                key_id.as_uuid()
+            )?;
+        }
+    }
+    Ok(())
+}
