@@ -6,6 +6,7 @@ use commands::Executor;
 use domain::event_store::EventStore;
 use infra::database::{Database, DatabaseOptions, redact};
 use projections::runner::RunnerConfig;
+use projections::tenant_access::TenantAccessDirectory;
 use projections::tenant_directory::TenantDirectory;
 use projections::{Projector, ReadDb};
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 /// Everything a running role needs.
 #[derive(Debug)]
 pub struct App {
+    pub database: Database,
     pub store: Arc<dyn EventStore>,
     /// The write path (with snapshots).
     pub executor: Executor,
@@ -44,6 +46,7 @@ pub async fn open(global: &GlobalArgs) -> anyhow::Result<App> {
         .context("starting the event store")?;
     let executor = Executor::new(store.clone()).with_snapshots(database.snapshot_store());
     Ok(App {
+        database: database.clone(),
         store,
         executor,
         read_db: read_db(&database),
@@ -63,7 +66,7 @@ pub fn read_db(database: &Database) -> ReadDb {
 
 /// Every projector of the platform.
 pub fn projectors() -> Vec<Arc<dyn Projector>> {
-    vec![Arc::new(TenantDirectory)]
+    vec![Arc::new(TenantDirectory), Arc::new(TenantAccessDirectory)]
 }
 
 pub fn runner_config(batch_size: usize) -> RunnerConfig {
@@ -71,4 +74,80 @@ pub fn runner_config(batch_size: usize) -> RunnerConfig {
         batch_size,
         ..RunnerConfig::default()
     }
+}
+
+/// The API's collaborators: the vault and session signer (from the master key), the mailer
+/// (SMTP, or files when none is configured) and the operators.
+pub async fn api_services(
+    app: &App,
+    args: &crate::cli::serve::ServeArgs,
+    updates: projections::runner::Updates,
+) -> anyhow::Result<api::services::Services> {
+    use domain::personal_data::PersonalData;
+    use infra::crypto::{MasterKey, SessionSigner, SubjectKeyVault};
+    let (master, source) = MasterKey::load(args.master_key.as_deref(), &args.master_key_file)
+        .context("loading the master key")?;
+    match source {
+        infra::crypto::KeySource::Generated => tracing::warn!(
+            key.file = %args.master_key_file.display(),
+            "generated a new master key (owner-only file); back it up: without it, personal data cannot be read"
+        ),
+        infra::crypto::KeySource::File => {
+            tracing::info!(key.file = %args.master_key_file.display(), "master key loaded from file")
+        }
+        infra::crypto::KeySource::Configured => {
+            tracing::info!("master key taken from configuration")
+        }
+    }
+    let vault = Arc::new(SubjectKeyVault::new(app.database.clone(), &master));
+    let mailer: Arc<dyn domain::mailer::Mailer> = match &args.smtp {
+        Some(address) => {
+            let (host, port) = address
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+                .with_context(|| format!("--smtp must be host:port, not {address:?}"))?;
+            Arc::new(infra::smtp::SmtpMailer::new(host, port, &args.mail_from)?)
+        }
+        None => {
+            tracing::info!(mail.dir = %args.mail_dir.display(), "no SMTP server configured; e-mails are written to files");
+            Arc::new(infra::mail_files::FileMailer::new(
+                &args.mail_dir,
+                &args.mail_from,
+            ))
+        }
+    };
+    let mut operators = std::collections::HashSet::new();
+    for address in args
+        .operators
+        .iter()
+        .map(|a| a.trim())
+        .filter(|a| !a.is_empty())
+    {
+        let email = domain::user::Email::parse(address)
+            .map_err(|e| anyhow::anyhow!("--operators: {address:?}: {e}"))?;
+        operators.insert(vault.blind_index("email", email.as_str()));
+    }
+    let config = api::services::ApiConfig {
+        public_url: args.public_url.clone(),
+        session_ttl: std::time::Duration::from_secs(args.session_hours * 3600),
+        introspection: args.introspection,
+        max_body_bytes: args.max_body_bytes,
+        max_depth: args.max_query_depth,
+        max_complexity: args.max_query_complexity,
+        auth_attempts: args.auth_attempts_per_minute,
+        ..api::services::ApiConfig::default()
+    };
+    Ok(api::services::Services {
+        executor: app.executor.clone(),
+        read_db: app.read_db.clone(),
+        vault,
+        mailer,
+        signer: SessionSigner::new(&master),
+        key_usage: infra::key_usage::KeyUsage::new(app.database.clone()),
+        limiter: api::rate_limit::RateLimiter::new(config.auth_attempts, config.auth_window),
+        metrics: api::metrics::Metrics::default(),
+        updates,
+        operators,
+        config,
+    })
 }

@@ -20,7 +20,7 @@ async fn healthz() -> Json<Value> {
 
 /// The process can do useful work: its database answers.
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match state.store.head().await {
+    match state.services.executor.store().head().await {
         Ok(head) => (
             StatusCode::OK,
             Json(json!({ "status": "ready", "database": "ok", "head_position": head.0 })),

@@ -1,26 +1,67 @@
-//! Tenantry's HTTP surface: the axum router. For now: liveness (`GET /healthz`) and
-//! readiness (`GET /readyz`, which needs the event store's database to answer).
+//! Tenantry's HTTP surface: the axum router with the GraphQL API (`POST /graphql`, GraphiQL
+//! on `GET /graphql`, subscriptions over `graphql-transport-ws` at `/graphql/ws`), liveness and
+//! readiness (`/healthz`, `/readyz`) and Prometheus metrics (`/metrics`).
 //!
-//! Only this crate and the binary name axum; it reaches storage through the ports in
-//! `domain`, never through an adapter directly. HTTP statuses are decided here.
+//! Layout: [`graphql`] holds the schema (one object per area, merged), [`auth`] resolves
+//! callers and checks tenant permissions, [`error`] is the one place failures become
+//! `extensions.code`, [`http`] and [`ws`] are the transports, [`services`] what resolvers
+//! share, [`rate_limit`] and [`metrics`] what they say they are.
+//!
+//! Only this crate and the binary name axum and async-graphql. It reaches the event store
+//! through the write path (`commands`) and read models through `projections`' scoped
+//! queries; HTTP statuses and error codes are decided here.
 
+pub mod auth;
+pub mod error;
+pub mod graphql;
 mod health;
+pub mod http;
+pub mod metrics;
+pub mod rate_limit;
+pub mod services;
+pub mod ws;
 
 use axum::Router;
-use domain::event_store::EventStore;
+use axum::routing::get;
+use graphql::TenantrySchema;
+use services::Services;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// What request handlers share.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<dyn EventStore>,
+    pub services: Arc<Services>,
+    pub schema: TenantrySchema,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        let services = Arc::new(services);
+        Self {
+            schema: graphql::schema(services.clone()),
+            services,
+        }
+    }
 }
 
 /// The whole router.
 pub fn router(state: AppState) -> Router {
-    health::routes().with_state(state)
+    Router::new()
+        .route("/graphql", get(http::graphiql).post(http::graphql))
+        .route("/graphql/ws", get(ws::upgrade))
+        .route("/metrics", get(http::metrics))
+        .merge(health::routes())
+        .layer(axum::middleware::from_fn(http::request_id))
+        .with_state(state)
 }
 
 /// Serves until `shutdown` completes, then lets in-flight requests finish.
@@ -29,7 +70,10 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

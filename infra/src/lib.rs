@@ -13,6 +13,8 @@
 pub mod crypto;
 pub mod database;
 pub mod event_store;
+pub mod key_usage;
+pub mod mail_files;
 pub mod smtp;
 pub mod snapshot_store;
 

@@ -22,3 +22,6 @@ pub mod tenant_directory;
 
 pub use db::{ReadDb, ReadTx};
 pub use projector::{ProjectionError, Projector};
+
+/// The error read-model queries return.
+pub type QueryError = sqlx::Error;

@@ -4,7 +4,7 @@ mod bench;
 mod bench_projections;
 mod projections;
 mod scratch;
-mod serve;
+pub mod serve;
 mod tenants;
 
 use clap::{Parser, Subcommand, ValueEnum};

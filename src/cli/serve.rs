@@ -1,8 +1,10 @@
-//! `tenantry serve`: the HTTP server, with graceful shutdown on SIGTERM or Ctrl-C.
+//! `tenantry serve`: the HTTP server (GraphQL API), the projections and the reactors, with
+//! graceful shutdown on SIGTERM or Ctrl-C.
 
 use crate::cli::GlobalArgs;
 use anyhow::Context;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -16,6 +18,65 @@ pub struct ServeArgs {
     /// Most events a projection applies in one transaction.
     #[arg(long, env = "TENANTRY_PROJECTION_BATCH_SIZE", default_value_t = 1_000)]
     pub projection_batch_size: usize,
+
+    /// The master key (32 bytes, base64) that protects personal data and signs sessions.
+    #[arg(long, env = "TENANTRY_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+    /// Where the master key is kept when not given directly; generated on first start.
+    #[arg(
+        long,
+        env = "TENANTRY_MASTER_KEY_FILE",
+        default_value = "data/master.key"
+    )]
+    pub master_key_file: PathBuf,
+
+    /// SMTP server for e-mail (`host:port`, plain SMTP). Without one, e-mails are written
+    /// as files into --mail-dir.
+    #[arg(long, env = "TENANTRY_SMTP")]
+    pub smtp: Option<String>,
+    /// Where e-mails go when no SMTP server is configured.
+    #[arg(long, env = "TENANTRY_MAIL_DIR", default_value = "data/mail")]
+    pub mail_dir: PathBuf,
+    /// The sender of the platform's e-mails.
+    #[arg(
+        long,
+        env = "TENANTRY_MAIL_FROM",
+        default_value = "Tenantry <no-reply@tenantry.localhost>"
+    )]
+    pub mail_from: String,
+    /// The web app's address; links in e-mails point to it.
+    #[arg(
+        long,
+        env = "TENANTRY_PUBLIC_URL",
+        default_value = "http://localhost:8080"
+    )]
+    pub public_url: String,
+
+    /// E-mail addresses of platform operators (comma-separated): they can list every tenant
+    /// and suspend or reactivate tenants.
+    #[arg(long, env = "TENANTRY_OPERATORS", value_delimiter = ',')]
+    pub operators: Vec<String>,
+    /// Serve GraphQL introspection (turn off in production if the schema is private).
+    #[arg(long, env = "TENANTRY_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub introspection: bool,
+    /// Log-in, sign-up, password-reset and TOTP attempts allowed per minute, per IP address
+    /// and per account.
+    #[arg(long, env = "TENANTRY_AUTH_ATTEMPTS_PER_MINUTE", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub auth_attempts_per_minute: u32,
+    /// How long a session lasts.
+    #[arg(long, env = "TENANTRY_SESSION_HOURS", default_value_t = 12,
+          value_parser = clap::value_parser!(u64).range(1..=720))]
+    pub session_hours: u64,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "TENANTRY_MAX_BODY_BYTES", default_value_t = 65_536)]
+    pub max_body_bytes: usize,
+    /// Deepest query accepted.
+    #[arg(long, env = "TENANTRY_MAX_QUERY_DEPTH", default_value_t = 10)]
+    pub max_query_depth: usize,
+    /// Highest query complexity accepted (lists count `first` times their fields).
+    #[arg(long, env = "TENANTRY_MAX_QUERY_COMPLEXITY", default_value_t = 2_000)]
+    pub max_query_complexity: usize,
 }
 
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
@@ -23,13 +84,16 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     // still shuts down cleanly instead of killing the process.
     let shutdown = shutdown_signal().context("installing signal handlers")?;
     let app = crate::wiring::open(global).await?;
+    let updates = tokio::sync::broadcast::channel(1_024).0;
+    let mut runner = crate::wiring::runner_config(args.projection_batch_size.max(1));
+    runner.updates = Some(updates.clone());
     // Projections run beside the API; dropping the handle at shutdown stops them (a batch in
     // flight rolls back and is applied again on the next start).
     let _projections = projections::runner::spawn(
         app.store.clone(),
         app.read_db.clone(),
         crate::wiring::projectors(),
-        crate::wiring::runner_config(args.projection_batch_size.max(1)),
+        runner,
     );
     // Reactors: their command ids derive from the causing events, so running them in every
     // process is safe.
@@ -37,12 +101,13 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         app.executor.clone(),
         std::time::Duration::from_secs(args.retention_check_seconds),
     ));
+    let services = crate::wiring::api_services(&app, &args, updates).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    tracing::info!(listen.addr = %addr, "tenantry listening on http://{addr}");
-    api::serve(listener, api::AppState { store: app.store }, shutdown)
+    tracing::info!(listen.addr = %addr, "tenantry listening on http://{addr} (GraphQL at /graphql)");
+    api::serve(listener, api::AppState::new(services), shutdown)
         .await
         .context("serving HTTP")?;
     retention.abort();

@@ -7,7 +7,7 @@ mod session_token;
 mod subject_keys;
 mod totp;
 
-pub use master_key::{MasterKey, MasterKeyError};
+pub use master_key::{KeySource, MasterKey, MasterKeyError};
 pub use secrets::{hash_password, hash_token, new_token, password_matches, token_matches};
 pub use session_token::{SessionClaims, SessionSigner, TokenError};
 pub use subject_keys::SubjectKeyVault;

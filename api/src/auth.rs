@@ -1,0 +1,180 @@
+//! Who is calling: a session token (`ses1.…`) or a tenant API key (`tk1.…`) in
+//! `Authorization: Bearer …` (or in the WebSocket's `connection_init` payload). Both are
+//! checked against the write model on every request, so logging out, changing the password
+//! or revoking a key takes effect at once.
+//!
+//! Tenant access goes through [`grant`], which returns the [`Authorized`] proof that
+//! tenant-scoped read-model queries require.
+
+use crate::error::ApiError;
+use crate::services::Services;
+use chrono::Utc;
+use domain::access::{Accessor, Authorized, Permission, TenantAccess};
+use domain::event::Actor;
+use domain::ids::{ApiKeyId, SessionId, SubjectId, TenantId, UserId};
+use domain::user::User;
+use infra::crypto::{TokenError, token_matches};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Principal {
+    Anonymous,
+    User {
+        user: UserId,
+        session: SessionId,
+        /// A platform operator (configured at start-up).
+        operator: bool,
+    },
+    ApiKey {
+        tenant: TenantId,
+        key: ApiKeyId,
+    },
+}
+
+impl Principal {
+    pub fn actor(&self) -> Actor {
+        match self {
+            Self::Anonymous => Actor::Anonymous,
+            Self::User { user, .. } => Actor::User { id: *user },
+            Self::ApiKey { key, .. } => Actor::ApiKey { id: *key },
+        }
+    }
+
+    /// Whose key seals this caller's personal data (its IP address).
+    pub fn subject(&self) -> Option<SubjectId> {
+        match self {
+            Self::Anonymous => None,
+            Self::User { user, .. } => Some(SubjectId::from_uuid(user.as_uuid())),
+            Self::ApiKey { key, .. } => Some(SubjectId::from_uuid(key.as_uuid())),
+        }
+    }
+
+    /// The id that scopes this caller's idempotency keys.
+    pub fn caller_id(&self) -> Uuid {
+        match self {
+            Self::Anonymous => Uuid::nil(),
+            Self::User { user, .. } => user.as_uuid(),
+            Self::ApiKey { key, .. } => key.as_uuid(),
+        }
+    }
+
+    pub fn accessor(&self) -> Result<Accessor, ApiError> {
+        match self {
+            Self::Anonymous => Err(ApiError::login_required()),
+            Self::User { user, .. } => Ok(Accessor::User(*user)),
+            Self::ApiKey { key, .. } => Ok(Accessor::ApiKey(*key)),
+        }
+    }
+
+    /// The logged-in user (API keys act for a tenant, not a person).
+    pub fn user(&self) -> Result<(UserId, SessionId), ApiError> {
+        match self {
+            Self::User { user, session, .. } => Ok((*user, *session)),
+            Self::Anonymous => Err(ApiError::login_required()),
+            Self::ApiKey { .. } => Err(ApiError::Forbidden(
+                "this needs a user's session; API keys cannot do it".into(),
+            )),
+        }
+    }
+
+    pub fn require_operator(&self) -> Result<(), ApiError> {
+        match self {
+            Self::User { operator: true, .. } => Ok(()),
+            Self::Anonymous => Err(ApiError::login_required()),
+            _ => Err(ApiError::Forbidden("platform operators only".into())),
+        }
+    }
+}
+
+fn rejected(error: TokenError) -> ApiError {
+    ApiError::Unauthenticated(format!("{error}; log in again"))
+}
+
+/// Resolves a bearer token (none: anonymous).
+pub async fn authenticate(services: &Services, token: Option<&str>) -> Result<Principal, ApiError> {
+    let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(Principal::Anonymous);
+    };
+    if token.starts_with("tk1.") {
+        return api_key(services, token).await;
+    }
+    let claims = services
+        .signer
+        .verify(token, Utc::now())
+        .map_err(rejected)?;
+    let user = services
+        .executor
+        .load::<User>(claims.user.as_uuid())
+        .await?
+        .state;
+    if !user.session_is_live(claims.session, Utc::now()) {
+        return Err(ApiError::Unauthenticated(
+            "the session has ended (logged out or password changed); log in again".into(),
+        ));
+    }
+    let operator = user
+        .email_index
+        .is_some_and(|index| services.operators.contains(&index));
+    Ok(Principal::User {
+        user: claims.user,
+        session: claims.session,
+        operator,
+    })
+}
+
+/// An API key: `tk1.<tenant>.<key>.<secret>`.
+pub fn api_key_token(tenant: TenantId, key: ApiKeyId, secret: &str) -> String {
+    format!(
+        "tk1.{}.{}.{secret}",
+        tenant.as_uuid().simple(),
+        key.as_uuid().simple()
+    )
+}
+
+async fn api_key(services: &Services, token: &str) -> Result<Principal, ApiError> {
+    let invalid = || ApiError::Unauthenticated("the API key is invalid or was revoked".into());
+    let mut parts = token.splitn(4, '.');
+    let (Some("tk1"), Some(tenant), Some(key), Some(secret)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(invalid());
+    };
+    let tenant = Uuid::parse_str(tenant).map_err(|_| invalid())?;
+    let key = Uuid::parse_str(key).map_err(|_| invalid())?;
+    let access = services.executor.load::<TenantAccess>(tenant).await?.state;
+    let grant = access
+        .api_keys
+        .get(&ApiKeyId::from_uuid(key))
+        .filter(|g| !g.revoked)
+        .ok_or_else(invalid)?;
+    if !token_matches(secret, &grant.secret) {
+        return Err(invalid());
+    }
+    services.key_usage.touch(tenant, key).await;
+    Ok(Principal::ApiKey {
+        tenant: TenantId::from_uuid(tenant),
+        key: ApiKeyId::from_uuid(key),
+    })
+}
+
+/// Checks `permission` on `tenant` against its access state; returns the proof read models
+/// ask for. Callers that are not members get NOT_FOUND, as if the tenant did not exist.
+pub async fn grant(
+    services: &Services,
+    principal: &Principal,
+    tenant: TenantId,
+    permission: Permission,
+) -> Result<Authorized, ApiError> {
+    let accessor = principal.accessor()?;
+    if let Principal::ApiKey { tenant: own, .. } = principal
+        && *own != tenant
+    {
+        return Err(ApiError::NotFound("no such tenant".into()));
+    }
+    let access = services
+        .executor
+        .load::<TenantAccess>(tenant.as_uuid())
+        .await?
+        .state;
+    Ok(access.grant(tenant, accessor, permission)?)
+}

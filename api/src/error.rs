@@ -1,0 +1,240 @@
+//! The one place where failures become GraphQL errors: every error carries
+//! `extensions.code` from one fixed set, plus fields that help the caller. Internal errors
+//! are logged once here, with their cause, and reach the caller as a bare `INTERNAL` with the
+//! request id, never with SQL or a backtrace.
+
+use async_graphql::ErrorExtensions;
+use commands::CommandError;
+use domain::access::AccessError;
+use domain::event_store::EventStoreError;
+use domain::personal_data::PersonalDataError;
+use domain::tenant::TenantError;
+use domain::user::UserError;
+use projections::read_your_writes::WaitError;
+
+/// The codes a client can meet, and nothing else.
+pub const CODES: &[&str] = &[
+    "UNAUTHENTICATED",
+    "FORBIDDEN",
+    "NOT_FOUND",
+    "BAD_USER_INPUT",
+    "CONFLICT",
+    "RATE_LIMITED",
+    "PLAN_LIMIT_EXCEEDED",
+    "INTERNAL",
+];
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{message}")]
+    BadInput {
+        message: String,
+        /// The argument or input field at fault.
+        field: Option<&'static str>,
+    },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("too many attempts; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("{0}")]
+    PlanLimit(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_input(field: &'static str, message: impl Into<String>) -> Self {
+        Self::BadInput {
+            message: message.into(),
+            field: Some(field),
+        }
+    }
+
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        Self::Internal(error.to_string())
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::BadInput { .. } => "BAD_USER_INPUT",
+            Self::Conflict(_) => "CONFLICT",
+            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::PlanLimit(_) => "PLAN_LIMIT_EXCEEDED",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// The caller must log in (or present a valid key).
+    pub fn login_required() -> Self {
+        Self::Unauthenticated("log in first: send `Authorization: Bearer <token>`".into())
+    }
+}
+
+/// What resolvers return: an [`ApiError`] on its way to becoming a GraphQL error with its
+/// code. It is deliberately not `Display`, so async-graphql's catch-all conversion (which
+/// keeps only the message) cannot apply to it.
+#[derive(Debug, Clone)]
+pub struct GqlError(pub ApiError);
+
+pub type GqlResult<T> = Result<T, GqlError>;
+
+impl<T: Into<ApiError>> From<T> for GqlError {
+    fn from(error: T) -> Self {
+        Self(error.into())
+    }
+}
+
+impl From<GqlError> for async_graphql::Error {
+    fn from(GqlError(error): GqlError) -> Self {
+        error.into_graphql()
+    }
+}
+
+impl ApiError {
+    pub fn into_graphql(self) -> async_graphql::Error {
+        let error = self;
+        if let ApiError::Internal(cause) = &error {
+            tracing::error!(error = %cause, "request failed");
+        }
+        let code = error.code();
+        let mut gql = async_graphql::Error::new(error.to_string());
+        gql = gql.extend_with(|_, ext| {
+            ext.set("code", code);
+            match &error {
+                ApiError::BadInput {
+                    field: Some(field), ..
+                } => ext.set("field", *field),
+                ApiError::RateLimited { retry_after_secs } => {
+                    ext.set("retryAfterSeconds", *retry_after_secs);
+                }
+                _ => {}
+            }
+        });
+        gql
+    }
+}
+
+impl From<UserError> for ApiError {
+    fn from(error: UserError) -> Self {
+        use UserError as U;
+        let message = error.to_string();
+        match error {
+            U::InvalidEmail => Self::bad_input("email", message),
+            U::WeakPassword(_) => Self::bad_input("password", message),
+            U::InvalidToken => Self::bad_input("token", message),
+            U::InvalidRecoveryCode => Self::Unauthenticated(message),
+            U::EmailTaken | U::AlreadySignedUp | U::AlreadyVerified | U::TotpAlreadyEnabled => {
+                Self::Conflict(message)
+            }
+            U::NoTotpEnrollment => Self::Conflict(message),
+            U::EmailNotVerified => Self::Forbidden(message),
+            U::NotFound => Self::NotFound(message),
+        }
+    }
+}
+
+impl From<AccessError> for ApiError {
+    fn from(error: AccessError) -> Self {
+        use AccessError as A;
+        let message = error.to_string();
+        match error {
+            A::NotFound => Self::NotFound(message),
+            A::Forbidden => Self::Forbidden(message),
+            A::NoSuchMember | A::NoSuchApiKey => Self::NotFound(message),
+            A::InvalidInvite => Self::bad_input("token", message),
+            A::InviteForAnotherEmail => Self::Forbidden(message),
+            A::InvalidKeyName => Self::bad_input("name", message),
+            A::AlreadyFounded | A::LastOwner | A::AlreadyMember => Self::Conflict(message),
+            A::LimitReached(_) => Self::PlanLimit(message),
+        }
+    }
+}
+
+impl From<TenantError> for ApiError {
+    fn from(error: TenantError) -> Self {
+        use TenantError as T;
+        let message = error.to_string();
+        match error {
+            T::InvalidName => Self::bad_input("name", message),
+            T::InvalidSlug => Self::bad_input("slug", message),
+            T::InvalidSettings => Self::bad_input("settings", message),
+            T::InvalidReason => Self::bad_input("reason", message),
+            T::NegativeRetention => Self::bad_input("retention", message),
+            T::NotFound => Self::NotFound(message),
+            T::LimitReached { .. } => Self::PlanLimit(message),
+            T::AlreadyProvisioned
+            | T::Closed
+            | T::Suspended
+            | T::NotSuspended
+            | T::RetentionNotOver(_) => Self::Conflict(message),
+        }
+    }
+}
+
+impl<E> From<CommandError<E>> for ApiError
+where
+    E: std::error::Error + Into<ApiError> + 'static,
+{
+    fn from(error: CommandError<E>) -> Self {
+        match error {
+            CommandError::Rejected(e) => e.into(),
+            CommandError::Contention { .. } => {
+                Self::Conflict("the object kept changing; retry the request".into())
+            }
+            CommandError::IdempotencyKeyReused { .. } => Self::BadInput {
+                message: "this idempotency key was already used for a different request".into(),
+                field: Some("idempotencyKey"),
+            },
+            CommandError::Store(EventStoreError::VersionConflict { .. }) => {
+                Self::Conflict("the object changed under the request; retry it".into())
+            }
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<commands::LoadError> for ApiError {
+    fn from(error: commands::LoadError) -> Self {
+        Self::internal(error)
+    }
+}
+
+impl From<PersonalDataError> for ApiError {
+    fn from(error: PersonalDataError) -> Self {
+        match error {
+            PersonalDataError::Forgotten => Self::Conflict(error.to_string()),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<sqlx_error::Error> for ApiError {
+    fn from(error: sqlx_error::Error) -> Self {
+        Self::internal(error)
+    }
+}
+
+impl From<WaitError> for ApiError {
+    fn from(error: WaitError) -> Self {
+        match error {
+            WaitError::NotCaughtUp { .. } | WaitError::Unknown(_) => Self::Conflict(format!(
+                "the read models have not caught up with the requested position yet ({error}); retry shortly"
+            )),
+            WaitError::Database(e) => Self::internal(e),
+        }
+    }
+}
+
+/// sqlx errors reach this crate only through the projections' query functions.
+mod sqlx_error {
+    pub type Error = projections::QueryError;
+}

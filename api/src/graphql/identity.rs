@@ -1,0 +1,750 @@
+//! Users: sign-up, e-mail verification, log-in and log-out, password reset and change, and
+//! the TOTP second factor.
+
+use super::tenancy::TenantNode;
+use super::{consistent, idempotency, meta, principal, services};
+use crate::error::{ApiError, GqlError, GqlResult};
+use crate::services::{RequestMeta, Services};
+use async_graphql::connection::Connection;
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Duration, Utc};
+use commands::CommandOutcome;
+use domain::aggregate::Aggregate;
+use domain::event::Actor;
+use domain::ids::{SessionId, SubjectId, UserId};
+use domain::mailer::Mail;
+use domain::user::{
+    Email, EmailClaim, LoginFailure, NewPassword, SecretHash, User, UserCommand, UserError,
+};
+use infra::crypto::{SessionClaims, Totp, hash_password, hash_token, new_token, password_matches};
+use projections::tenant_access::TenantScope;
+use std::sync::OnceLock;
+use uuid::Uuid;
+
+/// How long e-mailed tokens stay valid.
+const VERIFICATION_VALID_HOURS: i64 = 48;
+const RESET_VALID_MINUTES: i64 = 60;
+const RECOVERY_CODES: usize = 10;
+
+/// The logged-in user.
+pub struct UserNode {
+    id: UserId,
+    state: User,
+    operator: bool,
+}
+
+#[Object(name = "User")]
+impl UserNode {
+    async fn id(&self) -> ID {
+        ID(self.id.to_string())
+    }
+
+    /// Null once the user's personal data was erased.
+    async fn email(&self, ctx: &Context<'_>) -> GqlResult<Option<String>> {
+        let Some(sealed) = &self.state.email else {
+            return Ok(None);
+        };
+        Ok(services(ctx)
+            .vault
+            .open(SubjectId::from_uuid(self.id.as_uuid()), sealed)
+            .await?)
+    }
+
+    async fn email_verified(&self) -> bool {
+        self.state.email_verified
+    }
+
+    async fn totp_enabled(&self) -> bool {
+        self.state.totp_enabled()
+    }
+
+    /// Whether this user is a platform operator.
+    async fn is_operator(&self) -> bool {
+        self.operator
+    }
+
+    /// The tenants this user is a member of, ordered by id.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    async fn tenants(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Connection<String, TenantNode>> {
+        let services = services(ctx);
+        let size = super::connection::page_size(first)?;
+        let after = super::connection::decode_cursor(after.as_deref())?
+            .map(|c| {
+                Uuid::parse_str(&c)
+                    .map(domain::ids::TenantId::from_uuid)
+                    .map_err(|_| {
+                        ApiError::bad_input("after", "`after` is not a cursor from this API")
+                    })
+            })
+            .transpose()?;
+        services.metrics.read_queries(1);
+        let scopes = TenantScope::memberships(
+            &services.read_db,
+            self.id,
+            after,
+            u32::try_from(size + 1).unwrap_or(u32::MAX),
+        )
+        .await?;
+        let has_next = scopes.len() > size;
+        let scopes: Vec<TenantScope> = scopes.into_iter().take(size).collect();
+        let loader = ctx.data_unchecked::<DataLoader<super::loaders::TenantsLoader>>();
+        let views = loader
+            .load_many(scopes.iter().copied())
+            .await
+            .map_err(ApiError::internal)?;
+        let mut connection = Connection::new(after.is_some(), has_next);
+        for scope in scopes {
+            if let Some(view) = views.get(&scope) {
+                connection.edges.push(async_graphql::connection::Edge::new(
+                    super::connection::encode_cursor(&scope.tenant().to_string()),
+                    TenantNode::new(scope, view.clone()),
+                ));
+            }
+        }
+        Ok(connection)
+    }
+}
+
+async fn user_node(services: &Services, id: UserId) -> Result<UserNode, ApiError> {
+    let state = services.executor.load::<User>(id.as_uuid()).await?.state;
+    if state.id.is_none() {
+        return Err(ApiError::NotFound("no such user".into()));
+    }
+    let operator = state
+        .email_index
+        .is_some_and(|i| services.operators.contains(&i));
+    Ok(UserNode {
+        id,
+        state,
+        operator,
+    })
+}
+
+#[derive(Default)]
+pub struct IdentityQuery;
+
+#[Object]
+impl IdentityQuery {
+    /// The logged-in user. `atPosition` waits until the read models reached a position a
+    /// mutation returned.
+    async fn me(&self, ctx: &Context<'_>, at_position: Option<String>) -> GqlResult<UserNode> {
+        consistent(ctx, at_position.as_deref()).await?;
+        let (user, _) = principal(ctx).user()?;
+        Ok(user_node(services(ctx), user).await?)
+    }
+}
+
+#[derive(InputObject)]
+pub struct SignUpInput {
+    pub email: String,
+    /// 10 to 128 characters, at least 5 different ones, not a common password.
+    pub password: String,
+}
+
+#[derive(InputObject)]
+pub struct LogInInput {
+    pub email: String,
+    pub password: String,
+    /// Required when the account has TOTP enabled (or give a recovery code).
+    pub totp_code: Option<String>,
+    pub recovery_code: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct UserPayload {
+    pub user: UserNode,
+    /// The log position this mutation wrote; pass it as `atPosition` to read your write.
+    pub position: String,
+}
+
+#[derive(SimpleObject)]
+pub struct LogInPayload {
+    /// Send as `Authorization: Bearer <token>`.
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub user: UserNode,
+    pub position: String,
+}
+
+#[derive(SimpleObject)]
+pub struct Accepted {
+    /// Always true: whether an account exists is not revealed.
+    pub accepted: bool,
+}
+
+#[derive(SimpleObject)]
+pub struct LogOutPayload {
+    pub position: String,
+}
+
+#[derive(SimpleObject)]
+pub struct TotpEnrollment {
+    /// Base32, for typing into an authenticator app.
+    pub secret: String,
+    /// `otpauth://` URI, for a QR code.
+    pub otpauth_uri: String,
+    pub position: String,
+}
+
+#[derive(SimpleObject)]
+pub struct RecoveryCodes {
+    /// Shown once: each works once in place of a TOTP code.
+    pub recovery_codes: Vec<String>,
+    pub position: String,
+}
+
+fn parse_email(email: &str) -> Result<Email, ApiError> {
+    Email::parse(email).map_err(ApiError::from)
+}
+
+fn client_key(meta: &RequestMeta) -> String {
+    meta.ip
+        .map_or_else(|| "unknown".into(), |ip| ip.to_string())
+}
+
+async fn hash_off_thread(password: String) -> Result<SecretHash, ApiError> {
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(ApiError::internal)
+}
+
+async fn verify_off_thread(password: String, hash: SecretHash) -> Result<bool, ApiError> {
+    tokio::task::spawn_blocking(move || password_matches(&password, &hash))
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// A hash to check against when the account does not exist, so timing reveals nothing.
+fn decoy_hash() -> SecretHash {
+    static DECOY: OnceLock<SecretHash> = OnceLock::new();
+    DECOY
+        .get_or_init(|| hash_password("decoy password that never matches"))
+        .clone()
+}
+
+/// A user-bound one-time token: `<user id>.<secret>`; the event stores the secret's hash.
+fn user_token(user: UserId) -> (String, SecretHash) {
+    let secret = new_token();
+    (
+        format!("{}.{secret}", user.as_uuid().simple()),
+        hash_token(&secret),
+    )
+}
+
+fn parse_user_token(token: &str) -> Result<(UserId, SecretHash), ApiError> {
+    let invalid = || ApiError::from(UserError::InvalidToken);
+    let (user, secret) = token.trim().split_once('.').ok_or_else(invalid)?;
+    let user = Uuid::parse_str(user).map_err(|_| invalid())?;
+    Ok((UserId::from_uuid(user), hash_token(secret)))
+}
+
+/// The user who owns the e-mail address, if any.
+async fn user_by_email(services: &Services, email: &Email) -> Result<Option<UserId>, ApiError> {
+    let claim = services
+        .executor
+        .load::<EmailClaim>(services.email_index(email))
+        .await?
+        .state;
+    Ok(claim.user)
+}
+
+async fn run_user(
+    services: &Services,
+    user: UserId,
+    command: &UserCommand,
+    ctx: &commands::CommandContext,
+) -> Result<CommandOutcome, ApiError> {
+    let result = services
+        .executor
+        .execute::<User>(user.as_uuid(), command, ctx)
+        .await;
+    services.metrics.command(
+        User::CATEGORY,
+        if result.is_ok() { "ok" } else { "refused" },
+    );
+    Ok(result?)
+}
+
+async fn user_context(
+    services: &Services,
+    user: UserId,
+    actor: Actor,
+    key: Option<Uuid>,
+    meta: &RequestMeta,
+) -> Result<commands::CommandContext, ApiError> {
+    services
+        .context(
+            actor,
+            user.as_uuid(),
+            key,
+            Some(SubjectId::from_uuid(user.as_uuid())),
+            meta,
+        )
+        .await
+}
+
+#[derive(Default)]
+pub struct IdentityMutation;
+
+#[Object]
+impl IdentityMutation {
+    /// Creates an account and e-mails a verification token. Log-in needs a verified address.
+    async fn sign_up(
+        &self,
+        ctx: &Context<'_>,
+        input: SignUpInput,
+        idempotency_key: Option<ID>,
+    ) -> GqlResult<UserPayload> {
+        let (services, meta) = (services(ctx), meta(ctx));
+        services.limiter.attempt("sign_up", &client_key(&meta))?;
+        let email = parse_email(&input.email)?;
+        let password = NewPassword::parse(&input.password)?;
+        let key = idempotency(idempotency_key.as_ref())?;
+        let email_index = services.email_index(&email);
+        services
+            .limiter
+            .attempt("sign_up_account", &email_index.to_string())?;
+        let user = match key {
+            Some(key) => UserId::from_uuid(Uuid::new_v5(&key, b"user")),
+            None => UserId::new_v7(),
+        };
+        let subject = SubjectId::from_uuid(user.as_uuid());
+        let ctx_cmd = services
+            .context(Actor::Anonymous, Uuid::nil(), key, Some(subject), &meta)
+            .await?;
+        let sealed_email = services.vault.seal(subject, email.as_str()).await?;
+        let password = hash_off_thread(password.expose().to_owned()).await?;
+        let (token, token_hash) = user_token(user);
+        let now = Utc::now();
+        let command = UserCommand::SignUp {
+            user_id: user,
+            email: sealed_email,
+            email_index,
+            password,
+            verification: token_hash,
+            verification_expires_at: now + Duration::hours(VERIFICATION_VALID_HOURS),
+            at: now,
+        };
+        let result = services
+            .executor
+            .execute_with::<User, EmailClaim, ApiError>(
+                user.as_uuid(),
+                Some(email_index),
+                &ctx_cmd,
+                |state, claim| {
+                    let events = state.decide(&command)?;
+                    Ok((events, claim.claim(user)?))
+                },
+            )
+            .await;
+        services.metrics.command(
+            User::CATEGORY,
+            if result.is_ok() { "ok" } else { "refused" },
+        );
+        let outcome = result?;
+        if !outcome.replayed {
+            services
+                .send_mail(Mail {
+                    to: email.as_str().to_owned(),
+                    subject: "Verify your e-mail address".into(),
+                    body: format!(
+                        "Welcome to Tenantry.\n\nVerify your address: {}\n\nToken: {token}\n\nThe token is valid for {VERIFICATION_VALID_HOURS} hours.\n",
+                        services.link("verify-email", &token)
+                    ),
+                })
+                .await?;
+        }
+        Ok(UserPayload {
+            user: user_node(services, user).await?,
+            position: outcome.position.0.to_string(),
+        })
+    }
+
+    /// Confirms the e-mail address with the token from the verification e-mail.
+    async fn verify_email(&self, ctx: &Context<'_>, token: String) -> GqlResult<UserPayload> {
+        let (services, meta) = (services(ctx), meta(ctx));
+        services
+            .limiter
+            .attempt("verify_email", &client_key(&meta))?;
+        let (user, token) = parse_user_token(&token)?;
+        let ctx_cmd = user_context(services, user, Actor::Anonymous, None, &meta).await?;
+        let outcome = run_user(
+            services,
+            user,
+            &UserCommand::VerifyEmail {
+                token,
+                at: Utc::now(),
+            },
+            &ctx_cmd,
+        )
+        .await
+        .map_err(|e| match e {
+            ApiError::NotFound(_) => UserError::InvalidToken.into(),
+            other => other,
+        })?;
+        Ok(UserPayload {
+            user: user_node(services, user).await?,
+            position: outcome.position.0.to_string(),
+        })
+    }
+
+    /// Sends a new verification e-mail (if the address belongs to an unverified account).
+    async fn resend_verification_email(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+    ) -> GqlResult<Accepted> {
+        let (services, meta) = (services(ctx), meta(ctx));
+        services
+            .limiter
+            .attempt("resend_verification", &client_key(&meta))?;
+        let email = parse_email(&email)?;
+        services.limiter.attempt(
+            "resend_verification_account",
+            &services.email_index(&email).to_string(),
+        )?;
+        if let Some(user) = user_by_email(services, &email).await? {
+            let (token, hash) = user_token(user);
+            let now = Utc::now();
+            let command = UserCommand::IssueVerification {
+                verification: hash,
+                expires_at: now + Duration::hours(VERIFICATION_VALID_HOURS),
+                at: now,
+            };
+            let ctx_cmd = user_context(services, user, Actor::Anonymous, None, &meta).await?;
+            match run_user(services, user, &command, &ctx_cmd).await {
+                Ok(_) => {
+                    services
+                        .send_mail(Mail {
+                            to: email.as_str().to_owned(),
+                            subject: "Verify your e-mail address".into(),
+                            body: format!(
+                                "Verify your address: {}\n\nToken: {token}\n",
+                                services.link("verify-email", &token)
+                            ),
+                        })
+                        .await?;
+                }
+                Err(ApiError::Conflict(_)) => {} // already verified: nothing to send
+                Err(e) => return Err(GqlError::from(e)),
+            }
+        }
+        Ok(Accepted { accepted: true })
+    }
+
+    /// Logs in; returns a session token. Failed attempts are recorded on the account.
+    async fn log_in(&self, ctx: &Context<'_>, input: LogInInput) -> GqlResult<LogInPayload> {
+        let (services, meta) = (services(ctx), meta(ctx));
+        services.limiter.attempt("log_in", &client_key(&meta))?;
+        let wrong = || ApiError::Unauthenticated("wrong e-mail address or password".into());
+        let Ok(email) = Email::parse(&input.email) else {
+            return Err(GqlError::from(wrong()));
+        };
+        services
+            .limiter
+            .attempt("log_in_account", &services.email_index(&email).to_string())?;
+        let Some(user_id) = user_by_email(services, &email).await? else {
+            verify_off_thread(input.password, decoy_hash()).await?;
+            return Err(GqlError::from(wrong()));
+        };
+        let user = services
+            .executor
+            .load::<User>(user_id.as_uuid())
+            .await?
+            .state;
+        let hash = user.password.clone().unwrap_or_else(decoy_hash);
+        let ctx_cmd = user_context(services, user_id, Actor::Anonymous, None, &meta).await?;
+        let now = Utc::now();
+        let fail = |reason| UserCommand::RecordFailedLogin { reason, at: now };
+        if !verify_off_thread(input.password, hash).await? {
+            run_user(
+                services,
+                user_id,
+                &fail(LoginFailure::WrongPassword),
+                &ctx_cmd,
+            )
+            .await?;
+            return Err(GqlError::from(wrong()));
+        }
+        if !user.email_verified {
+            run_user(
+                services,
+                user_id,
+                &fail(LoginFailure::EmailNotVerified),
+                &ctx_cmd,
+            )
+            .await?;
+            return Err(GqlError::from(UserError::EmailNotVerified));
+        }
+        let mut recovery_code = None;
+        if let Some(sealed) = &user.totp {
+            services.limiter.attempt("totp", &user_id.to_string())?;
+            let subject = SubjectId::from_uuid(user_id.as_uuid());
+            let secret = services.vault.open(subject, sealed).await?;
+            let totp = secret.as_deref().and_then(Totp::from_sealable);
+            match (&input.totp_code, &input.recovery_code, totp) {
+                (Some(code), _, Some(totp)) if totp.verify(code, now) => {}
+                (None, Some(code), _) => recovery_code = Some(hash_token(code.trim())),
+                (None, None, _) => {
+                    return Err(ApiError::Unauthenticated(
+                        "this account needs a TOTP code (totpCode) or a recovery code (recoveryCode)".into(),
+                    )
+                    .into());
+                }
+                _ => {
+                    run_user(
+                        services,
+                        user_id,
+                        &fail(LoginFailure::WrongSecondFactor),
+                        &ctx_cmd,
+                    )
+                    .await?;
+                    return Err(GqlError::from(ApiError::Unauthenticated(
+                        "wrong TOTP code".into(),
+                    )));
+                }
+            }
+        }
+        let session = SessionId::new_v7();
+        let ttl = Duration::from_std(services.config.session_ttl).unwrap_or(Duration::hours(12));
+        // Whole seconds, as the token carries them.
+        let expires_at = DateTime::from_timestamp((now + ttl).timestamp(), 0).unwrap_or(now + ttl);
+        let command = UserCommand::StartSession {
+            session_id: session,
+            expires_at,
+            recovery_code,
+            at: now,
+        };
+        let outcome = match run_user(services, user_id, &command, &ctx_cmd).await {
+            Err(ApiError::Unauthenticated(message)) => {
+                run_user(
+                    services,
+                    user_id,
+                    &fail(LoginFailure::WrongSecondFactor),
+                    &ctx_cmd,
+                )
+                .await?;
+                return Err(GqlError::from(ApiError::Unauthenticated(message)));
+            }
+            other => other?,
+        };
+        let token = services.signer.sign(&SessionClaims {
+            user: user_id,
+            session,
+            expires_at,
+        });
+        Ok(LogInPayload {
+            token,
+            expires_at,
+            user: user_node(services, user_id).await?,
+            position: outcome.position.0.to_string(),
+        })
+    }
+
+    /// Ends the current session: its token stops working at once.
+    async fn log_out(&self, ctx: &Context<'_>) -> GqlResult<LogOutPayload> {
+        let (services, meta, principal) = (services(ctx), meta(ctx), principal(ctx));
+        let (user, session) = principal.user()?;
+        let ctx_cmd = user_context(services, user, principal.actor(), None, &meta).await?;
+        let outcome = run_user(
+            services,
+            user,
+            &UserCommand::EndSession {
+                session_id: session,
+                at: Utc::now(),
+            },
+            &ctx_cmd,
+        )
+        .await?;
+        Ok(LogOutPayload {
+            position: outcome.position.0.to_string(),
+        })
+    }
+
+    /// E-mails a password-reset token (if the address belongs to an account).
+    async fn request_password_reset(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+    ) -> GqlResult<Accepted> {
+        let (services, meta) = (services(ctx), meta(ctx));
+        services
+            .limiter
+            .attempt("password_reset", &client_key(&meta))?;
+        let email = parse_email(&email)?;
+        services.limiter.attempt(
+            "password_reset_account",
+            &services.email_index(&email).to_string(),
+        )?;
+        if let Some(user) = user_by_email(services, &email).await? {
+            let (token, hash) = user_token(user);
+            let now = Utc::now();
+            let command = UserCommand::RequestPasswordReset {
+                token: hash,
+                expires_at: now + Duration::minutes(RESET_VALID_MINUTES),
+                at: now,
+            };
+            let ctx_cmd = user_context(services, user, Actor::Anonymous, None, &meta).await?;
+            run_user(services, user, &command, &ctx_cmd).await?;
+            services
+                .send_mail(Mail {
+                    to: email.as_str().to_owned(),
+                    subject: "Reset your password".into(),
+                    body: format!(
+                        "Someone asked to reset your Tenantry password. If it was you: {}\n\nToken: {token}\n\nThe token is valid for {RESET_VALID_MINUTES} minutes. If it was not you, ignore this message.\n",
+                        services.link("reset-password", &token)
+                    ),
+                })
+                .await?;
+        }
+        Ok(Accepted { accepted: true })
+    }
+
+    /// Sets a new password with the token from the reset e-mail; every session ends.
+    async fn reset_password(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+        new_password: String,
+    ) -> GqlResult<UserPayload> {
+        let (services, meta) = (services(ctx), meta(ctx));
+        services
+            .limiter
+            .attempt("password_reset", &client_key(&meta))?;
+        let password = NewPassword::parse(&new_password)?;
+        let (user, token) = parse_user_token(&token)?;
+        let password = hash_off_thread(password.expose().to_owned()).await?;
+        let ctx_cmd = user_context(services, user, Actor::Anonymous, None, &meta).await?;
+        let command = UserCommand::ResetPassword {
+            token,
+            password,
+            at: Utc::now(),
+        };
+        let outcome = run_user(services, user, &command, &ctx_cmd)
+            .await
+            .map_err(|e| match e {
+                ApiError::NotFound(_) => UserError::InvalidToken.into(),
+                other => other,
+            })?;
+        Ok(UserPayload {
+            user: user_node(services, user).await?,
+            position: outcome.position.0.to_string(),
+        })
+    }
+
+    /// Changes the password; every other session ends.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        current_password: String,
+        new_password: String,
+    ) -> GqlResult<UserPayload> {
+        let (services, meta, principal) = (services(ctx), meta(ctx), principal(ctx));
+        let (user_id, session) = principal.user()?;
+        services
+            .limiter
+            .attempt("change_password", &user_id.to_string())?;
+        let password = NewPassword::parse(&new_password)?;
+        let user = services
+            .executor
+            .load::<User>(user_id.as_uuid())
+            .await?
+            .state;
+        let current = user.password.clone().unwrap_or_else(decoy_hash);
+        if !verify_off_thread(current_password, current).await? {
+            return Err(
+                ApiError::bad_input("currentPassword", "the current password is wrong").into(),
+            );
+        }
+        let password = hash_off_thread(password.expose().to_owned()).await?;
+        let ctx_cmd = user_context(services, user_id, principal.actor(), None, &meta).await?;
+        let command = UserCommand::ChangePassword {
+            password,
+            keep_session: session,
+            at: Utc::now(),
+        };
+        let outcome = run_user(services, user_id, &command, &ctx_cmd).await?;
+        Ok(UserPayload {
+            user: user_node(services, user_id).await?,
+            position: outcome.position.0.to_string(),
+        })
+    }
+
+    /// Starts TOTP enrollment: add the secret to an authenticator app, then `confirmTotp`.
+    async fn enroll_totp(&self, ctx: &Context<'_>) -> GqlResult<TotpEnrollment> {
+        let (services, meta, principal) = (services(ctx), meta(ctx), principal(ctx));
+        let (user_id, _) = principal.user()?;
+        let subject = SubjectId::from_uuid(user_id.as_uuid());
+        let totp = Totp::generate();
+        let sealed = services.vault.seal(subject, &totp.to_sealable()).await?;
+        let ctx_cmd = user_context(services, user_id, principal.actor(), None, &meta).await?;
+        let command = UserCommand::StartTotpEnrollment {
+            secret: sealed,
+            at: Utc::now(),
+        };
+        let outcome = run_user(services, user_id, &command, &ctx_cmd).await?;
+        let user = user_node(services, user_id).await?;
+        let account = match &user.state.email {
+            Some(sealed) => services
+                .vault
+                .open(subject, sealed)
+                .await?
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        Ok(TotpEnrollment {
+            secret: totp.to_base32(),
+            otpauth_uri: totp.uri("Tenantry", &account),
+            position: outcome.position.0.to_string(),
+        })
+    }
+
+    /// Turns TOTP on with a code from the app; returns one-time recovery codes.
+    async fn confirm_totp(&self, ctx: &Context<'_>, code: String) -> GqlResult<RecoveryCodes> {
+        let (services, meta, principal) = (services(ctx), meta(ctx), principal(ctx));
+        let (user_id, _) = principal.user()?;
+        services.limiter.attempt("totp", &user_id.to_string())?;
+        let user = services
+            .executor
+            .load::<User>(user_id.as_uuid())
+            .await?
+            .state;
+        let Some(pending) = &user.totp_pending else {
+            return Err(GqlError::from(UserError::NoTotpEnrollment));
+        };
+        let subject = SubjectId::from_uuid(user_id.as_uuid());
+        let totp = services
+            .vault
+            .open(subject, pending)
+            .await?
+            .as_deref()
+            .and_then(Totp::from_sealable)
+            .ok_or_else(|| ApiError::internal("the pending TOTP secret could not be opened"))?;
+        if !totp.verify(&code, Utc::now()) {
+            return Err(ApiError::bad_input(
+                "code",
+                "the code does not match; check the app's clock",
+            )
+            .into());
+        }
+        let codes: Vec<String> = (0..RECOVERY_CODES)
+            .map(|_| new_token()[..16].to_owned())
+            .collect();
+        let command = UserCommand::EnableTotp {
+            recovery_codes: codes.iter().map(|c| hash_token(c)).collect(),
+            at: Utc::now(),
+        };
+        let ctx_cmd = user_context(services, user_id, principal.actor(), None, &meta).await?;
+        let outcome = run_user(services, user_id, &command, &ctx_cmd).await?;
+        Ok(RecoveryCodes {
+            recovery_codes: codes,
+            position: outcome.position.0.to_string(),
+        })
+    }
+}

@@ -1,0 +1,97 @@
+//! DataLoaders: nested lists (members, invites, API keys, tenants) are loaded for every
+//! tenant in the response at once, one query per list type, however many tenants there are.
+//! One set of loaders per request, so nothing is cached across callers.
+
+use crate::services::Services;
+use async_graphql::dataloader::{DataLoader, Loader};
+use projections::QueryError;
+use projections::tenant_access::{
+    ApiKeyView, InviteView, MemberView, TenantAccessDirectory, TenantScope,
+};
+use projections::tenant_directory::{TenantDirectory, TenantView};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub type LoadError = Arc<QueryError>;
+
+macro_rules! list_loader {
+    ($name:ident, $view:ty, $query:path) => {
+        pub struct $name(pub Arc<Services>);
+
+        impl Loader<TenantScope> for $name {
+            type Value = Vec<$view>;
+            type Error = LoadError;
+
+            async fn load(
+                &self,
+                scopes: &[TenantScope],
+            ) -> Result<HashMap<TenantScope, Vec<$view>>, LoadError> {
+                self.0.metrics.read_queries(1);
+                let rows = $query(&self.0.read_db, scopes).await.map_err(Arc::new)?;
+                let mut by_tenant: HashMap<TenantScope, Vec<$view>> =
+                    scopes.iter().map(|s| (*s, Vec::new())).collect();
+                for row in rows {
+                    if let Some(scope) = scopes
+                        .iter()
+                        .find(|s| s.tenant().as_uuid() == row.tenant_id)
+                    {
+                        by_tenant.entry(*scope).or_default().push(row);
+                    }
+                }
+                Ok(by_tenant)
+            }
+        }
+    };
+}
+
+list_loader!(MembersLoader, MemberView, TenantAccessDirectory::members);
+list_loader!(InvitesLoader, InviteView, TenantAccessDirectory::invites);
+list_loader!(ApiKeysLoader, ApiKeyView, TenantAccessDirectory::api_keys);
+
+pub struct TenantsLoader(pub Arc<Services>);
+
+impl Loader<TenantScope> for TenantsLoader {
+    type Value = TenantView;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        scopes: &[TenantScope],
+    ) -> Result<HashMap<TenantScope, TenantView>, LoadError> {
+        self.0.metrics.read_queries(1);
+        let rows = TenantDirectory::scoped(&self.0.read_db, scopes)
+            .await
+            .map_err(Arc::new)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|view| {
+                let scope = scopes.iter().find(|s| s.tenant() == view.id)?;
+                Some((*scope, view))
+            })
+            .collect())
+    }
+}
+
+/// Gives a request its own loaders.
+pub fn for_request(
+    request: async_graphql::Request,
+    services: &Arc<Services>,
+) -> async_graphql::Request {
+    request
+        .data(DataLoader::new(
+            MembersLoader(services.clone()),
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            InvitesLoader(services.clone()),
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            ApiKeysLoader(services.clone()),
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            TenantsLoader(services.clone()),
+            tokio::spawn,
+        ))
+}

@@ -1,0 +1,108 @@
+#![expect(
+    missing_debug_implementations,
+    reason = "GraphQL object and input types: inputs carry passwords and tokens that must never be printed"
+)]
+
+//! The GraphQL schema: one query, mutation and subscription object per area, merged.
+//! [`identity`]: users, sessions, passwords, TOTP. [`tenancy`]: tenants and their
+//! members, invites and API keys. Lists are Relay connections ([`connection`]) loaded through
+//! per-request DataLoaders ([`loaders`]).
+
+pub mod connection;
+pub mod identity;
+pub mod loaders;
+pub mod tenancy;
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::services::{RequestMeta, Services};
+use async_graphql::{Context, ID, MergedObject, MergedSubscription, Schema};
+use domain::event::Position;
+use std::sync::Arc;
+use uuid::Uuid;
+
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(identity::IdentityQuery, tenancy::TenancyQuery);
+
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(
+    identity::IdentityMutation,
+    tenancy::TenancyMutation,
+    tenancy::AccessMutation,
+);
+
+#[derive(MergedSubscription, Default)]
+pub struct SubscriptionRoot(tenancy::TenancySubscription);
+
+pub type TenantrySchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+
+pub fn schema(services: Arc<Services>) -> TenantrySchema {
+    let config = &services.config;
+    let mut builder = Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        SubscriptionRoot::default(),
+    )
+    .limit_depth(config.max_depth)
+    .limit_complexity(config.max_complexity)
+    .limit_recursive_depth(32)
+    .limit_directives(20);
+    if !config.introspection {
+        builder = builder.disable_introspection();
+    }
+    builder.data(services).finish()
+}
+
+pub(crate) fn services<'a>(ctx: &Context<'a>) -> &'a Arc<Services> {
+    ctx.data_unchecked::<Arc<Services>>()
+}
+
+pub(crate) fn principal(ctx: &Context<'_>) -> Principal {
+    ctx.data_opt::<Principal>()
+        .copied()
+        .unwrap_or(Principal::Anonymous)
+}
+
+pub(crate) fn meta(ctx: &Context<'_>) -> RequestMeta {
+    ctx.data_opt::<RequestMeta>()
+        .cloned()
+        .unwrap_or(RequestMeta {
+            ip: None,
+            request_id: String::new(),
+        })
+}
+
+/// A UUID argument, or BAD_USER_INPUT naming the argument.
+pub(crate) fn uuid_arg(field: &'static str, id: &ID) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(id.as_str())
+        .map_err(|_| ApiError::bad_input(field, format!("`{field}` is not a valid id")))
+}
+
+pub(crate) fn idempotency(key: Option<&ID>) -> Result<Option<Uuid>, ApiError> {
+    key.map(|k| uuid_arg("idempotencyKey", k)).transpose()
+}
+
+/// A position argument (positions are 64-bit, so they travel as strings).
+pub(crate) fn position_arg(
+    field: &'static str,
+    position: Option<&str>,
+) -> Result<Option<Position>, ApiError> {
+    position
+        .map(|p| {
+            p.trim().parse::<u64>().map(Position).map_err(|_| {
+                ApiError::bad_input(
+                    field,
+                    format!("`{field}` must be a position returned by a mutation"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// Waits for the read models when the query asked for a consistency position.
+pub(crate) async fn consistent(ctx: &Context<'_>, at: Option<&str>) -> Result<(), ApiError> {
+    if let Some(position) = position_arg("atPosition", at)? {
+        services(ctx).caught_up(position).await?;
+    }
+    Ok(())
+}

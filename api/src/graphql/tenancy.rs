@@ -1,0 +1,1149 @@
+//! Tenants and who belongs to them: queries, mutations (create, rename, settings, close,
+//! suspend/reactivate; invites, roles, removal, API keys) and live subscriptions.
+
+use super::connection::page;
+use super::loaders::{ApiKeysLoader, InvitesLoader, MembersLoader};
+use super::{consistent, idempotency, meta, principal, services, uuid_arg};
+use crate::auth::{Principal, api_key_token, grant};
+use crate::error::{ApiError, GqlError, GqlResult};
+use crate::services::Services;
+use async_graphql::connection::Connection;
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject, Subscription};
+use chrono::{DateTime, Duration, Utc};
+use commands::{CommandContext, CommandOutcome};
+use domain::access::{AccessCommand, ApiKeyScope, Permission, Role, TenantAccess};
+use domain::aggregate::Aggregate;
+use domain::ids::{ApiKeyId, InviteId, SubjectId, TenantId, UserId};
+use domain::mailer::Mail;
+use domain::tenant::{Slug, Tenant, TenantCommand, TenantName, TenantSettings};
+use domain::user::{Email, User};
+use futures_util::Stream;
+use infra::crypto::{hash_token, new_token};
+use projections::runner::ProjectionUpdate;
+use projections::tenant_access::{
+    ApiKeyView, InviteView, MemberView, TenantAccessDirectory, TenantScope,
+};
+use projections::tenant_directory::{TenantDirectory, TenantView};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use uuid::Uuid;
+
+const INVITE_VALID_DAYS: i64 = 7;
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "Role")]
+pub enum RoleValue {
+    Owner,
+    Admin,
+    Member,
+    Viewer,
+}
+
+impl From<Role> for RoleValue {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Owner => Self::Owner,
+            Role::Admin => Self::Admin,
+            Role::Member => Self::Member,
+            Role::Viewer => Self::Viewer,
+        }
+    }
+}
+
+impl From<RoleValue> for Role {
+    fn from(role: RoleValue) -> Self {
+        match role {
+            RoleValue::Owner => Self::Owner,
+            RoleValue::Admin => Self::Admin,
+            RoleValue::Member => Self::Member,
+            RoleValue::Viewer => Self::Viewer,
+        }
+    }
+}
+
+fn role_of(text: &str) -> Option<RoleValue> {
+    projections::tenant_access::parse_role(text).map(RoleValue::from)
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "ApiKeyScope")]
+pub enum ScopeValue {
+    ReadOnly,
+    ReadWrite,
+    Admin,
+}
+
+impl From<ScopeValue> for ApiKeyScope {
+    fn from(scope: ScopeValue) -> Self {
+        match scope {
+            ScopeValue::ReadOnly => Self::ReadOnly,
+            ScopeValue::ReadWrite => Self::ReadWrite,
+            ScopeValue::Admin => Self::Admin,
+        }
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct Setting {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(InputObject)]
+pub struct SettingInput {
+    pub key: String,
+    pub value: String,
+}
+
+/// A tenant the caller may read (its scope came from an authorization check).
+pub struct TenantNode {
+    scope: TenantScope,
+    view: TenantView,
+}
+
+impl TenantNode {
+    pub fn new(scope: TenantScope, view: TenantView) -> Self {
+        Self { scope, view }
+    }
+
+    fn require_admin(&self) -> Result<(), ApiError> {
+        if self.scope.role() < Role::Admin {
+            return Err(ApiError::Forbidden(
+                "only admins and owners see this".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[Object(name = "Tenant")]
+impl TenantNode {
+    async fn id(&self) -> ID {
+        ID(self.view.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.view.name
+    }
+    async fn slug(&self) -> &str {
+        &self.view.slug
+    }
+    /// `active`, `suspended`, `closed` or `deleted`.
+    async fn status(&self) -> &str {
+        &self.view.status
+    }
+    async fn plan(&self) -> &str {
+        &self.view.plan
+    }
+    async fn settings(&self) -> Vec<Setting> {
+        self.view
+            .settings
+            .iter()
+            .map(|(key, value)| Setting {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.view.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.view.updated_at
+    }
+    /// The caller's role here.
+    async fn my_role(&self) -> RoleValue {
+        self.scope.role().into()
+    }
+
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Connection<String, MemberNode>> {
+        let rows = ctx
+            .data_unchecked::<DataLoader<MembersLoader>>()
+            .load_one(self.scope)
+            .await
+            .map_err(ApiError::internal)?
+            .unwrap_or_default();
+        let items = rows
+            .into_iter()
+            .map(|m| {
+                (
+                    format!("{:020}|{}", m.joined_at.timestamp_micros(), m.user_id),
+                    MemberNode(m),
+                )
+            })
+            .collect();
+        Ok(page(items, first, after)?)
+    }
+
+    /// Pending invites (admins and owners).
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    async fn invites(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Connection<String, InviteNode>> {
+        self.require_admin()?;
+        let rows = ctx
+            .data_unchecked::<DataLoader<InvitesLoader>>()
+            .load_one(self.scope)
+            .await
+            .map_err(ApiError::internal)?
+            .unwrap_or_default();
+        let items = rows
+            .into_iter()
+            .map(|i| {
+                (
+                    format!("{:020}|{}", i.created_at.timestamp_micros(), i.invite_id),
+                    InviteNode(i),
+                )
+            })
+            .collect();
+        Ok(page(items, first, after)?)
+    }
+
+    /// API keys, revoked ones included (admins and owners).
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    async fn api_keys(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Connection<String, ApiKeyNode>> {
+        self.require_admin()?;
+        let rows = ctx
+            .data_unchecked::<DataLoader<ApiKeysLoader>>()
+            .load_one(self.scope)
+            .await
+            .map_err(ApiError::internal)?
+            .unwrap_or_default();
+        let items = rows
+            .into_iter()
+            .map(|k| {
+                (
+                    format!("{:020}|{}", k.created_at.timestamp_micros(), k.key_id),
+                    ApiKeyNode(k),
+                )
+            })
+            .collect();
+        Ok(page(items, first, after)?)
+    }
+}
+
+pub struct MemberNode(MemberView);
+
+#[Object(name = "Member")]
+impl MemberNode {
+    async fn user_id(&self) -> ID {
+        ID(self.0.user_id.to_string())
+    }
+    /// Null once the member's personal data was erased.
+    async fn email(&self, ctx: &Context<'_>) -> GqlResult<Option<String>> {
+        Ok(services(ctx)
+            .vault
+            .open(SubjectId::from_uuid(self.0.user_id), &self.0.sealed_email())
+            .await?)
+    }
+    async fn role(&self) -> Option<RoleValue> {
+        role_of(&self.0.role)
+    }
+    async fn joined_at(&self) -> DateTime<Utc> {
+        self.0.joined_at
+    }
+}
+
+pub struct InviteNode(InviteView);
+
+#[Object(name = "Invite")]
+impl InviteNode {
+    async fn id(&self) -> ID {
+        ID(self.0.invite_id.to_string())
+    }
+    async fn email(&self, ctx: &Context<'_>) -> GqlResult<Option<String>> {
+        let sealed = domain::personal_data::Sealed::from_sealed_text(self.0.email.clone());
+        Ok(services(ctx)
+            .vault
+            .open(SubjectId::from_uuid(self.0.invite_id), &sealed)
+            .await?)
+    }
+    async fn role(&self) -> Option<RoleValue> {
+        role_of(&self.0.role)
+    }
+    async fn expires_at(&self) -> DateTime<Utc> {
+        self.0.expires_at
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+pub struct ApiKeyNode(ApiKeyView);
+
+#[Object(name = "ApiKey")]
+impl ApiKeyNode {
+    async fn id(&self) -> ID {
+        ID(self.0.key_id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// `read_only`, `read_write` or `admin`.
+    async fn scope(&self) -> &str {
+        &self.0.scope
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.0.revoked_at
+    }
+    /// Updated at most once a minute.
+    async fn last_used_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_used_at
+    }
+}
+
+/// A tenant as operators see it in the platform-wide list.
+#[derive(SimpleObject)]
+pub struct TenantSummary {
+    pub id: ID,
+    pub name: String,
+    pub slug: String,
+    pub status: String,
+    pub plan: String,
+    pub created_at: DateTime<Utc>,
+}
+
+fn tenant_arg(id: &ID) -> Result<TenantId, ApiError> {
+    uuid_arg("tenantId", id).map(TenantId::from_uuid)
+}
+
+async fn tenant_node(services: &Services, scope: TenantScope) -> Result<TenantNode, ApiError> {
+    services.metrics.read_queries(1);
+    let view = TenantDirectory::scoped(&services.read_db, &[scope])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::NotFound("no such tenant".into()))?;
+    Ok(TenantNode::new(scope, view))
+}
+
+/// The tenant after a write, once the read models have it.
+async fn tenant_after(
+    services: &Services,
+    principal: &Principal,
+    tenant: TenantId,
+    outcome: &CommandOutcome,
+) -> Result<TenantNode, ApiError> {
+    services.caught_up(outcome.position).await?;
+    let grant = grant(services, principal, tenant, Permission::Read).await?;
+    tenant_node(services, TenantScope::from(&grant)).await
+}
+
+#[derive(Default)]
+pub struct TenancyQuery;
+
+#[Object]
+impl TenancyQuery {
+    /// One of the caller's tenants (NOT_FOUND for any other).
+    async fn tenant(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        at_position: Option<String>,
+    ) -> GqlResult<TenantNode> {
+        let tenant = uuid_arg("id", &id).map(TenantId::from_uuid)?;
+        consistent(ctx, at_position.as_deref()).await?;
+        let services = services(ctx);
+        let grant = grant(services, &principal(ctx), tenant, Permission::Read).await?;
+        Ok(tenant_node(services, TenantScope::from(&grant)).await?)
+    }
+
+    /// Every tenant on the platform (platform operators only), ordered by id.
+    async fn all_tenants(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Connection<String, TenantSummary>> {
+        principal(ctx).require_operator()?;
+        let services = services(ctx);
+        let size = super::connection::page_size(first)?;
+        let after_id = super::connection::decode_cursor(after.as_deref())?
+            .map(|c| Uuid::parse_str(&c).map(TenantId::from_uuid))
+            .transpose()
+            .map_err(|_| ApiError::bad_input("after", "`after` is not a cursor from this API"))?;
+        services.metrics.read_queries(1);
+        let rows = TenantDirectory::list(
+            &services.read_db,
+            after_id,
+            u32::try_from(size + 1).unwrap_or(u32::MAX),
+        )
+        .await?;
+        let mut connection = Connection::new(after_id.is_some(), rows.len() > size);
+        for view in rows.into_iter().take(size) {
+            connection.edges.push(async_graphql::connection::Edge::new(
+                super::connection::encode_cursor(&view.id.to_string()),
+                TenantSummary {
+                    id: ID(view.id.to_string()),
+                    name: view.name,
+                    slug: view.slug,
+                    status: view.status,
+                    plan: view.plan,
+                    created_at: view.created_at,
+                },
+            ));
+        }
+        Ok(connection)
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateTenantInput {
+    pub name: String,
+    /// 3-63 of a-z, 0-9 and -.
+    pub slug: String,
+    pub settings: Option<Vec<SettingInput>>,
+}
+
+#[derive(SimpleObject)]
+pub struct TenantPayload {
+    pub tenant: TenantNode,
+    /// The log position this mutation wrote; pass it as `atPosition` to read your write.
+    pub position: String,
+}
+
+#[derive(SimpleObject)]
+pub struct MemberPayload {
+    pub member: MemberNode,
+    pub position: String,
+}
+
+#[derive(SimpleObject)]
+pub struct InvitePayload {
+    pub invite: InviteNode,
+    pub position: String,
+}
+
+#[derive(SimpleObject)]
+pub struct ApiKeyPayload {
+    pub api_key: ApiKeyNode,
+    /// The key itself, shown this once (only its hash is stored). Send it as
+    /// `Authorization: Bearer <secret>`.
+    pub secret: Option<String>,
+    pub position: String,
+}
+
+#[derive(SimpleObject)]
+pub struct RemovedPayload {
+    /// The id of what was removed.
+    pub id: ID,
+    pub position: String,
+}
+
+fn settings_arg(settings: Option<Vec<SettingInput>>) -> Result<TenantSettings, ApiError> {
+    let entries: BTreeMap<String, String> = settings
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| (s.key, s.value))
+        .collect();
+    Ok(TenantSettings::parse(entries)?)
+}
+
+async fn command_context(
+    ctx: &Context<'_>,
+    key: Option<&ID>,
+    tenant: TenantId,
+) -> Result<CommandContext, ApiError> {
+    let (services, principal, meta) = (services(ctx), principal(ctx), meta(ctx));
+    Ok(services
+        .context(
+            principal.actor(),
+            principal.caller_id(),
+            idempotency(key)?,
+            principal.subject(),
+            &meta,
+        )
+        .await?
+        .for_tenant(tenant))
+}
+
+/// A tenant command, decided together with the caller's permission on the same access state.
+async fn run_tenant(
+    services: &Services,
+    principal: &Principal,
+    tenant: TenantId,
+    permission: Permission,
+    ctx: &CommandContext,
+    command: TenantCommand,
+) -> Result<CommandOutcome, ApiError> {
+    let accessor = principal.accessor()?;
+    if let Principal::ApiKey { tenant: own, .. } = principal
+        && *own != tenant
+    {
+        return Err(ApiError::NotFound("no such tenant".into()));
+    }
+    let result = services
+        .executor
+        .execute_with::<Tenant, TenantAccess, ApiError>(
+            tenant.as_uuid(),
+            Some(tenant.as_uuid()),
+            ctx,
+            |t, access| {
+                access.authorize(accessor, permission)?;
+                Ok((t.decide(&command)?, vec![]))
+            },
+        )
+        .await;
+    services.metrics.command(
+        Tenant::CATEGORY,
+        if result.is_ok() { "ok" } else { "refused" },
+    );
+    Ok(result?)
+}
+
+async fn run_access(
+    services: &Services,
+    principal: &Principal,
+    tenant: TenantId,
+    ctx: &CommandContext,
+    command: AccessCommand,
+) -> Result<CommandOutcome, ApiError> {
+    if let Principal::ApiKey { tenant: own, .. } = principal
+        && *own != tenant
+    {
+        return Err(ApiError::NotFound("no such tenant".into()));
+    }
+    let result = services
+        .executor
+        .execute::<TenantAccess>(tenant.as_uuid(), &command, ctx)
+        .await;
+    services.metrics.command(
+        TenantAccess::CATEGORY,
+        if result.is_ok() { "ok" } else { "refused" },
+    );
+    Ok(result?)
+}
+
+#[derive(Default)]
+pub struct TenancyMutation;
+
+#[Object]
+impl TenancyMutation {
+    /// Creates a tenant; the caller becomes its owner.
+    async fn create_tenant(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateTenantInput,
+        idempotency_key: Option<ID>,
+    ) -> GqlResult<TenantPayload> {
+        let (services, principal) = (services(ctx), principal(ctx));
+        let (owner, _) = principal.user()?;
+        let name = TenantName::parse(&input.name)?;
+        let slug = Slug::parse(&input.slug)?;
+        let settings = settings_arg(input.settings)?;
+        let provisional = command_context(
+            ctx,
+            idempotency_key.as_ref(),
+            TenantId::from_uuid(Uuid::nil()),
+        )
+        .await?;
+        let tenant = match idempotency_key {
+            Some(_) => TenantId::from_uuid(Services::derived_id(&provisional, "tenant")),
+            None => TenantId::new_v7(),
+        };
+        let cmd_ctx = provisional.for_tenant(tenant);
+        let user = services.executor.load::<User>(owner.as_uuid()).await?.state;
+        let owner_email = user
+            .email
+            .ok_or_else(|| ApiError::NotFound("no such user".into()))?;
+        let now = Utc::now();
+        let provision = TenantCommand::Provision {
+            tenant_id: tenant,
+            name,
+            slug,
+            settings,
+            at: now,
+        };
+        let found = AccessCommand::Found {
+            owner,
+            owner_email,
+            at: now,
+        };
+        let result = services
+            .executor
+            .execute_with::<Tenant, TenantAccess, ApiError>(
+                tenant.as_uuid(),
+                Some(tenant.as_uuid()),
+                &cmd_ctx,
+                |t, access| Ok((t.decide(&provision)?, access.decide(&found)?)),
+            )
+            .await;
+        services.metrics.command(
+            Tenant::CATEGORY,
+            if result.is_ok() { "ok" } else { "refused" },
+        );
+        let outcome = result?;
+        Ok(TenantPayload {
+            tenant: tenant_after(services, &principal, tenant, &outcome).await?,
+            position: outcome.position.0.to_string(),
+        })
+    }
+
+    /// Admins and owners.
+    async fn rename_tenant(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: ID,
+        name: String,
+        idempotency_key: Option<ID>,
+    ) -> GqlResult<TenantPayload> {
+        let (services, principal) = (services(ctx), principal(ctx));
+        let tenant = tenant_arg(&tenant_id)?;
+        let name = TenantName::parse(&name)?;
+        let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
+        let command = TenantCommand::Rename {
+            name,
+            at: Utc::now(),
+        };
+        let outcome = run_tenant(
+            services,
+            &principal,
+            tenant,
+            Permission::ManageTenant,
+            &cmd_ctx,
+            command,
+        )
+        .await?;
+        Ok(TenantPayload {
+            tenant: tenant_after(services, &principal, tenant, &outcome).await?,
+            position: outcome.position.0.to_string(),
+        })
+    }
+
+    /// Replaces the tenant's settings (admins and owners).
+    async fn change_tenant_settings(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: ID,
+        settings: Vec<SettingInput>,
+        idempotency_key: Option<ID>,
+    ) -> GqlResult<TenantPayload> {
+        let (services, principal) = (services(ctx), principal(ctx));
+        let tenant = tenant_arg(&tenant_id)?;
+        let settings = settings_arg(Some(settings))?;
+        let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
+        let command = TenantCommand::ChangeSettings {
+            settings,
+            at: Utc::now(),
+        };
+        let outcome = run_tenant(
+            services,
+            &principal,
+            tenant,
+            Permission::ManageTenant,
+            &cmd_ctx,
+            command,
+        )
+        .await?;
+        Ok(TenantPayload {
+            tenant: tenant_after(services, &principal, tenant, &outcome).await?,
+            position: outcome.position.0.to_string(),
+        })
+    }
+
+    /// Closes the tenant (owners); its data is deleted after the retention period.
+    async fn close_tenant(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: ID,
+        idempotency_key: Option<ID>,
+    ) -> GqlResult<TenantPayload> {
+        let (services, principal) = (services(ctx), principal(ctx));
+        let tenant = tenant_arg(&tenant_id)?;
+        let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
+        let command = TenantCommand::Close {
+            at: Utc::now(),
+            retention: Duration::days(services.config.close_retention_days),
+        };
+        let outcome = run_tenant(
+            services,
+            &principal,
+            tenant,
+            Permission::Close,
+            &cmd_ctx,
+            command,
+        )
+        .await?;
+        Ok(TenantPayload {
+            tenant: tenant_after(services, &principal, tenant, &outcome).await?,
+            position: outcome.position.0.to_string(),
+        })
+    }
+
+    /// Platform operators only.
+    async fn suspend_tenant(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: ID,
+        reason: String,
+        idempotency_key: Option<ID>,
+    ) -> GqlResult<RemovedPayload> {
+        operator_command(ctx, tenant_id, idempotency_key, |at| {
+            TenantCommand::Suspend { reason, at }
+        })
+        .await
+        .map_err(GqlError)
+    }
+
+    /// Platform operators only.
+    async fn reactivate_tenant(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: ID,
+        idempotency_key: Option<ID>,
+    ) -> GqlResult<RemovedPayload> {
+        operator_command(ctx, tenant_id, idempotency_key, |at| {
+            TenantCommand::Reactivate { at }
+        })
+        .await
+        .map_err(GqlError)
+    }
+}
+
+/// Suspension and reactivation: operators act on any tenant without being members.
+async fn operator_command(
+    ctx: &Context<'_>,
+    tenant_id: ID,
+    idempotency_key: Option<ID>,
+    command: impl FnOnce(DateTime<Utc>) -> TenantCommand,
+) -> Result<RemovedPayload, ApiError> {
+    let (services, principal) = (services(ctx), principal(ctx));
+    principal.require_operator()?;
+    let tenant = tenant_arg(&tenant_id)?;
+    let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
+    let result = services
+        .executor
+        .execute::<Tenant>(tenant.as_uuid(), &command(Utc::now()), &cmd_ctx)
+        .await;
+    services.metrics.command(
+        Tenant::CATEGORY,
+        if result.is_ok() { "ok" } else { "refused" },
+    );
+    let outcome = result?;
+    Ok(RemovedPayload {
+        id: tenant_id,
+        position: outcome.position.0.to_string(),
+    })
+}
+
+/// An invite token: `<tenant>.<invite>.<secret>`.
+fn parse_invite_token(token: &str) -> Result<(TenantId, InviteId, String), ApiError> {
+    let invalid = || ApiError::bad_input("token", "the invite token is invalid");
+    let mut parts = token.trim().splitn(3, '.');
+    let (Some(tenant), Some(invite), Some(secret)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(invalid());
+    };
+    let tenant = Uuid::parse_str(tenant).map_err(|_| invalid())?;
+    let invite = Uuid::parse_str(invite).map_err(|_| invalid())?;
+    Ok((
+        TenantId::from_uuid(tenant),
+        InviteId::from_uuid(invite),
+        secret.to_owned(),
+    ))
+}
+
+async fn member_after(
+    services: &Services,
+    principal: &Principal,
+    tenant: TenantId,
+    user: UserId,
+    outcome: &CommandOutcome,
+) -> Result<MemberNode, ApiError> {
+    services.caught_up(outcome.position).await?;
+    let grant = grant(services, principal, tenant, Permission::Read).await?;
+    services.metrics.read_queries(1);
+    TenantAccessDirectory::members(&services.read_db, &[TenantScope::from(&grant)])
+        .await?
+        .into_iter()
+        .find(|m| m.user_id == user.as_uuid())
+        .map(MemberNode)
+        .ok_or_else(|| ApiError::NotFound("no such member".into()))
+}
+
+#[derive(Default)]
+pub struct AccessMutation;
+
+#[Object]
+impl AccessMutation {
+    /// Invites someone by e-mail with a role (admins; owners to invite owners). The invite
+    /// token goes to that address.
+    async fn invite_member(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: ID,
+        email: String,
+        role: RoleValue,
+        idempotency_key: Option<ID>,
+    ) -> GqlResult<InvitePayload> {
+        let (services, principal) = (services(ctx), principal(ctx));
+        let tenant = tenant_arg(&tenant_id)?;
+        let email = Email::parse(&email)?;
+        let grant = grant(services, &principal, tenant, Permission::ManageMembers).await?;
+        let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
+        let invite = InviteId::from_uuid(match idempotency_key {
+            Some(_) => Services::derived_id(&cmd_ctx, "invite"),
+            None => Uuid::now_v7(),
+        });
+        let sealed = services
+            .vault
+            .seal(SubjectId::from_uuid(invite.as_uuid()), email.as_str())
+            .await?;
+        let secret = new_token();
+        let now = Utc::now();
+        let command = AccessCommand::Invite {
+            by: principal.accessor()?,
+            invite_id: invite,
+            email: sealed,
+            email_index: services.email_index(&email),
+            role: role.into(),
+            token: hash_token(&secret),
+            expires_at: now + Duration::days(INVITE_VALID_DAYS),
+            at: now,
+        };
+        let outcome = run_access(services, &principal, tenant, &cmd_ctx, command).await?;
+        let scope = TenantScope::from(&grant);
+        if outcome.appended > 0 {
+            let token = format!(
+                "{}.{}.{secret}",
+                tenant.as_uuid().simple(),
+                invite.as_uuid().simple()
+            );
+            let tenant_name = tenant_node(services, scope)
+                .await
+                .map(|t| t.view.name)
+                .unwrap_or_default();
+            services
+                .send_mail(Mail {
+                    to: email.as_str().to_owned(),
+                    subject: format!("You are invited to {tenant_name} on Tenantry"),
+                    body: format!(
+                        "You are invited to join {tenant_name} as {}.\n\nAccept: {}\n\nToken: {token}\n\nThe invite is valid for {INVITE_VALID_DAYS} days. Log in (or sign up with this address) first.\n",
+                        Role::from(role).as_str(),
+                        services.link("accept-invite", &token)
+                    ),
+                })
+                .await?;
+        }
+        services.caught_up(outcome.position).await?;
+        services.metrics.read_queries(1);
+        let view = TenantAccessDirectory::invites(&services.read_db, &[scope])
+            .await?
+            .into_iter()
+            .find(|i| i.invite_id == invite.as_uuid())
+            .ok_or_else(|| ApiError::NotFound("the invite was used or revoked".into()))?;
+        Ok(InvitePayload {
+            invite: InviteNode(view),
+            position: outcome.position.0.to_string(),
+        })
+    }
+
+    /// Withdraws a pending invite.
+    async fn revoke_invite(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: ID,
+        invite_id: ID,
+        idempotency_key: Option<ID>,
+    ) -> GqlResult<RemovedPayload> {
+        let (services, principal) = (services(ctx), principal(ctx));
+        let tenant = tenant_arg(&tenant_id)?;
+        let invite = InviteId::from_uuid(uuid_arg("inviteId", &invite_id)?);
+        let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
+        let command = AccessCommand::RevokeInvite {
+            by: principal.accessor()?,
+            invite_id: invite,
+            at: Utc::now(),
+        };
+        let outcome = run_access(services, &principal, tenant, &cmd_ctx, command).await?;
+        Ok(RemovedPayload {
+            id: invite_id,
+            position: outcome.position.0.to_string(),
+        })
+    }
+
+    /// Joins a tenant with the token from an invite e-mail. The caller's verified e-mail
+    /// address must be the one invited.
+    async fn accept_invite(&self, ctx: &Context<'_>, token: String) -> GqlResult<TenantPayload> {
+        let (services, principal) = (services(ctx), principal(ctx));
+        let (user_id, _) = principal.user()?;
+        let (tenant, invite, secret) = parse_invite_token(&token)?;
+        let user = services
+            .executor
+            .load::<User>(user_id.as_uuid())
+            .await?
+            .state;
+        let (Some(email), Some(email_index)) = (user.email, user.email_index) else {
+            return Err(GqlError::from(ApiError::NotFound("no such user".into())));
+        };
+        let cmd_ctx = command_context(ctx, None, tenant).await?;
+        let command = AccessCommand::AcceptInvite {
+            invite_id: invite,
+            token: hash_token(&secret),
+            user: user_id,
+            user_email: email,
+            user_email_index: email_index,
+            at: Utc::now(),
+        };
+        let outcome = run_access(services, &principal, tenant, &cmd_ctx, command)
+            .await
+            .map_err(|e| match e {
+                ApiError::NotFound(_) => {
+                    ApiError::bad_input("token", "the invite token is invalid")
+                }
+                other => other,
+            })?;
+        Ok(TenantPayload {
+            tenant: tenant_after(services, &principal, tenant, &outcome).await?,
+            position: outcome.position.0.to_string(),
+        })
+    }
+
+    /// Admins change members' roles; only owners make or unmake owners. The last owner
+    /// cannot be demoted.
+    async fn change_member_role(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: ID,
+        user_id: ID,
+        role: RoleValue,
+        idempotency_key: Option<ID>,
+    ) -> GqlResult<MemberPayload> {
+        let (services, principal) = (services(ctx), principal(ctx));
+        let tenant = tenant_arg(&tenant_id)?;
+        let user = UserId::from_uuid(uuid_arg("userId", &user_id)?);
+        let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
+        let command = AccessCommand::ChangeRole {
+            by: principal.accessor()?,
+            user,
+            role: role.into(),
+            at: Utc::now(),
+        };
+        let outcome = run_access(services, &principal, tenant, &cmd_ctx, command).await?;
+        Ok(MemberPayload {
+            member: member_after(services, &principal, tenant, user, &outcome).await?,
+            position: outcome.position.0.to_string(),
+        })
+    }
+
+    /// Removes a member (or leaves, when it is the caller). The last owner cannot go.
+    async fn remove_member(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: ID,
+        user_id: ID,
+        idempotency_key: Option<ID>,
+    ) -> GqlResult<RemovedPayload> {
+        let (services, principal) = (services(ctx), principal(ctx));
+        let tenant = tenant_arg(&tenant_id)?;
+        let user = UserId::from_uuid(uuid_arg("userId", &user_id)?);
+        let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
+        let command = AccessCommand::RemoveMember {
+            by: principal.accessor()?,
+            user,
+            at: Utc::now(),
+        };
+        let outcome = run_access(services, &principal, tenant, &cmd_ctx, command).await?;
+        Ok(RemovedPayload {
+            id: user_id,
+            position: outcome.position.0.to_string(),
+        })
+    }
+
+    /// Creates an API key (admins); its secret is in the response, once.
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: ID,
+        name: String,
+        scope: ScopeValue,
+        idempotency_key: Option<ID>,
+    ) -> GqlResult<ApiKeyPayload> {
+        let (services, principal) = (services(ctx), principal(ctx));
+        let tenant = tenant_arg(&tenant_id)?;
+        let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
+        let key = ApiKeyId::from_uuid(match idempotency_key {
+            Some(_) => Services::derived_id(&cmd_ctx, "api-key"),
+            None => Uuid::now_v7(),
+        });
+        let secret = new_token();
+        let command = AccessCommand::CreateApiKey {
+            by: principal.accessor()?,
+            key_id: key,
+            name,
+            scope: scope.into(),
+            secret: hash_token(&secret),
+            at: Utc::now(),
+        };
+        let outcome = run_access(services, &principal, tenant, &cmd_ctx, command).await?;
+        let api_key = api_key_after(services, &principal, tenant, key, &outcome).await?;
+        Ok(ApiKeyPayload {
+            api_key,
+            // A replayed request cannot show the secret again: it was never stored.
+            secret: (outcome.appended > 0 && !outcome.replayed)
+                .then(|| api_key_token(tenant, key, &secret)),
+            position: outcome.position.0.to_string(),
+        })
+    }
+
+    /// Revokes an API key (admins): it stops working at once.
+    async fn revoke_api_key(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: ID,
+        api_key_id: ID,
+        idempotency_key: Option<ID>,
+    ) -> GqlResult<ApiKeyPayload> {
+        let (services, principal) = (services(ctx), principal(ctx));
+        let tenant = tenant_arg(&tenant_id)?;
+        let key = ApiKeyId::from_uuid(uuid_arg("apiKeyId", &api_key_id)?);
+        let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
+        let command = AccessCommand::RevokeApiKey {
+            by: principal.accessor()?,
+            key_id: key,
+            at: Utc::now(),
+        };
+        let outcome = run_access(services, &principal, tenant, &cmd_ctx, command).await?;
+        Ok(ApiKeyPayload {
+            api_key: api_key_after(services, &principal, tenant, key, &outcome).await?,
+            secret: None,
+            position: outcome.position.0.to_string(),
+        })
+    }
+}
+
+async fn api_key_after(
+    services: &Services,
+    principal: &Principal,
+    tenant: TenantId,
+    key: ApiKeyId,
+    outcome: &CommandOutcome,
+) -> Result<ApiKeyNode, ApiError> {
+    services.caught_up(outcome.position).await?;
+    // A key that revoked itself can no longer read: show the row through the write's proof.
+    let scope = match grant(services, principal, tenant, Permission::Read).await {
+        Ok(grant) => TenantScope::from(&grant),
+        Err(e) => return Err(e),
+    };
+    services.metrics.read_queries(1);
+    TenantAccessDirectory::api_keys(&services.read_db, &[scope])
+        .await?
+        .into_iter()
+        .find(|k| k.key_id == key.as_uuid())
+        .map(ApiKeyNode)
+        .ok_or_else(|| ApiError::NotFound("no such API key".into()))
+}
+
+#[derive(Default)]
+pub struct TenancySubscription;
+
+/// Waits for the next committed batch of `projection` that touched `tenant`. A receiver
+/// that lagged behind treats the gap as a change.
+async fn next_change(
+    updates: &mut tokio::sync::broadcast::Receiver<ProjectionUpdate>,
+    projection: &str,
+    tenant: TenantId,
+) -> bool {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match updates.recv().await {
+            Ok(update) if update.projection == projection && update.tenants.contains(&tenant) => {
+                return true;
+            }
+            Ok(_) => {}
+            Err(RecvError::Lagged(_)) => return true,
+            Err(RecvError::Closed) => return false,
+        }
+    }
+}
+
+struct Watch {
+    services: Arc<Services>,
+    principal: Principal,
+    tenant: TenantId,
+    updates: tokio::sync::broadcast::Receiver<ProjectionUpdate>,
+    done: bool,
+}
+
+async fn watch(ctx: &Context<'_>, tenant_id: &ID) -> Result<Watch, ApiError> {
+    let services = services(ctx).clone();
+    let principal = principal(ctx);
+    let tenant = tenant_arg(tenant_id)?;
+    // Subscribe before the check, so no change between the two is missed.
+    let updates = services.updates.subscribe();
+    grant(&services, &principal, tenant, Permission::Read).await?;
+    Ok(Watch {
+        services,
+        principal,
+        tenant,
+        updates,
+        done: false,
+    })
+}
+
+#[Subscription]
+impl TenancySubscription {
+    /// The tenant, each time its directory entry changes. Ends (with an error) when the
+    /// caller loses access.
+    async fn tenant_updated(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: ID,
+    ) -> Result<impl Stream<Item = Result<TenantNode, GqlError>> + use<>, GqlError> {
+        let watch = watch(ctx, &tenant_id).await?;
+        Ok(futures_util::stream::unfold(watch, |mut w| async move {
+            if w.done || !next_change(&mut w.updates, "tenant_directory", w.tenant).await {
+                return None;
+            }
+            let item = match grant(&w.services, &w.principal, w.tenant, Permission::Read).await {
+                Ok(grant) => tenant_node(&w.services, TenantScope::from(&grant)).await,
+                Err(e) => Err(e),
+            };
+            w.done = item.is_err();
+            Some((item.map_err(GqlError), w))
+        }))
+    }
+
+    /// The tenant's members, each time they change (joined, role changed, removed).
+    async fn members_changed(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: ID,
+    ) -> Result<impl Stream<Item = Result<Vec<MemberNode>, GqlError>> + use<>, GqlError> {
+        let watch = watch(ctx, &tenant_id).await?;
+        Ok(futures_util::stream::unfold(watch, |mut w| async move {
+            if w.done || !next_change(&mut w.updates, "tenant_access", w.tenant).await {
+                return None;
+            }
+            let item = match grant(&w.services, &w.principal, w.tenant, Permission::Read).await {
+                Ok(grant) => TenantAccessDirectory::members(
+                    &w.services.read_db,
+                    &[TenantScope::from(&grant)],
+                )
+                .await
+                .map(|rows| rows.into_iter().map(MemberNode).collect())
+                .map_err(ApiError::from),
+                Err(e) => Err(e),
+            };
+            w.done = item.is_err();
+            Some((item.map_err(GqlError), w))
+        }))
+    }
+}

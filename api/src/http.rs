@@ -1,0 +1,258 @@
+//! GraphQL over HTTP: `POST /graphql` (single or batched requests), `GET /graphql`
+//! (GraphiQL), `GET /metrics`, and the request-id middleware every route runs under.
+//!
+//! Requests are checked before they run: body size, JSON shape, batch size, alias count, then
+//! the schema's depth and complexity limits. Every error comes back as a GraphQL error with
+//! `extensions.code`.
+
+use crate::AppState;
+use crate::auth::authenticate;
+use crate::error::ApiError;
+use crate::graphql::loaders;
+use crate::services::RequestMeta;
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{BatchRequest, BatchResponse, Request, Response, ServerError};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse};
+use std::net::SocketAddr;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// The request's id: the caller's `X-Request-Id` if it is sane, else a new one.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+pub const REQUEST_ID: &str = "x-request-id";
+/// A query may ask to be served only once the read models reached this position.
+pub const CONSISTENCY_HEADER: &str = "x-consistency-position";
+
+/// Gives every request an id (echoed in `X-Request-Id`), a span carrying it, and one log line.
+pub async fn request_id(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+        .map_or_else(|| uuid::Uuid::now_v7().simple().to_string(), str::to_owned);
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let span =
+        tracing::info_span!("request", request.id = %id, http.method = %method, http.path = %path);
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(
+            http.status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request finished"
+        );
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+fn error_body(status: StatusCode, error: ApiError) -> axum::response::Response {
+    let error: async_graphql::Error = error.into();
+    let response =
+        Response::from_errors(vec![error.into_server_error(async_graphql::Pos::default())]);
+    (status, axum::Json(response)).into_response()
+}
+
+pub async fn graphiql() -> Html<String> {
+    Html(
+        async_graphql::http::GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .title("Tenantry GraphQL")
+            .finish(),
+    )
+}
+
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let services = &state.services;
+    let mut lag = Vec::new();
+    if let (Ok(head), Ok(checkpoints)) = (
+        services.executor.store().head().await,
+        projections::runner::checkpoints(&services.read_db).await,
+    ) {
+        for cp in checkpoints {
+            lag.push((cp.name.clone(), head.0.saturating_sub(cp.position().0)));
+        }
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        services.metrics.render(&lag),
+    )
+}
+
+/// The bearer token of `Authorization`, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+                .unwrap_or(v)
+        })
+}
+
+pub async fn graphql(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    axum::Extension(RequestId(request_id)): axum::Extension<RequestId>,
+    headers: HeaderMap,
+    body: Body,
+) -> axum::response::Response {
+    let services = &state.services;
+    let config = &services.config;
+    let Ok(bytes) = axum::body::to_bytes(body, config.max_body_bytes).await else {
+        return error_body(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::bad_input(
+                "body",
+                format!("the request body is over {} bytes", config.max_body_bytes),
+            ),
+        );
+    };
+    let batch: BatchRequest = match serde_json::from_slice(&bytes) {
+        Ok(batch) => batch,
+        Err(e) => {
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                ApiError::bad_input(
+                    "body",
+                    format!("the body is not a GraphQL request in JSON: {e}"),
+                ),
+            );
+        }
+    };
+    let requests = match batch {
+        BatchRequest::Single(request) => vec![request],
+        BatchRequest::Batch(requests)
+            if requests.is_empty() || requests.len() > config.max_batch =>
+        {
+            return error_body(
+                StatusCode::BAD_REQUEST,
+                ApiError::bad_input(
+                    "body",
+                    format!("a batch holds 1 to {} requests", config.max_batch),
+                ),
+            );
+        }
+        BatchRequest::Batch(requests) => requests,
+    };
+    let principal = match authenticate(services, bearer(&headers)).await {
+        Ok(principal) => principal,
+        Err(error) => return error_body(StatusCode::UNAUTHORIZED, error),
+    };
+    if let Some(position) = headers.get(CONSISTENCY_HEADER) {
+        let waited =
+            match crate::graphql::position_arg("X-Consistency-Position", position.to_str().ok()) {
+                Ok(Some(position)) => services.caught_up(position).await,
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
+        if let Err(error) = waited {
+            return error_body(StatusCode::OK, error);
+        }
+    }
+    let meta = RequestMeta {
+        ip: Some(peer.ip()),
+        request_id,
+    };
+    let mut responses = Vec::with_capacity(requests.len());
+    for request in requests {
+        let started = Instant::now();
+        let name = request.operation_name.clone();
+        let response = match too_many_aliases(&request, config.max_aliases) {
+            Some(error) => Response::from_errors(vec![error]),
+            None => {
+                let request = loaders::for_request(request, services)
+                    .data(principal)
+                    .data(meta.clone());
+                state.schema.execute(request).await
+            }
+        };
+        let response = with_codes(response);
+        services.metrics.operation(
+            name.as_deref(),
+            response.errors.is_empty(),
+            started.elapsed(),
+        );
+        responses.push(response);
+    }
+    let body = if responses.len() == 1 && !bytes.trim_ascii_start().starts_with(b"[") {
+        BatchResponse::Single(responses.remove(0))
+    } else {
+        BatchResponse::Batch(responses)
+    };
+    (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// Errors raised by the parser, the validator and the limits carry no code: they are the
+/// caller's bad input.
+pub fn with_codes(mut response: Response) -> Response {
+    for error in &mut response.errors {
+        let has_code = error
+            .extensions
+            .as_ref()
+            .is_some_and(|e| e.get("code").is_some());
+        if !has_code {
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", "BAD_USER_INPUT");
+        }
+    }
+    response
+}
+
+/// Refuses a document with more aliases than allowed (aliases multiply the work of one
+/// field without deepening the query, so depth and complexity alone do not bound them).
+pub fn too_many_aliases(request: &Request, max: usize) -> Option<ServerError> {
+    let document: ExecutableDocument = async_graphql::parser::parse_query(&request.query).ok()?;
+    fn count(set: &SelectionSet) -> usize {
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(field) => {
+                    usize::from(field.node.alias.is_some()) + count(&field.node.selection_set.node)
+                }
+                Selection::InlineFragment(fragment) => count(&fragment.node.selection_set.node),
+                Selection::FragmentSpread(_) => 0,
+            })
+            .sum()
+    }
+    let aliases: usize = document
+        .operations
+        .iter()
+        .map(|(_, op)| count(&op.node.selection_set.node))
+        .chain(
+            document
+                .fragments
+                .values()
+                .map(|f| count(&f.node.selection_set.node)),
+        )
+        .sum();
+    (aliases > max).then(|| {
+        let error: async_graphql::Error = ApiError::bad_input(
+            "query",
+            format!("the query uses {aliases} aliases; at most {max} are allowed"),
+        )
+        .into();
+        error.into_server_error(async_graphql::Pos::default())
+    })
+}

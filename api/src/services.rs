@@ -1,0 +1,154 @@
+//! What resolvers share: the write path, the read models, the vault, the mailer, the session
+//! signer, the rate limiter, metrics, and the API's configuration.
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
+use commands::{CommandContext, Executor};
+use domain::event::{Actor, Position};
+use domain::ids::{CommandId, SubjectId, TenantId};
+use domain::mailer::{Mail, Mailer};
+use domain::personal_data::PersonalData;
+use infra::crypto::SessionSigner;
+use projections::ReadDb;
+use projections::runner::Updates;
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Read models the API serves from; a consistency position waits for all of them.
+pub const READ_MODELS: &[&str] = &["tenant_directory", "tenant_access"];
+
+/// Namespace for ids derived from a caller's idempotency key (UUIDv5).
+const IDEMPOTENCY: Uuid = Uuid::from_u128(0x0b5e_7c1d_44a2_4f0e_b1c9_52d8_6e3a_9f17);
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Where the web app lives: links in e-mails point here.
+    pub public_url: String,
+    pub session_ttl: Duration,
+    pub introspection: bool,
+    pub max_body_bytes: usize,
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_aliases: usize,
+    pub max_batch: usize,
+    /// Longest a query waits for the read models to reach a requested position.
+    pub consistency_timeout: Duration,
+    /// How long a WebSocket may stay open without `connection_init`.
+    pub ws_init_timeout: Duration,
+    /// Attempts per window on log-in, sign-up, password reset and TOTP checks, per IP and
+    /// per account.
+    pub auth_attempts: u32,
+    pub auth_window: Duration,
+    /// Days a closed tenant's data is kept.
+    pub close_retention_days: i64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            public_url: "http://localhost:8080".into(),
+            session_ttl: Duration::from_secs(12 * 3600),
+            introspection: true,
+            max_body_bytes: 64 * 1024,
+            max_depth: 10,
+            max_complexity: 2_000,
+            max_aliases: 30,
+            max_batch: 10,
+            consistency_timeout: Duration::from_secs(2),
+            ws_init_timeout: Duration::from_secs(3),
+            auth_attempts: 10,
+            auth_window: Duration::from_secs(60),
+            close_retention_days: 30,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Services {
+    pub executor: Executor,
+    pub read_db: ReadDb,
+    pub vault: Arc<dyn PersonalData>,
+    pub mailer: Arc<dyn Mailer>,
+    pub signer: SessionSigner,
+    pub key_usage: infra::key_usage::KeyUsage,
+    pub config: ApiConfig,
+    pub limiter: RateLimiter,
+    pub metrics: Metrics,
+    pub updates: Updates,
+    /// Blind indexes of the operators' e-mail addresses.
+    pub operators: HashSet<Uuid>,
+}
+
+/// The request's origin, for rate limits and (sealed) event metadata.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    pub ip: Option<IpAddr>,
+    pub request_id: String,
+}
+
+impl Services {
+    pub fn email_index(&self, email: &domain::user::Email) -> Uuid {
+        self.vault.blind_index("email", email.as_str())
+    }
+
+    /// A command context for `actor`: the command id comes from the caller's idempotency key
+    /// (scoped to `caller`, so two callers' keys never meet) or is fresh; the IP is sealed
+    /// under `subject`'s key.
+    pub async fn context(
+        &self,
+        actor: Actor,
+        caller: Uuid,
+        idempotency_key: Option<Uuid>,
+        subject: Option<SubjectId>,
+        meta: &RequestMeta,
+    ) -> Result<CommandContext, ApiError> {
+        let mut ctx = CommandContext::new(actor);
+        if let Some(key) = idempotency_key {
+            let mut seed = caller.as_bytes().to_vec();
+            seed.extend_from_slice(key.as_bytes());
+            ctx = ctx.with_command_id(CommandId::from_uuid(Uuid::new_v5(&IDEMPOTENCY, &seed)));
+        }
+        if let (Some(subject), Some(ip)) = (subject, meta.ip) {
+            let sealed = self.vault.seal(subject, &ip.to_string()).await?;
+            ctx = ctx.from_ip(sealed.as_str());
+        }
+        Ok(ctx)
+    }
+
+    /// An id derived from a command id, so a retried request creates the same object.
+    pub fn derived_id(ctx: &CommandContext, what: &str) -> Uuid {
+        Uuid::new_v5(&ctx.command_id.as_uuid(), what.as_bytes())
+    }
+
+    /// Waits (bounded) until the read models reached `position`.
+    pub async fn caught_up(&self, position: Position) -> Result<(), ApiError> {
+        projections::read_your_writes::wait_for(
+            &self.read_db,
+            READ_MODELS,
+            position,
+            self.config.consistency_timeout,
+        )
+        .await
+        .map_err(ApiError::from)
+    }
+
+    /// Sends an e-mail; a failure is logged and reported as INTERNAL.
+    pub async fn send_mail(&self, mail: Mail) -> Result<(), ApiError> {
+        self.mailer.send(mail).await.map_err(ApiError::internal)
+    }
+
+    pub fn link(&self, path: &str, token: &str) -> String {
+        format!(
+            "{}/{path}?token={token}",
+            self.config.public_url.trim_end_matches('/')
+        )
+    }
+
+    pub fn scoped_context(ctx: CommandContext, tenant: TenantId) -> CommandContext {
+        ctx.for_tenant(tenant)
+    }
+}

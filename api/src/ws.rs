@@ -1,0 +1,267 @@
+//! GraphQL subscriptions over WebSocket at `/graphql/ws`, speaking `graphql-transport-ws`
+//! (the protocol of the `graphql-ws` library), with its close codes:
+//!
+//! | code | when |
+//! |------|------|
+//! | 4400 | a message that is not valid JSON or not a protocol message |
+//! | 4401 | `subscribe` before the connection was acknowledged |
+//! | 4403 | `connection_init` with a token that is invalid, expired or revoked |
+//! | 4406 | the client did not ask for the `graphql-transport-ws` subprotocol |
+//! | 4408 | no `connection_init` within the timeout |
+//! | 4409 | `subscribe` with the id of a subscription that is still running |
+//! | 4429 | a second `connection_init` |
+//!
+//! The token travels in the `connection_init` payload as `authToken` (or `Authorization`).
+
+use crate::AppState;
+use crate::auth::{Principal, authenticate};
+use crate::graphql::loaders;
+use crate::http::RequestId;
+use crate::services::RequestMeta;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::response::Response;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+pub const PROTOCOL: &str = "graphql-transport-ws";
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    axum::Extension(RequestId(request_id)): axum::Extension<RequestId>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let ws = ws.protocols([PROTOCOL]);
+    let agreed = ws.selected_protocol().is_some();
+    let meta = RequestMeta {
+        ip: Some(peer.ip()),
+        request_id,
+    };
+    ws.on_upgrade(move |mut socket| async move {
+        if agreed {
+            Connection::new(state, meta).run(socket).await;
+        } else {
+            close(&mut socket, 4406, "Subprotocol not acceptable").await;
+        }
+    })
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+}
+
+/// What subscription tasks send back to the connection.
+enum Outgoing {
+    Message(Value),
+    Finished(String),
+}
+
+struct Connection {
+    state: AppState,
+    meta: RequestMeta,
+    principal: Option<Principal>,
+    init_received: bool,
+    subscriptions: HashMap<String, JoinHandle<()>>,
+}
+
+impl Connection {
+    fn new(state: AppState, meta: RequestMeta) -> Self {
+        Self {
+            state,
+            meta,
+            principal: None,
+            init_received: false,
+            subscriptions: HashMap::new(),
+        }
+    }
+
+    async fn run(mut self, mut socket: WebSocket) {
+        let (tx, mut rx) = mpsc::channel::<Outgoing>(64);
+        let deadline = tokio::time::sleep(self.state.services.config.ws_init_timeout);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                () = &mut deadline, if self.principal.is_none() => {
+                    close(&mut socket, 4408, "Connection initialisation timeout").await;
+                    break;
+                }
+                out = rx.recv() => {
+                    match out {
+                        Some(Outgoing::Message(message)) => {
+                            if socket.send(Message::Text(message.to_string().into())).await.is_err() {
+                                break;
+                            }
+                        }
+                        Some(Outgoing::Finished(id)) => {
+                            self.subscriptions.remove(&id);
+                        }
+                        None => break,
+                    }
+                }
+                incoming = socket.recv() => {
+                    let text = match incoming {
+                        Some(Ok(Message::Text(text))) => text,
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                        Some(Ok(Message::Binary(_))) => {
+                            close(&mut socket, 4400, "Binary messages are not part of the protocol").await;
+                            break;
+                        }
+                        Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                    };
+                    match self.handle(text.as_str(), &tx).await {
+                        Ok(Some(reply)) => {
+                            if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
+                                break;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err((code, reason)) => {
+                            close(&mut socket, code, &reason).await;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        for (_, task) in self.subscriptions.drain() {
+            task.abort();
+        }
+    }
+
+    /// Handles one client message: a reply to send, or a close code and reason.
+    async fn handle(
+        &mut self,
+        text: &str,
+        tx: &mpsc::Sender<Outgoing>,
+    ) -> Result<Option<Value>, (u16, String)> {
+        let invalid = || (4400, "Invalid message received".to_owned());
+        let message: Value = serde_json::from_str(text).map_err(|_| invalid())?;
+        let kind = message
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or_else(invalid)?;
+        match kind {
+            "connection_init" => {
+                if self.init_received {
+                    return Err((4429, "Too many initialisation requests".into()));
+                }
+                self.init_received = true;
+                let payload = message.get("payload").cloned().unwrap_or(Value::Null);
+                let token = payload
+                    .get("authToken")
+                    .or_else(|| payload.get("Authorization"))
+                    .or_else(|| payload.get("authorization"))
+                    .and_then(Value::as_str)
+                    .map(|t| t.strip_prefix("Bearer ").unwrap_or(t));
+                match authenticate(&self.state.services, token).await {
+                    Ok(principal) => {
+                        self.principal = Some(principal);
+                        Ok(Some(json!({"type": "connection_ack"})))
+                    }
+                    Err(_) => Err((4403, "Forbidden".into())),
+                }
+            }
+            "ping" => Ok(Some(json!({"type": "pong"}))),
+            "pong" => Ok(None),
+            "subscribe" => {
+                let Some(principal) = self.principal else {
+                    return Err((4401, "Unauthorized".into()));
+                };
+                let id = message
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .ok_or_else(invalid)?
+                    .to_owned();
+                if self
+                    .subscriptions
+                    .get(&id)
+                    .is_some_and(|task| !task.is_finished())
+                {
+                    return Err((4409, format!("Subscriber for {id} already exists")));
+                }
+                let payload = message.get("payload").cloned().ok_or_else(invalid)?;
+                let request: async_graphql::Request =
+                    serde_json::from_value(payload).map_err(|_| invalid())?;
+                let task = self.start(id.clone(), request, principal, tx.clone());
+                self.subscriptions.insert(id, task);
+                Ok(None)
+            }
+            "complete" => {
+                let id = message
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .ok_or_else(invalid)?;
+                if let Some(task) = self.subscriptions.remove(id) {
+                    task.abort();
+                }
+                Ok(None)
+            }
+            _ => Err(invalid()),
+        }
+    }
+
+    fn start(
+        &self,
+        id: String,
+        request: async_graphql::Request,
+        principal: Principal,
+        tx: mpsc::Sender<Outgoing>,
+    ) -> JoinHandle<()> {
+        let services = self.state.services.clone();
+        let schema = self.state.schema.clone();
+        let meta = self.meta.clone();
+        tokio::spawn(async move {
+            if let Some(error) =
+                crate::http::too_many_aliases(&request, services.config.max_aliases)
+            {
+                let _ = tx
+                    .send(Outgoing::Message(
+                        json!({"type": "error", "id": id, "payload": [error]}),
+                    ))
+                    .await;
+                let _ = tx.send(Outgoing::Finished(id)).await;
+                return;
+            }
+            let request = loaders::for_request(request, &services)
+                .data(principal)
+                .data(meta);
+            let mut stream = schema.execute_stream(request);
+            let mut first = true;
+            while let Some(response) = stream.next().await {
+                let response = crate::http::with_codes(response);
+                // A request refused before it ran (invalid, forbidden) is an `error` message.
+                if first
+                    && response.data == async_graphql::Value::Null
+                    && !response.errors.is_empty()
+                {
+                    let _ = tx
+                        .send(Outgoing::Message(
+                            json!({"type": "error", "id": id, "payload": response.errors}),
+                        ))
+                        .await;
+                    let _ = tx.send(Outgoing::Finished(id)).await;
+                    return;
+                }
+                first = false;
+                let message = json!({"type": "next", "id": id, "payload": response});
+                if tx.send(Outgoing::Message(message)).await.is_err() {
+                    return;
+                }
+            }
+            let _ = tx
+                .send(Outgoing::Message(json!({"type": "complete", "id": id})))
+                .await;
+            let _ = tx.send(Outgoing::Finished(id)).await;
+        })
+    }
+}
