@@ -63,10 +63,16 @@ pub async fn request_id(
     response
 }
 
+/// A request-level error (no position in the query).
+pub fn server_error(error: ApiError) -> ServerError {
+    let error = error.into_graphql();
+    let mut server_error = ServerError::new(error.message, None);
+    server_error.extensions = error.extensions;
+    server_error
+}
+
 fn error_body(status: StatusCode, error: ApiError) -> axum::response::Response {
-    let error: async_graphql::Error = error.into();
-    let response =
-        Response::from_errors(vec![error.into_server_error(async_graphql::Pos::default())]);
+    let response = Response::from_errors(vec![server_error(error)]);
     (status, axum::Json(response)).into_response()
 }
 
@@ -248,11 +254,9 @@ pub fn too_many_aliases(request: &Request, max: usize) -> Option<ServerError> {
         )
         .sum();
     (aliases > max).then(|| {
-        let error: async_graphql::Error = ApiError::bad_input(
+        server_error(ApiError::bad_input(
             "query",
             format!("the query uses {aliases} aliases; at most {max} are allowed"),
-        )
-        .into();
-        error.into_server_error(async_graphql::Pos::default())
+        ))
     })
 }
