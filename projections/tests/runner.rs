@@ -24,7 +24,37 @@ infra::on_both_backends!(
     a_new_version_is_built_beside_the_old_one_and_swapped_in,
     a_rebuild_while_the_runner_is_live_loses_nothing_and_the_runner_carries_on,
     a_failing_rebuild_on_a_version_change_shows_in_status_and_reads_go_on,
+    committed_batches_are_announced_with_their_tenants_after_the_commit,
 );
+
+async fn committed_batches_are_announced_with_their_tenants_after_the_commit(db: Database) {
+    let store = db.event_store().await.unwrap();
+    let read = read_db(&db);
+    let updates = tokio::sync::broadcast::channel(16).0;
+    let mut listener = updates.subscribe();
+    let config = RunnerConfig {
+        updates: Some(updates),
+        ..fast()
+    };
+    let _runner = runner::spawn(
+        store.clone(),
+        read.clone(),
+        vec![Arc::new(TenantDirectory)],
+        config,
+    );
+    let tenant = TenantId::new_v7();
+    let position = emit(&store, tenant, provisioned(tenant, 1)).await;
+    let update = tokio::time::timeout(WAIT, listener.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(update.projection, "tenant_directory");
+    assert_eq!(update.tenants, vec![tenant]);
+    assert!(update.position >= position);
+    // Announced after the commit: a reader reacting to it sees the change.
+    let view = TenantDirectory::get(&read, tenant).await.unwrap().unwrap();
+    assert_eq!(view.name, "Tenant 1");
+}
 
 fn read_db(db: &Database) -> ReadDb {
     match db {
@@ -41,6 +71,7 @@ fn fast() -> RunnerConfig {
         batch_size: 50,
         retry_delay: Duration::from_millis(10),
         max_retry_delay: Duration::from_millis(50),
+        ..RunnerConfig::default()
     }
 }
 

@@ -71,6 +71,9 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "TENANTRY_MAX_BODY_BYTES", default_value_t = 65_536)]
     pub max_body_bytes: usize,
+    /// How long a WebSocket may stay open without `connection_init`, in milliseconds.
+    #[arg(long, env = "TENANTRY_WS_INIT_TIMEOUT_MS", default_value_t = 3_000)]
+    pub ws_init_timeout_ms: u64,
     /// Deepest query accepted.
     #[arg(long, env = "TENANTRY_MAX_QUERY_DEPTH", default_value_t = 10)]
     pub max_query_depth: usize,

@@ -1,6 +1,8 @@
 //! Spawns the real `tenantry` binary and talks HTTP to it.
 #![allow(dead_code, reason = "each test file uses part of the support module")]
 
+pub mod graphql;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -39,7 +41,13 @@ pub struct Server {
 impl Server {
     /// Starts `tenantry serve --listen 127.0.0.1:0` and waits until it says where it listens.
     pub fn start(mut cmd: Command) -> Self {
-        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        cmd.arg("serve");
+        Self::start_configured(cmd)
+    }
+
+    /// Starts a command that already holds `serve` and its flags, on a free port.
+    pub fn start_configured(mut cmd: Command) -> Self {
+        cmd.args(["--listen", "127.0.0.1:0"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn tenantry serve");

@@ -1,0 +1,401 @@
+//! A whole platform for end-to-end tests: the real server on SQLite or PostgreSQL, a real
+//! SMTP server (aiosmtpd from PyPI, writing a maildir) and a GraphQL client.
+
+use super::{Server, temp_dir, tenantry};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The master key every test server uses (so tests can sign tokens of their own).
+pub const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+pub const OPERATOR: &str = "op@example.com";
+pub const PASSWORD: &str = "correct horse battery";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// aiosmtpd, storing every message it receives in a maildir.
+pub struct Smtp {
+    child: Child,
+    pub port: u16,
+    dir: PathBuf,
+    read: Mutex<HashSet<PathBuf>>,
+}
+
+impl Smtp {
+    pub fn start() -> Self {
+        let port = free_port();
+        let dir = temp_dir().join("maildir");
+        let child = Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start aiosmtpd (pip install aiosmtpd)");
+        let smtp = Self {
+            child,
+            port,
+            dir,
+            read: Mutex::new(HashSet::new()),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        smtp
+    }
+
+    /// The body of the next unread message to `to` whose subject contains `subject`.
+    pub async fn message(&self, to: &str, subject: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(entries) = std::fs::read_dir(self.dir.join("new")) {
+                let mut paths: Vec<PathBuf> =
+                    entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                paths.sort();
+                for path in paths {
+                    if self.read.lock().expect("lock").contains(&path) {
+                        continue;
+                    }
+                    let Ok(text) = std::fs::read_to_string(&path) else {
+                        continue;
+                    };
+                    let header = |name: &str| {
+                        text.lines()
+                            .find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    if header("to").contains(to) && header("subject").contains(subject) {
+                        self.read.lock().expect("lock").insert(path);
+                        return quoted_printable(&text);
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no e-mail to {to} about {subject:?} arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The `Token:` line of the next unread message to `to` about `subject`.
+    pub async fn token(&self, to: &str, subject: &str) -> String {
+        let text = self.message(to, subject).await;
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("Token: "))
+            .unwrap_or_else(|| panic!("no token in {text}"))
+            .trim()
+            .to_owned()
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Undoes quoted-printable soft line breaks and `=3D` (long lines arrive encoded).
+fn quoted_printable(text: &str) -> String {
+    text.replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=")
+}
+
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+/// `errors[0].extensions.code`, if any.
+pub fn code(response: &Value) -> Option<&str> {
+    response["errors"][0]["extensions"]["code"].as_str()
+}
+
+impl Api {
+    pub async fn post(&self, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("HTTP request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")),
+        )
+    }
+
+    /// The whole response.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        self.post(token, &json!({"query": query, "variables": variables}))
+            .await
+            .1
+    }
+
+    /// `data`, asserting there were no errors.
+    pub async fn ok(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let response = self.gql(token, query, variables).await;
+        assert!(response.get("errors").is_none(), "{query}\n=> {response:#}");
+        response["data"].clone()
+    }
+
+    /// The error code of a request that must fail.
+    pub async fn fails(&self, token: Option<&str>, query: &str, variables: Value) -> String {
+        let response = self.gql(token, query, variables).await;
+        code(&response)
+            .unwrap_or_else(|| panic!("{query} should have failed: {response:#}"))
+            .to_owned()
+    }
+
+    /// The head of the event log (from `/readyz`).
+    pub async fn head(&self) -> u64 {
+        let body: Value = self
+            .client
+            .get(format!("{}/readyz", self.base))
+            .send()
+            .await
+            .expect("readyz")
+            .json()
+            .await
+            .expect("JSON");
+        body["head_position"].as_u64().expect("head position")
+    }
+
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+pub struct Platform {
+    pub server: Server,
+    pub smtp: Smtp,
+    pub api: Api,
+    pub database_url: String,
+    pub dir: PathBuf,
+}
+
+pub async fn platform(backend: Backend, extra: &[&str]) -> Platform {
+    let dir = temp_dir();
+    let database_url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.join("tenantry.db").display()),
+        Backend::Postgres => infra::testing::fresh_pg_url().await,
+    };
+    let smtp = Smtp::start();
+    let mut cmd = tenantry(&dir);
+    cmd.env("TENANTRY_MASTER_KEY", MASTER_KEY)
+        .args(["--database-url", &database_url])
+        .args(["serve", "--smtp", &format!("127.0.0.1:{}", smtp.port)])
+        .args(["--operators", OPERATOR])
+        .args(["--ws-init-timeout-ms", "500"])
+        .args(extra);
+    if !extra.contains(&"--auth-attempts-per-minute") {
+        cmd.args(["--auth-attempts-per-minute", "1000"]);
+    }
+    let server = Server::start_configured(cmd);
+    let api = Api {
+        base: server.base.clone(),
+        client: reqwest::Client::new(),
+    };
+    Platform {
+        server,
+        smtp,
+        api,
+        database_url,
+        dir,
+    }
+}
+
+pub struct Person {
+    pub email: String,
+    pub user_id: String,
+    pub token: String,
+}
+
+impl Platform {
+    /// Signs up, verifies the address from the e-mail, logs in.
+    pub async fn person(&self, email: &str) -> Person {
+        let data = self
+            .api
+            .ok(
+                None,
+                "mutation($e: String!, $p: String!) { signUp(input: {email: $e, password: $p}) { user { id email emailVerified } position } }",
+                json!({"e": email, "p": PASSWORD}),
+            )
+            .await;
+        let user_id = data["signUp"]["user"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        assert_eq!(data["signUp"]["user"]["emailVerified"], false);
+        let token = self.smtp.token(email, "Verify").await;
+        self.api
+            .ok(
+                None,
+                "mutation($t: String!) { verifyEmail(token: $t) { user { emailVerified } } }",
+                json!({"t": token}),
+            )
+            .await;
+        let token = self.log_in(email, PASSWORD).await;
+        Person {
+            email: email.to_owned(),
+            user_id,
+            token,
+        }
+    }
+
+    pub async fn log_in(&self, email: &str, password: &str) -> String {
+        let data = self
+            .api
+            .ok(
+                None,
+                "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }",
+                json!({"e": email, "p": password}),
+            )
+            .await;
+        data["logIn"]["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Creates a tenant; returns its id.
+    pub async fn tenant(&self, owner: &Person, slug: &str) -> String {
+        let data = self
+            .api
+            .ok(
+                Some(&owner.token),
+                "mutation($n: String!, $s: String!) { createTenant(input: {name: $n, slug: $s}) { tenant { id myRole } position } }",
+                json!({"n": format!("Tenant {slug}"), "s": slug}),
+            )
+            .await;
+        assert_eq!(data["createTenant"]["tenant"]["myRole"], "OWNER");
+        data["createTenant"]["tenant"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    }
+
+    /// Invites `who` with `role`, and has them accept; returns nothing.
+    pub async fn join(&self, inviter: &Person, tenant: &str, who: &Person, role: &str) {
+        self.api
+            .ok(
+                Some(&inviter.token),
+                "mutation($t: ID!, $e: String!, $r: Role!) { inviteMember(tenantId: $t, email: $e, role: $r) { invite { id role } } }",
+                json!({"t": tenant, "e": who.email, "r": role}),
+            )
+            .await;
+        let token = self.smtp.token(&who.email, "invited").await;
+        self.api
+            .ok(
+                Some(&who.token),
+                "mutation($t: String!) { acceptInvite(token: $t) { tenant { id myRole } } }",
+                json!({"t": token}),
+            )
+            .await;
+    }
+
+    /// Creates an API key; returns (id, secret).
+    pub async fn api_key(&self, owner: &Person, tenant: &str, scope: &str) -> (String, String) {
+        let data = self
+            .api
+            .ok(
+                Some(&owner.token),
+                "mutation($t: ID!, $s: ApiKeyScope!) { createApiKey(tenantId: $t, name: \"key\", scope: $s) { apiKey { id } secret } }",
+                json!({"t": tenant, "s": scope}),
+            )
+            .await;
+        (
+            data["createApiKey"]["apiKey"]["id"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+            data["createApiKey"]["secret"]
+                .as_str()
+                .expect("secret")
+                .to_owned(),
+        )
+    }
+}
+
+/// Runs an async test body on both backends.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::graphql::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::graphql::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+/// Every event in the log: (type, payload, metadata) as JSON text.
+pub async fn events(database_url: &str) -> Vec<(String, String, String)> {
+    let db = infra::database::Database::connect(
+        database_url,
+        &infra::database::DatabaseOptions::default(),
+    )
+    .await
+    .expect("connect");
+    let store = db.event_store().await.expect("event store");
+    store
+        .read_all(domain::event::Position::START, 100_000)
+        .await
+        .expect("read the log")
+        .into_iter()
+        .map(|e| {
+            (
+                e.event_type.clone(),
+                e.payload.to_string(),
+                serde_json::to_string(&e.metadata).expect("metadata"),
+            )
+        })
+        .collect()
+}
