@@ -201,7 +201,8 @@ async fn every_field_refuses_another_tenants_ids(backend: Backend) {
         let rendered: Vec<String> = args
             .iter()
             .filter(|a| {
-                a["type"]["kind"] == "NON_NULL" || target.ids.contains_key(a["name"].as_str().unwrap())
+                a["type"]["kind"] == "NON_NULL"
+                    || target.ids.contains_key(a["name"].as_str().unwrap())
             })
             .map(|a| {
                 let arg = a["name"].as_str().unwrap();

@@ -133,32 +133,36 @@ pub async fn graphql(
             ),
         );
     };
-    let batch: BatchRequest = match serde_json::from_slice(&bytes) {
-        Ok(batch) => batch,
-        Err(e) => {
-            return error_body(
-                StatusCode::BAD_REQUEST,
-                ApiError::bad_input(
-                    "body",
-                    format!("the body is not a GraphQL request in JSON: {e}"),
-                ),
-            );
-        }
+    let not_a_request = |e: &dyn std::fmt::Display| {
+        error_body(
+            StatusCode::BAD_REQUEST,
+            ApiError::bad_input(
+                "body",
+                format!("the body is not a GraphQL request in JSON: {e}"),
+            ),
+        )
     };
-    let requests = match batch {
-        BatchRequest::Single(request) => vec![request],
-        BatchRequest::Batch(requests)
-            if requests.is_empty() || requests.len() > config.max_batch =>
-        {
-            return error_body(
-                StatusCode::BAD_REQUEST,
-                ApiError::bad_input(
-                    "body",
-                    format!("a batch holds 1 to {} requests", config.max_batch),
-                ),
-            );
-        }
-        BatchRequest::Batch(requests) => requests,
+    let json: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(json) => json,
+        Err(e) => return not_a_request(&e),
+    };
+    let is_batch = json.is_array();
+    if json
+        .as_array()
+        .is_some_and(|a| a.is_empty() || a.len() > config.max_batch)
+    {
+        return error_body(
+            StatusCode::BAD_REQUEST,
+            ApiError::bad_input(
+                "body",
+                format!("a batch holds 1 to {} requests", config.max_batch),
+            ),
+        );
+    }
+    let requests = match serde_json::from_value(json) {
+        Ok(BatchRequest::Single(request)) => vec![request],
+        Ok(BatchRequest::Batch(requests)) => requests,
+        Err(e) => return not_a_request(&e),
     };
     let principal = match authenticate(services, bearer(&headers)).await {
         Ok(principal) => principal,
@@ -183,7 +187,7 @@ pub async fn graphql(
     for request in requests {
         let started = Instant::now();
         let name = request.operation_name.clone();
-        let response = match too_many_aliases(&request, config.max_aliases) {
+        let response = match precheck(&request, config) {
             Some(error) => Response::from_errors(vec![error]),
             None => {
                 let request = loaders::for_request(request, services)
@@ -200,7 +204,7 @@ pub async fn graphql(
         );
         responses.push(response);
     }
-    let body = if responses.len() == 1 && !bytes.trim_ascii_start().starts_with(b"[") {
+    let body = if !is_batch && responses.len() == 1 {
         BatchResponse::Single(responses.remove(0))
     } else {
         BatchResponse::Batch(responses)
@@ -224,6 +228,28 @@ pub fn with_codes(mut response: Response) -> Response {
         }
     }
     response
+}
+
+/// Checks what the schema's own limits do not: aliases, and introspection when it is off
+/// (async-graphql would answer `null` silently).
+pub fn precheck(request: &Request, config: &crate::services::ApiConfig) -> Option<ServerError> {
+    if let Some(error) = too_many_aliases(request, config.max_aliases) {
+        return Some(error);
+    }
+    if !config.introspection {
+        let document = async_graphql::parser::parse_query(&request.query).ok()?;
+        let introspects = document.operations.iter().any(|(_, op)| {
+            op.node.selection_set.node.items.iter().any(|item| {
+                matches!(&item.node, Selection::Field(f) if matches!(f.node.name.node.as_str(), "__schema" | "__type"))
+            })
+        });
+        if introspects {
+            return Some(server_error(ApiError::Forbidden(
+                "introspection is disabled on this server".into(),
+            )));
+        }
+    }
+    None
 }
 
 /// Refuses a document with more aliases than allowed (aliases multiply the work of one

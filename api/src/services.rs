@@ -55,7 +55,7 @@ impl Default for ApiConfig {
             introspection: true,
             max_body_bytes: 64 * 1024,
             max_depth: 10,
-            max_complexity: 2_000,
+            max_complexity: 10_000,
             max_aliases: 30,
             max_batch: 10,
             consistency_timeout: Duration::from_secs(2),

@@ -221,9 +221,7 @@ impl Connection {
         let schema = self.state.schema.clone();
         let meta = self.meta.clone();
         tokio::spawn(async move {
-            if let Some(error) =
-                crate::http::too_many_aliases(&request, services.config.max_aliases)
-            {
+            if let Some(error) = crate::http::precheck(&request, &services.config) {
                 let _ = tx
                     .send(Outgoing::Message(
                         json!({"type": "error", "id": id, "payload": [error]}),

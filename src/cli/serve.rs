@@ -78,7 +78,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TENANTRY_MAX_QUERY_DEPTH", default_value_t = 10)]
     pub max_query_depth: usize,
     /// Highest query complexity accepted (lists count `first` times their fields).
-    #[arg(long, env = "TENANTRY_MAX_QUERY_COMPLEXITY", default_value_t = 2_000)]
+    #[arg(long, env = "TENANTRY_MAX_QUERY_COMPLEXITY", default_value_t = 10_000)]
     pub max_query_complexity: usize,
 }
 
