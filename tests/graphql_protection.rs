@@ -162,6 +162,7 @@ async fn bad_input_gets_its_code_writes_nothing_and_the_server_serves_on(backend
         .gql(Some(&ada.token), rename, json!({"t": tenant, "n": "   "}))
         .await;
     assert_eq!(code(&response), Some("BAD_USER_INPUT"), "{response}");
+    assert_eq!(api.head().await, head, "refused input wrote nothing");
     let reused = uuid::Uuid::now_v7().to_string();
     let create = "mutation($k: ID) { createTenant(input: {name: \"Once\", slug: \"once\"}, idempotencyKey: $k) { tenant { id } position } }";
     let first = api.ok(Some(&ada.token), create, json!({"k": reused})).await;
