@@ -242,8 +242,14 @@ async fn nested_lists_cost_a_bounded_number_of_queries(backend: Backend) {
     // Memberships, tenants, members, invites, API keys: one query each, however many tenants
     // (an N+1 resolver would cost 2 + 3N). A DataLoader batches what arrives within 1 ms, so
     // a stalled machine may split a batch in two: allow that, never growth with N.
-    assert!(costs.iter().all(|c| (5.0..=7.0).contains(c)), "queries per request: {costs:?}");
-    assert!(costs.iter().filter(|c| **c == 5.0).count() >= 4, "mostly exactly one per list: {costs:?}");
+    assert!(
+        costs.iter().all(|c| (5.0..=7.0).contains(c)),
+        "queries per request: {costs:?}"
+    );
+    assert!(
+        costs.iter().filter(|c| **c == 5.0).count() >= 4,
+        "mostly exactly one per list: {costs:?}"
+    );
 }
 
 async fn requests_carry_ids_and_metrics_tell_what_happened(backend: Backend) {

@@ -234,14 +234,11 @@ impl Connection {
                 .data(principal)
                 .data(meta);
             let mut stream = schema.execute_stream(request);
-            let mut first = true;
             while let Some(response) = stream.next().await {
                 let response = crate::http::with_codes(response);
-                // A request refused before it ran (invalid, forbidden) is an `error` message.
-                if first
-                    && response.data == async_graphql::Value::Null
-                    && !response.errors.is_empty()
-                {
+                // A failure with no data (refused at the start, or the caller lost access
+                // later) is the protocol's `error` message, which ends the operation.
+                if response.data == async_graphql::Value::Null && !response.errors.is_empty() {
                     let _ = tx
                         .send(Outgoing::Message(
                             json!({"type": "error", "id": id, "payload": response.errors}),
@@ -250,7 +247,6 @@ impl Connection {
                     let _ = tx.send(Outgoing::Finished(id)).await;
                     return;
                 }
-                first = false;
                 let message = json!({"type": "next", "id": id, "payload": response});
                 if tx.send(Outgoing::Message(message)).await.is_err() {
                     return;
