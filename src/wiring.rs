@@ -39,7 +39,11 @@ pub async fn open_database(global: &GlobalArgs) -> anyhow::Result<Database> {
 }
 
 pub async fn open(global: &GlobalArgs) -> anyhow::Result<App> {
-    let database = open_database(global).await?;
+    assemble(open_database(global).await?).await
+}
+
+/// The store, the write path and the read models over an open database.
+pub async fn assemble(database: Database) -> anyhow::Result<App> {
     let store = database
         .event_store()
         .await

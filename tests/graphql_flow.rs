@@ -297,7 +297,7 @@ async fn passwords_resets_and_totp(backend: Backend) {
     );
     api.ok(None, request, json!({"e": "ada@example.com"})).await;
     let token = p.smtp.token("ada@example.com", "Reset").await;
-    let reset = "mutation($t: String!, $n: String!) { resetPassword(token: $t, newPassword: $n) { user { id } } }";
+    let reset = "mutation($t: String!, $n: String!) { resetPassword(token: $t, newPassword: $n) { position } }";
     api.ok(
         None,
         reset,
@@ -405,6 +405,7 @@ async fn operators_see_every_tenant_and_nobody_else_does(backend: Backend) {
         .await;
     assert_eq!(me["me"]["isOperator"], true);
 
+    let (key_id, _) = p.api_key(&ada, &a, "READ_ONLY").await;
     let suspend =
         "mutation($t: ID!) { suspendTenant(tenantId: $t, reason: \"unpaid\") { position } }";
     assert_eq!(
@@ -421,8 +422,24 @@ async fn operators_see_every_tenant_and_nobody_else_does(backend: Backend) {
         )
         .await;
     assert_eq!(seen["tenant"]["status"], "suspended");
+    // A suspended tenant's access cannot grow; it can shrink.
+    let invite = "mutation($t: ID!) { inviteMember(tenantId: $t, email: \"eve@example.com\", role: ADMIN) { position } }";
+    assert_eq!(
+        api.fails(Some(&ada.token), invite, json!({"t": a})).await,
+        "CONFLICT"
+    );
+    let create =
+        "mutation($t: ID!) { createApiKey(tenantId: $t, name: \"k\", scope: ADMIN) { secret } }";
+    assert_eq!(
+        api.fails(Some(&ada.token), create, json!({"t": a})).await,
+        "CONFLICT"
+    );
+    let revoke = "mutation($t: ID!, $k: ID!) { revokeApiKey(tenantId: $t, apiKeyId: $k) { apiKey { revokedAt } } }";
+    api.ok(Some(&ada.token), revoke, json!({"t": a, "k": key_id}))
+        .await;
     let reactivate = "mutation($t: ID!) { reactivateTenant(tenantId: $t) { position } }";
     api.ok(Some(&op.token), reactivate, json!({"t": a})).await;
+    api.ok(Some(&ada.token), create, json!({"t": a})).await;
 }
 
 async fn log_ins_are_rate_limited_and_failures_recorded_without_the_password(backend: Backend) {

@@ -123,7 +123,7 @@ async fn bad_input_gets_its_code_writes_nothing_and_the_server_serves_on(backend
     assert_eq!(body.as_array().unwrap().len(), 2, "batches of up to 10 run");
 
     // Invalid e-mail addresses, weak passwords, bad names: the field at fault is named.
-    let sign_up = "mutation($e: String!, $p: String!) { signUp(input: {email: $e, password: $p}) { user { id } } }";
+    let sign_up = "mutation($e: String!, $p: String!) { signUp(input: {email: $e, password: $p}) { userId } }";
     for (email, password, field) in [
         ("not-an-email", PASSWORD, "email"),
         ("eve@example", PASSWORD, "email"),
@@ -156,6 +156,37 @@ async fn bad_input_gets_its_code_writes_nothing_and_the_server_serves_on(backend
         Some("CONFLICT"),
         "addresses are unique, case-insensitively: {taken}"
     );
+    assert_eq!(api.head().await, head, "refused input wrote nothing");
+    // A sign-up key is scoped by its address: reusing it with another address never
+    // answers with someone else's account.
+    let keyed = "mutation($e: String!, $p: String!, $k: ID) { signUp(input: {email: $e, password: $p}, idempotencyKey: $k) { userId } }";
+    let key = uuid::Uuid::now_v7().to_string();
+    let eve = api
+        .ok(
+            None,
+            keyed,
+            json!({"e": "eve@example.com", "p": PASSWORD, "k": key}),
+        )
+        .await;
+    let head_after_eve = api.head().await;
+    let eve_again = api
+        .ok(
+            None,
+            keyed,
+            json!({"e": "eve@example.com", "p": PASSWORD, "k": key}),
+        )
+        .await;
+    assert_eq!(eve, eve_again, "a retried sign-up is the same account");
+    assert_eq!(api.head().await, head_after_eve, "and writes nothing");
+    let mallory = api
+        .ok(
+            None,
+            keyed,
+            json!({"e": "mallory@example.com", "p": PASSWORD, "k": key}),
+        )
+        .await;
+    assert_ne!(mallory["signUp"]["userId"], eve["signUp"]["userId"]);
+    let head = api.head().await;
     let rename =
         "mutation($t: ID!, $n: String!) { renameTenant(tenantId: $t, name: $n) { position } }";
     let response = api

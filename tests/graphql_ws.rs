@@ -123,6 +123,21 @@ async fn the_protocol_closes_with_the_right_codes(backend: Backend) {
         "a duplicate subscription id"
     );
 
+    // Logging out over HTTP ends the socket's access too: its next subscribe is refused.
+    let second = p
+        .log_in("ada@example.com", support::graphql::PASSWORD)
+        .await;
+    let mut ws = acked(&p, &second).await;
+    p.api
+        .ok(Some(&second), "mutation { logOut { position } }", json!({}))
+        .await;
+    send(&mut ws, subscribe("1", TENANT_UPDATED, &tenant)).await;
+    assert_eq!(
+        closed_with(&mut ws).await,
+        4403,
+        "a subscribe after logging out"
+    );
+
     let mut ws = acked(&p, &ada.token).await;
     ws.send(Message::Text("{not json".into())).await.unwrap();
     assert_eq!(closed_with(&mut ws).await, 4400, "an invalid message");

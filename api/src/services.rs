@@ -112,11 +112,26 @@ impl Services {
             seed.extend_from_slice(key.as_bytes());
             ctx = ctx.with_command_id(CommandId::from_uuid(Uuid::new_v5(&IDEMPOTENCY, &seed)));
         }
-        if let (Some(subject), Some(ip)) = (subject, meta.ip) {
-            let sealed = self.vault.seal(subject, &ip.to_string()).await?;
-            ctx = ctx.from_ip(sealed.as_str());
+        match subject {
+            Some(subject) => self.with_sealed_ip(ctx, subject, meta).await,
+            None => Ok(ctx),
         }
-        Ok(ctx)
+    }
+
+    /// Records the request's IP address, sealed under `subject`'s key.
+    pub async fn with_sealed_ip(
+        &self,
+        ctx: CommandContext,
+        subject: SubjectId,
+        meta: &RequestMeta,
+    ) -> Result<CommandContext, ApiError> {
+        match meta.ip {
+            Some(ip) => {
+                let sealed = self.vault.seal(subject, &ip.to_string()).await?;
+                Ok(ctx.from_ip(sealed.as_str()))
+            }
+            None => Ok(ctx),
+        }
     }
 
     /// An id derived from a command id, so a retried request creates the same object.
@@ -136,9 +151,16 @@ impl Services {
         .map_err(ApiError::from)
     }
 
-    /// Sends an e-mail; a failure is logged and reported as INTERNAL.
-    pub async fn send_mail(&self, mail: Mail) -> Result<(), ApiError> {
-        self.mailer.send(mail).await.map_err(ApiError::internal)
+    /// Sends an e-mail after a write committed: a failure is logged (without the address)
+    /// and reported as `false`, never as a failed request, since the write stands.
+    pub async fn send_mail(&self, mail: Mail) -> bool {
+        match self.mailer.send(mail).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::error!(error = %error, "e-mail not sent");
+                false
+            }
+        }
     }
 
     pub fn link(&self, path: &str, token: &str) -> String {

@@ -5,7 +5,7 @@
 //! |------|------|
 //! | 4400 | a message that is not valid JSON or not a protocol message |
 //! | 4401 | `subscribe` before the connection was acknowledged |
-//! | 4403 | `connection_init` with a token that is invalid, expired or revoked |
+//! | 4403 | a token that is invalid, expired or revoked (checked at `connection_init`, on every `subscribe` and before every pushed event) |
 //! | 4406 | the client did not ask for the `graphql-transport-ws` subprotocol |
 //! | 4408 | no `connection_init` within the timeout |
 //! | 4409 | `subscribe` with the id of a subscription that is still running |
@@ -36,7 +36,11 @@ pub async fn upgrade(
     axum::Extension(RequestId(request_id)): axum::Extension<RequestId>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let ws = ws.protocols([PROTOCOL]);
+    let limit = state.services.config.max_body_bytes;
+    let ws = ws
+        .protocols([PROTOCOL])
+        .max_message_size(limit)
+        .max_frame_size(limit);
     let agreed = ws.selected_protocol().is_some();
     let meta = RequestMeta {
         ip: Some(peer.ip()),
@@ -60,18 +64,28 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
         .await;
 }
 
+/// Most subscriptions one connection may run at once.
+const MAX_SUBSCRIPTIONS: usize = 20;
+
 /// What subscription tasks send back to the connection.
 enum Outgoing {
     Message(Value),
-    Finished(String),
+    /// The subscription with this id and generation is over.
+    Finished(String, u64),
+    /// The caller's session or key stopped working: close the connection.
+    Close(u16, &'static str),
 }
 
 struct Connection {
     state: AppState,
     meta: RequestMeta,
     principal: Option<Principal>,
+    /// The token from `connection_init`, checked again on every subscribe and every event,
+    /// so logging out, a password change or a revoked key ends the connection's access.
+    token: Option<String>,
     init_received: bool,
-    subscriptions: HashMap<String, JoinHandle<()>>,
+    subscriptions: HashMap<String, (u64, JoinHandle<()>)>,
+    generation: u64,
 }
 
 impl Connection {
@@ -80,8 +94,10 @@ impl Connection {
             state,
             meta,
             principal: None,
+            token: None,
             init_received: false,
             subscriptions: HashMap::new(),
+            generation: 0,
         }
     }
 
@@ -102,8 +118,14 @@ impl Connection {
                                 break;
                             }
                         }
-                        Some(Outgoing::Finished(id)) => {
-                            self.subscriptions.remove(&id);
+                                                Some(Outgoing::Finished(id, generation)) => {
+                            if self.subscriptions.get(&id).is_some_and(|(g, _)| *g == generation) {
+                                self.subscriptions.remove(&id);
+                            }
+                        }
+                        Some(Outgoing::Close(code, reason)) => {
+                            close(&mut socket, code, reason).await;
+                            break;
                         }
                         None => break,
                     }
@@ -133,7 +155,7 @@ impl Connection {
                 }
             }
         }
-        for (_, task) in self.subscriptions.drain() {
+        for (_, (_, task)) in self.subscriptions.drain() {
             task.abort();
         }
     }
@@ -162,10 +184,11 @@ impl Connection {
                     .or_else(|| payload.get("Authorization"))
                     .or_else(|| payload.get("authorization"))
                     .and_then(Value::as_str)
-                    .map(|t| t.strip_prefix("Bearer ").unwrap_or(t));
-                match authenticate(&self.state.services, token).await {
+                    .map(|t| t.strip_prefix("Bearer ").unwrap_or(t).to_owned());
+                match authenticate(&self.state.services, token.as_deref()).await {
                     Ok(principal) => {
                         self.principal = Some(principal);
+                        self.token = token;
                         Ok(Some(json!({"type": "connection_ack"})))
                     }
                     Err(_) => Err((4403, "Forbidden".into())),
@@ -174,9 +197,12 @@ impl Connection {
             "ping" => Ok(Some(json!({"type": "pong"}))),
             "pong" => Ok(None),
             "subscribe" => {
-                let Some(principal) = self.principal else {
+                if self.principal.is_none() {
                     return Err((4401, "Unauthorized".into()));
-                };
+                }
+                let principal = authenticate(&self.state.services, self.token.as_deref())
+                    .await
+                    .map_err(|_| (4403, "Forbidden".to_owned()))?;
                 let id = message
                     .get("id")
                     .and_then(Value::as_str)
@@ -185,15 +211,24 @@ impl Connection {
                 if self
                     .subscriptions
                     .get(&id)
-                    .is_some_and(|task| !task.is_finished())
+                    .is_some_and(|(_, task)| !task.is_finished())
                 {
                     return Err((4409, format!("Subscriber for {id} already exists")));
+                }
+                self.subscriptions
+                    .retain(|_, (_, task)| !task.is_finished());
+                if self.subscriptions.len() >= MAX_SUBSCRIPTIONS {
+                    let error = crate::http::server_error(crate::error::ApiError::RateLimited {
+                        retry_after_secs: 1,
+                    });
+                    return Ok(Some(json!({"type": "error", "id": id, "payload": [error]})));
                 }
                 let payload = message.get("payload").cloned().ok_or_else(invalid)?;
                 let request: async_graphql::Request =
                     serde_json::from_value(payload).map_err(|_| invalid())?;
-                let task = self.start(id.clone(), request, principal, tx.clone());
-                self.subscriptions.insert(id, task);
+                self.generation += 1;
+                let task = self.start(id.clone(), self.generation, request, principal, tx.clone());
+                self.subscriptions.insert(id, (self.generation, task));
                 Ok(None)
             }
             "complete" => {
@@ -201,7 +236,7 @@ impl Connection {
                     .get("id")
                     .and_then(Value::as_str)
                     .ok_or_else(invalid)?;
-                if let Some(task) = self.subscriptions.remove(id) {
+                if let Some((_, task)) = self.subscriptions.remove(id) {
                     task.abort();
                 }
                 Ok(None)
@@ -213,6 +248,7 @@ impl Connection {
     fn start(
         &self,
         id: String,
+        generation: u64,
         request: async_graphql::Request,
         principal: Principal,
         tx: mpsc::Sender<Outgoing>,
@@ -220,6 +256,7 @@ impl Connection {
         let services = self.state.services.clone();
         let schema = self.state.schema.clone();
         let meta = self.meta.clone();
+        let token = self.token.clone();
         tokio::spawn(async move {
             if let Some(error) = crate::http::precheck(&request, &services.config) {
                 let _ = tx
@@ -227,7 +264,7 @@ impl Connection {
                         json!({"type": "error", "id": id, "payload": [error]}),
                     ))
                     .await;
-                let _ = tx.send(Outgoing::Finished(id)).await;
+                let _ = tx.send(Outgoing::Finished(id, generation)).await;
                 return;
             }
             let request = loaders::for_request(request, &services)
@@ -235,6 +272,10 @@ impl Connection {
                 .data(meta);
             let mut stream = schema.execute_stream(request);
             while let Some(response) = stream.next().await {
+                if authenticate(&services, token.as_deref()).await.is_err() {
+                    let _ = tx.send(Outgoing::Close(4403, "Forbidden")).await;
+                    return;
+                }
                 let response = crate::http::with_codes(response);
                 // A failure with no data (refused at the start, or the caller lost access
                 // later) is the protocol's `error` message, which ends the operation.
@@ -244,7 +285,7 @@ impl Connection {
                             json!({"type": "error", "id": id, "payload": response.errors}),
                         ))
                         .await;
-                    let _ = tx.send(Outgoing::Finished(id)).await;
+                    let _ = tx.send(Outgoing::Finished(id, generation)).await;
                     return;
                 }
                 let message = json!({"type": "next", "id": id, "payload": response});
@@ -255,7 +296,7 @@ impl Connection {
             let _ = tx
                 .send(Outgoing::Message(json!({"type": "complete", "id": id})))
                 .await;
-            let _ = tx.send(Outgoing::Finished(id)).await;
+            let _ = tx.send(Outgoing::Finished(id, generation)).await;
         })
     }
 }

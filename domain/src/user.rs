@@ -378,9 +378,8 @@ impl Aggregate for User {
             }
             C::VerifyEmail { token, at } => {
                 self.require()?;
-                if self.email_verified {
-                    return Ok(vec![]);
-                }
+                // A verified address has no pending token: any token is refused, so the
+                // answer never depends on the account's state.
                 if !self
                     .verification
                     .as_ref()
@@ -743,6 +742,11 @@ mod tests {
             at: at(1),
         };
         let verified = then(&user, &user.decide(&ok).expect("verifies"));
+        assert_eq!(
+            verified.decide(&ok),
+            Err(UserError::InvalidToken),
+            "a token works once"
+        );
         let events = verified.decide(&start).expect("session");
         let live = then(&verified, &events);
         let session = SessionId::from_uuid(Uuid::from_u128(1));

@@ -52,10 +52,18 @@ impl Mailer for SmtpMailer {
             .subject(mail.subject)
             .body(mail.body)
             .map_err(|e| MailError(e.to_string()))?;
-        self.transport
-            .send(message)
-            .await
-            .map(drop)
-            .map_err(|e| MailError(e.to_string()))
+        // The server's reply may quote the recipient: report only what kind of failure it was.
+        self.transport.send(message).await.map(drop).map_err(|e| {
+            let kind = if e.is_permanent() {
+                "the SMTP server refused the message"
+            } else if e.is_transient() {
+                "the SMTP server is temporarily refusing messages"
+            } else if e.is_timeout() {
+                "the SMTP server timed out"
+            } else {
+                "the SMTP server could not be reached"
+            };
+            MailError(kind.into())
+        })
     }
 }

@@ -22,6 +22,8 @@ pub enum BenchCommand {
     Append(AppendBenchArgs),
     /// A full rebuild of the tenant directory, and command round-trip latency.
     Projections(super::bench_projections::ProjectionBenchArgs),
+    /// The GraphQL API under 32 connections: a dashboard query and a small mutation.
+    Api(super::bench_api::ApiBenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -41,6 +43,7 @@ pub async fn run(_global: &GlobalArgs, command: BenchCommand) -> anyhow::Result<
     match command {
         BenchCommand::Append(args) => append(args).await,
         BenchCommand::Projections(args) => super::bench_projections::run(args).await,
+        BenchCommand::Api(args) => super::bench_api::run(args).await,
     }
 }
 

@@ -257,23 +257,30 @@ impl Platform {
             .api
             .ok(
                 None,
-                "mutation($e: String!, $p: String!) { signUp(input: {email: $e, password: $p}) { user { id email emailVerified } position } }",
+                "mutation($e: String!, $p: String!) { signUp(input: {email: $e, password: $p}) { userId emailSent position } }",
                 json!({"e": email, "p": PASSWORD}),
             )
             .await;
-        let user_id = data["signUp"]["user"]["id"]
-            .as_str()
-            .expect("id")
-            .to_owned();
-        assert_eq!(data["signUp"]["user"]["emailVerified"], false);
+        let user_id = data["signUp"]["userId"].as_str().expect("id").to_owned();
+        assert_eq!(data["signUp"]["emailSent"], true);
         let token = self.smtp.token(email, "Verify").await;
         self.api
             .ok(
                 None,
-                "mutation($t: String!) { verifyEmail(token: $t) { user { emailVerified } } }",
+                "mutation($t: String!) { verifyEmail(token: $t) { position } }",
                 json!({"t": token}),
             )
             .await;
+        // A verification token works once, and a used one reveals nothing.
+        let again = self
+            .api
+            .gql(
+                None,
+                "mutation($t: String!) { verifyEmail(token: $t) { position } }",
+                json!({"t": token}),
+            )
+            .await;
+        assert_eq!(code(&again), Some("BAD_USER_INPUT"), "{again}");
         let token = self.log_in(email, PASSWORD).await;
         Person {
             email: email.to_owned(),

@@ -164,6 +164,21 @@ pub struct UserPayload {
 }
 
 #[derive(SimpleObject)]
+pub struct SignUpPayload {
+    pub user_id: ID,
+    /// Whether the verification e-mail went out (if not, ask for it again with
+    /// `resendVerificationEmail`).
+    pub email_sent: bool,
+    pub position: String,
+}
+
+/// A mutation whose only result is the position it wrote.
+#[derive(SimpleObject)]
+pub struct Done {
+    pub position: String,
+}
+
+#[derive(SimpleObject)]
 pub struct LogInPayload {
     /// Send as `Authorization: Bearer <token>`.
     pub token: String,
@@ -300,7 +315,7 @@ impl IdentityMutation {
         ctx: &Context<'_>,
         input: SignUpInput,
         idempotency_key: Option<ID>,
-    ) -> GqlResult<UserPayload> {
+    ) -> GqlResult<SignUpPayload> {
         let (services, meta) = (services(ctx), meta(ctx));
         services.limiter.attempt("sign_up", &client_key(&meta))?;
         let email = parse_email(&input.email)?;
@@ -310,14 +325,17 @@ impl IdentityMutation {
         services
             .limiter
             .attempt("sign_up_account", &email_index.to_string())?;
+        // Anonymous keys are scoped by the address: the same key with another address is
+        // another request, never a replay of someone else's sign-up.
+        let ctx_cmd = services
+            .context(Actor::Anonymous, email_index, key, None, &meta)
+            .await?;
         let user = match key {
-            Some(key) => UserId::from_uuid(Uuid::new_v5(&key, b"user")),
+            Some(_) => UserId::from_uuid(Services::derived_id(&ctx_cmd, "user")),
             None => UserId::new_v7(),
         };
         let subject = SubjectId::from_uuid(user.as_uuid());
-        let ctx_cmd = services
-            .context(Actor::Anonymous, Uuid::nil(), key, Some(subject), &meta)
-            .await?;
+        let ctx_cmd = services.with_sealed_ip(ctx_cmd, subject, &meta).await?;
         let sealed_email = services.vault.seal(subject, email.as_str()).await?;
         let password = hash_off_thread(password.expose().to_owned()).await?;
         let (token, token_hash) = user_token(user);
@@ -348,8 +366,9 @@ impl IdentityMutation {
             if result.is_ok() { "ok" } else { "refused" },
         );
         let outcome = result?;
+        let mut email_sent = false;
         if !outcome.replayed {
-            services
+            email_sent = services
                 .send_mail(Mail {
                     to: email.as_str().to_owned(),
                     subject: "Verify your e-mail address".into(),
@@ -358,16 +377,17 @@ impl IdentityMutation {
                         services.link("verify-email", &token)
                     ),
                 })
-                .await?;
+                .await;
         }
-        Ok(UserPayload {
-            user: user_node(services, user).await?,
+        Ok(SignUpPayload {
+            user_id: ID(user.to_string()),
+            email_sent,
             position: outcome.position.0.to_string(),
         })
     }
 
     /// Confirms the e-mail address with the token from the verification e-mail.
-    async fn verify_email(&self, ctx: &Context<'_>, token: String) -> GqlResult<UserPayload> {
+    async fn verify_email(&self, ctx: &Context<'_>, token: String) -> GqlResult<Done> {
         let (services, meta) = (services(ctx), meta(ctx));
         services
             .limiter
@@ -388,8 +408,7 @@ impl IdentityMutation {
             ApiError::NotFound(_) => UserError::InvalidToken.into(),
             other => other,
         })?;
-        Ok(UserPayload {
-            user: user_node(services, user).await?,
+        Ok(Done {
             position: outcome.position.0.to_string(),
         })
     }
@@ -429,7 +448,7 @@ impl IdentityMutation {
                                 services.link("verify-email", &token)
                             ),
                         })
-                        .await?;
+                        .await;
                 }
                 Err(ApiError::Conflict(_)) => {} // already verified: nothing to send
                 Err(e) => return Err(GqlError::from(e)),
@@ -601,7 +620,7 @@ impl IdentityMutation {
                         services.link("reset-password", &token)
                     ),
                 })
-                .await?;
+                .await;
         }
         Ok(Accepted { accepted: true })
     }
@@ -612,7 +631,7 @@ impl IdentityMutation {
         ctx: &Context<'_>,
         token: String,
         new_password: String,
-    ) -> GqlResult<UserPayload> {
+    ) -> GqlResult<Done> {
         let (services, meta) = (services(ctx), meta(ctx));
         services
             .limiter
@@ -632,8 +651,7 @@ impl IdentityMutation {
                 ApiError::NotFound(_) => UserError::InvalidToken.into(),
                 other => other,
             })?;
-        Ok(UserPayload {
-            user: user_node(services, user).await?,
+        Ok(Done {
             position: outcome.position.0.to_string(),
         })
     }

@@ -16,7 +16,7 @@ use domain::access::{AccessCommand, ApiKeyScope, Permission, Role, TenantAccess}
 use domain::aggregate::Aggregate;
 use domain::ids::{ApiKeyId, InviteId, SubjectId, TenantId, UserId};
 use domain::mailer::Mail;
-use domain::tenant::{Slug, Tenant, TenantCommand, TenantName, TenantSettings};
+use domain::tenant::{Slug, Tenant, TenantCommand, TenantName, TenantSettings, TenantStatus};
 use domain::user::{Email, User};
 use futures_util::Stream;
 use infra::crypto::{hash_token, new_token};
@@ -428,6 +428,9 @@ pub struct MemberPayload {
 #[derive(SimpleObject)]
 pub struct InvitePayload {
     pub invite: InviteNode,
+    /// Whether the invite e-mail went out (a retry with a new idempotency key sends a new
+    /// invite).
+    pub email_sent: bool,
     pub position: String,
 }
 
@@ -520,9 +523,39 @@ async fn run_access(
     {
         return Err(ApiError::NotFound("no such tenant".into()));
     }
+    // Growing a tenant's access (invites, roles, keys) needs an active tenant; removing
+    // members, invites and keys works whatever its state. Decided on the tenant's state in
+    // the same atomic append.
+    let grows = matches!(
+        command,
+        AccessCommand::Invite { .. }
+            | AccessCommand::AcceptInvite { .. }
+            | AccessCommand::ChangeRole { .. }
+            | AccessCommand::CreateApiKey { .. }
+    );
     let result = services
         .executor
-        .execute::<TenantAccess>(tenant.as_uuid(), &command, ctx)
+        .execute_with::<TenantAccess, Tenant, ApiError>(
+            tenant.as_uuid(),
+            grows.then_some(tenant.as_uuid()),
+            ctx,
+            |access, state| {
+                let events = access.decide(&command)?;
+                if grows {
+                    match state.status {
+                        Some(TenantStatus::Active) => {}
+                        Some(TenantStatus::Suspended) => {
+                            return Err(ApiError::Conflict("the tenant is suspended".into()));
+                        }
+                        Some(TenantStatus::Closed) => {
+                            return Err(ApiError::Conflict("the tenant is closed".into()));
+                        }
+                        None => return Err(ApiError::NotFound("no such tenant".into())),
+                    }
+                }
+                Ok((events, vec![]))
+            },
+        )
         .await;
     services.metrics.command(
         TenantAccess::CATEGORY,
@@ -820,6 +853,7 @@ impl AccessMutation {
         };
         let outcome = run_access(services, &principal, tenant, &cmd_ctx, command).await?;
         let scope = TenantScope::from(&grant);
+        let mut email_sent = false;
         if outcome.appended > 0 {
             let token = format!(
                 "{}.{}.{secret}",
@@ -830,7 +864,7 @@ impl AccessMutation {
                 .await
                 .map(|t| t.view.name)
                 .unwrap_or_default();
-            services
+            email_sent = services
                 .send_mail(Mail {
                     to: email.as_str().to_owned(),
                     subject: format!("You are invited to {tenant_name} on Tenantry"),
@@ -840,7 +874,7 @@ impl AccessMutation {
                         services.link("accept-invite", &token)
                     ),
                 })
-                .await?;
+                .await;
         }
         services.caught_up(outcome.position).await?;
         services.metrics.read_queries(1);
@@ -851,6 +885,7 @@ impl AccessMutation {
             .ok_or_else(|| ApiError::NotFound("the invite was used or revoked".into()))?;
         Ok(InvitePayload {
             invite: InviteNode(view),
+            email_sent,
             position: outcome.position.0.to_string(),
         })
     }

@@ -1,0 +1,307 @@
+//! `tenantry bench api`: a running server (in this process, on a scratch SQLite file and a
+//! scratch PostgreSQL database) driven over HTTP by 32 keep-alive connections: a typical
+//! dashboard query (a tenant with its members and API keys) and a small mutation (a tenant
+//! settings change). Prints requests/s and p50/p95/p99; asserts nothing.
+//!
+//! Load generator and server share this machine's cores, as they would with wrk.
+
+use super::scratch::{ScratchArgs, percentile};
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+#[derive(Debug, clap::Args)]
+pub struct ApiBenchArgs {
+    #[command(flatten)]
+    pub databases: ScratchArgs,
+    /// Seconds each case runs.
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    /// Members (besides the owner) and API keys of the tenant the dashboard shows.
+    #[arg(long, default_value_t = 5)]
+    pub members: usize,
+}
+
+const DASHBOARD: &str = "query Dashboard($t: ID!) { tenant(id: $t) { id name slug status plan \
+    members { edges { node { userId email role joinedAt } } } \
+    apiKeys { edges { node { id name scope createdAt lastUsedAt revokedAt } } } } }";
+const MUTATION: &str = "mutation Settings($t: ID!, $v: String!) { changeTenantSettings(tenantId: $t, \
+    settings: [{key: \"theme\", value: $v}]) { tenant { id } position } }";
+
+/// One HTTP/1.1 keep-alive connection (the bench needs nothing more).
+struct Connection {
+    stream: BufReader<TcpStream>,
+    host: String,
+}
+
+impl Connection {
+    async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream: BufReader::new(stream),
+            host: addr.to_string(),
+        })
+    }
+
+    async fn graphql(
+        &mut self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> anyhow::Result<Value> {
+        let body = json!({"query": query, "variables": variables}).to_string();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let request = format!(
+            "POST /graphql HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+            self.host,
+            body.len()
+        );
+        self.stream.get_mut().write_all(request.as_bytes()).await?;
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await?;
+        let mut length = 0usize;
+        loop {
+            let mut header = String::new();
+            self.stream.read_line(&mut header).await?;
+            if header == "\r\n" || header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse()?;
+            }
+        }
+        let mut body = vec![0u8; length];
+        self.stream.read_exact(&mut body).await?;
+        let response: Value = serde_json::from_slice(&body)?;
+        if let Some(errors) = response.get("errors") {
+            bail!("{query}: {errors}");
+        }
+        Ok(response["data"].clone())
+    }
+}
+
+/// The `Token:` line of the newest e-mail to `to` in `dir`.
+fn mailed_token(dir: &Path, to: &str) -> anyhow::Result<String> {
+    let mut newest: Option<(PathBuf, String)> = None;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let text = std::fs::read_to_string(&path)?;
+        if text
+            .lines()
+            .any(|l| l == format!("To: {to}\r") || l == format!("To: {to}"))
+            && newest.as_ref().is_none_or(|(p, _)| path > *p)
+        {
+            newest = Some((path, text));
+        }
+    }
+    let (_, text) = newest.with_context(|| format!("no e-mail to {to}"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Token: "))
+        .map(|t| t.trim().to_owned())
+        .context("no token in the e-mail")
+}
+
+async fn person(c: &mut Connection, mail: &Path, email: &str) -> anyhow::Result<String> {
+    let password = "bench password 12345";
+    c.graphql(None, "mutation($e: String!, $p: String!) { signUp(input: {email: $e, password: $p}) { position } }", json!({"e": email, "p": password})).await?;
+    let token = mailed_token(mail, email)?;
+    c.graphql(
+        None,
+        "mutation($t: String!) { verifyEmail(token: $t) { position } }",
+        json!({"t": token}),
+    )
+    .await?;
+    let data = c
+        .graphql(None, "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }", json!({"e": email, "p": password}))
+        .await?;
+    Ok(data["logIn"]["token"].as_str().context("token")?.to_owned())
+}
+
+struct Measured {
+    requests: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+async fn drive(
+    addr: SocketAddr,
+    connections: usize,
+    seconds: f64,
+    token: &str,
+    query: &'static str,
+    variables: impl Fn(usize) -> Value + Clone + Send + 'static,
+) -> anyhow::Result<Measured> {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..connections {
+        let token = token.to_owned();
+        let variables = variables.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = Connection::open(addr).await?;
+            let mut latencies = Vec::new();
+            let mut n = 0;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                c.graphql(Some(&token), query, variables(worker * 1_000_000 + n))
+                    .await?;
+                latencies.push(t.elapsed());
+                n += 1;
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    latencies.sort_unstable();
+    Ok(Measured {
+        requests: latencies.len(),
+        elapsed: started.elapsed(),
+        latencies,
+    })
+}
+
+/// Wraps the server's own flags, so the bench wires its server exactly as `serve` does.
+#[derive(Debug, Parser)]
+struct ServeFlags {
+    #[command(flatten)]
+    serve: super::serve::ServeArgs,
+}
+
+pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
+    println!(
+        "API benchmark: {} connections, {} s per case; dashboard = tenant + {} members + {} API keys",
+        args.connections,
+        args.seconds,
+        args.members + 1,
+        args.members
+    );
+    println!(
+        "{:<10} {:<28} {:>10} {:>9} {:>9} {:>9}",
+        "backend", "case", "req/s", "p50 ms", "p95 ms", "p99 ms"
+    );
+    for scratch in args.databases.create().await? {
+        let work = std::env::temp_dir().join(format!(
+            "tenantry-bench-api-{}",
+            uuid::Uuid::now_v7().simple()
+        ));
+        let mail = work.join("mail");
+        let flags = ServeFlags::try_parse_from([
+            "serve".as_ref(),
+            "--master-key-file".as_ref(),
+            work.join("master.key").as_os_str(),
+            "--mail-dir".as_ref(),
+            mail.as_os_str(),
+            "--auth-attempts-per-minute".as_ref(),
+            "1000000".as_ref(),
+        ])?;
+        let app = crate::wiring::assemble(scratch.db.clone()).await?;
+        let updates = tokio::sync::broadcast::channel(1_024).0;
+        let mut runner = crate::wiring::runner_config(1_000);
+        runner.updates = Some(updates.clone());
+        let projections = projections::runner::spawn(
+            app.store.clone(),
+            app.read_db.clone(),
+            crate::wiring::projectors(),
+            runner,
+        );
+        let services = crate::wiring::api_services(&app, &flags.serve, updates).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(api::serve(listener, api::AppState::new(services), async {
+            let _ = stopped.await;
+        }));
+
+        let mut c = Connection::open(addr).await?;
+        let owner = person(&mut c, &mail, "owner@bench.example").await?;
+        let created = c
+            .graphql(Some(&owner), "mutation { createTenant(input: {name: \"Bench\", slug: \"bench\"}) { tenant { id } } }", json!({}))
+            .await?;
+        let tenant = created["createTenant"]["tenant"]["id"]
+            .as_str()
+            .context("tenant id")?
+            .to_owned();
+        for i in 0..args.members {
+            let email = format!("member{i}@bench.example");
+            let token = person(&mut c, &mail, &email).await?;
+            c.graphql(Some(&owner), "mutation($t: ID!, $e: String!) { inviteMember(tenantId: $t, email: $e, role: MEMBER) { position } }", json!({"t": tenant, "e": email})).await?;
+            let invite = mailed_token(&mail, &email)?;
+            c.graphql(
+                Some(&token),
+                "mutation($t: String!) { acceptInvite(token: $t) { position } }",
+                json!({"t": invite}),
+            )
+            .await?;
+            c.graphql(Some(&owner), "mutation($t: ID!, $n: String!) { createApiKey(tenantId: $t, name: $n, scope: READ_ONLY) { position } }", json!({"t": tenant, "n": format!("key {i}")})).await?;
+        }
+        let check = c
+            .graphql(Some(&owner), DASHBOARD, json!({"t": tenant}))
+            .await?;
+        let members = check["tenant"]["members"]["edges"]
+            .as_array()
+            .map_or(0, Vec::len);
+        anyhow::ensure!(
+            members == args.members + 1,
+            "the dashboard shows {members} members"
+        );
+
+        let t = tenant.clone();
+        let query = drive(
+            addr,
+            args.connections,
+            args.seconds,
+            &owner,
+            DASHBOARD,
+            move |_| json!({"t": t}),
+        )
+        .await?;
+        let t = tenant.clone();
+        let mutation = drive(
+            addr,
+            args.connections,
+            args.seconds,
+            &owner,
+            MUTATION,
+            move |n| json!({"t": t, "v": format!("v{n}")}),
+        )
+        .await?;
+        for (case, m) in [
+            ("dashboard query", &query),
+            ("settings mutation", &mutation),
+        ] {
+            let ms = |q| percentile(&m.latencies, q).as_secs_f64() * 1000.0;
+            println!(
+                "{:<10} {:<28} {:>10.0} {:>9.2} {:>9.2} {:>9.2}",
+                scratch.backend,
+                case,
+                m.requests as f64 / m.elapsed.as_secs_f64(),
+                ms(0.50),
+                ms(0.95),
+                ms(0.99)
+            );
+        }
+        let _ = stop.send(());
+        server.await??;
+        drop(projections);
+        drop(app);
+        scratch.remove().await?;
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    Ok(())
+}
