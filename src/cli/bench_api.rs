@@ -183,6 +183,7 @@ struct ServeFlags {
     serve: super::serve::ServeArgs,
 }
 
+#[expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
     println!(
         "API benchmark: {} connections, {} s per case; dashboard = tenant + {} members + {} API keys",
