@@ -142,7 +142,7 @@ async fn drive(
     seconds: f64,
     token: &str,
     query: &'static str,
-    variables: impl Fn(usize) -> Value + Clone + Send + 'static,
+    variables: impl Fn(usize, usize) -> Value + Clone + Send + 'static,
 ) -> anyhow::Result<Measured> {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
@@ -156,8 +156,7 @@ async fn drive(
             let mut n = 0;
             while Instant::now() < deadline {
                 let t = Instant::now();
-                c.graphql(Some(&token), query, variables(worker * 1_000_000 + n))
-                    .await?;
+                c.graphql(Some(&token), query, variables(worker, n)).await?;
                 latencies.push(t.elapsed());
                 n += 1;
             }
@@ -262,6 +261,20 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
             "the dashboard shows {members} members"
         );
 
+        // The mutation: each connection changes the settings of a tenant of its own (writers
+        // on one tenant would only measure how often they collide).
+        let mut own = Vec::new();
+        for i in 0..args.connections {
+            let created = c
+                .graphql(Some(&owner), "mutation($s: String!) { createTenant(input: {name: \"Writer\", slug: $s}) { tenant { id } } }", json!({"s": format!("writer-{i}")}))
+                .await?;
+            own.push(
+                created["createTenant"]["tenant"]["id"]
+                    .as_str()
+                    .context("tenant id")?
+                    .to_owned(),
+            );
+        }
         let t = tenant.clone();
         let query = drive(
             addr,
@@ -269,17 +282,16 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
             args.seconds,
             &owner,
             DASHBOARD,
-            move |_| json!({"t": t}),
+            move |_, _| json!({"t": t}),
         )
         .await?;
-        let t = tenant.clone();
         let mutation = drive(
             addr,
             args.connections,
             args.seconds,
             &owner,
             MUTATION,
-            move |n| json!({"t": t, "v": format!("v{n}")}),
+            move |worker, n| json!({"t": own[worker % own.len()], "v": format!("v{n}")}),
         )
         .await?;
         for (case, m) in [
