@@ -139,16 +139,31 @@ impl Services {
         Uuid::new_v5(&ctx.command_id.as_uuid(), what.as_bytes())
     }
 
-    /// Waits (bounded) until the read models reached `position`.
+    /// Waits (bounded) until the read models reached `position`. Woken by the runners'
+    /// commit announcements rather than by polling alone (a short poll stays as a fallback,
+    /// for runners in other processes).
     pub async fn caught_up(&self, position: Position) -> Result<(), ApiError> {
-        projections::read_your_writes::wait_for(
-            &self.read_db,
-            READ_MODELS,
-            position,
-            self.config.consistency_timeout,
-        )
-        .await
-        .map_err(ApiError::from)
+        use projections::read_your_writes::{WaitError, wait_for};
+        let deadline = tokio::time::Instant::now() + self.config.consistency_timeout;
+        let mut commits = self.updates.subscribe();
+        loop {
+            match wait_for(&self.read_db, READ_MODELS, position, Duration::ZERO).await {
+                Ok(()) => return Ok(()),
+                Err(WaitError::NotCaughtUp { .. } | WaitError::Unknown(_))
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    let wake =
+                        deadline.min(tokio::time::Instant::now() + Duration::from_millis(20));
+                    let _ = tokio::time::timeout_at(wake, commits.recv()).await;
+                }
+                Err(_) => {
+                    // Past the bound: the full check, for its clear error.
+                    return wait_for(&self.read_db, READ_MODELS, position, Duration::ZERO)
+                        .await
+                        .map_err(ApiError::from);
+                }
+            }
+        }
     }
 
     /// Sends an e-mail after a write committed: a failure is logged (without the address)

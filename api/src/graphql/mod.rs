@@ -4,12 +4,15 @@
 )]
 
 //! The GraphQL schema: one query, mutation and subscription object per area, merged.
-//! [`identity`]: users, sessions, passwords, TOTP. [`tenancy`]: tenants and their
-//! members, invites and API keys. Lists are Relay connections ([`connection`]) loaded through
-//! per-request DataLoaders ([`loaders`]).
+//! [`identity`]: users, sessions, passwords, TOTP. [`tenancy`]: tenants (and the types
+//! every tenant view shares); [`access`]: members, invites, API keys; [`live`]:
+//! subscriptions. Lists are Relay connections ([`connection`]) loaded through per-request
+//! DataLoaders ([`loaders`]).
 
+pub mod access;
 pub mod connection;
 pub mod identity;
+pub mod live;
 pub mod loaders;
 pub mod tenancy;
 
@@ -28,11 +31,11 @@ pub struct QueryRoot(identity::IdentityQuery, tenancy::TenancyQuery);
 pub struct MutationRoot(
     identity::IdentityMutation,
     tenancy::TenancyMutation,
-    tenancy::AccessMutation,
+    access::AccessMutation,
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct SubscriptionRoot(tenancy::TenancySubscription);
+pub struct SubscriptionRoot(live::TenancySubscription);
 
 pub type TenantrySchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
