@@ -67,6 +67,30 @@ async fn bad_input_gets_its_code_writes_nothing_and_the_server_serves_on(backend
         .await;
     assert_eq!(code(&not_an_id), Some("BAD_USER_INPUT"), "{not_an_id}");
     assert_eq!(not_an_id["errors"][0]["extensions"]["field"], "id");
+    let future = api
+        .gql(
+            Some(&ada.token),
+            "query($t: ID!) { tenant(id: $t, atPosition: \"999999999\") { name } }",
+            json!({"t": tenant}),
+        )
+        .await;
+    assert_eq!(
+        code(&future),
+        Some("BAD_USER_INPUT"),
+        "a position never written is refused at once: {future}"
+    );
+    let header = api
+        .client
+        .post(format!("{}/graphql", api.base))
+        .header("x-consistency-position", "soon")
+        .json(&json!({"query": "{ __typename }"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(code(&header), Some("BAD_USER_INPUT"), "{header}");
 
     // Oversized bodies, over-deep and over-complex queries, too many aliases, big batches.
     let huge = json!({"query": format!("{{ me {{ id }} }} #{}", "x".repeat(70_000))});

@@ -144,6 +144,21 @@ impl Services {
     /// for runners in other processes).
     pub async fn caught_up(&self, position: Position) -> Result<(), ApiError> {
         use projections::read_your_writes::{WaitError, wait_for};
+        let head = self
+            .executor
+            .store()
+            .head()
+            .await
+            .map_err(ApiError::internal)?;
+        if position > head {
+            return Err(ApiError::BadInput {
+                message: format!(
+                    "position {} has not been written yet (the log ends at {})",
+                    position.0, head.0
+                ),
+                field: Some("atPosition"),
+            });
+        }
         let deadline = tokio::time::Instant::now() + self.config.consistency_timeout;
         let mut commits = self.updates.subscribe();
         loop {

@@ -218,9 +218,17 @@ fn parse_email(email: &str) -> Result<Email, ApiError> {
     Email::parse(email).map_err(ApiError::from)
 }
 
+/// Whom a per-IP limit counts: the address, or for IPv6 its /64 (one host usually holds a
+/// whole /64, so single addresses would be free to rotate).
 fn client_key(meta: &RequestMeta) -> String {
-    meta.ip
-        .map_or_else(|| "unknown".into(), |ip| ip.to_string())
+    match meta.ip {
+        Some(std::net::IpAddr::V6(ip)) => {
+            let s = ip.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(ip) => ip.to_string(),
+        None => "unknown".into(),
+    }
 }
 
 async fn hash_off_thread(password: String) -> Result<SecretHash, ApiError> {
