@@ -231,6 +231,19 @@ async fn passwords_resets_and_totp(backend: Backend) {
     let ada = p.person("ada@example.com").await;
     let second = p.log_in("ada@example.com", PASSWORD).await;
 
+    // A log-in retried with its idempotency key is the same session, written once.
+    let keyed = "mutation($e: String!, $p: String!, $k: ID) { logIn(input: {email: $e, password: $p}, idempotencyKey: $k) { token } }";
+    let key = uuid::Uuid::now_v7().to_string();
+    let vars = json!({"e": "ada@example.com", "p": PASSWORD, "k": key});
+    let first = api.ok(None, keyed, vars.clone()).await;
+    let head = api.head().await;
+    let retried = api.ok(None, keyed, vars).await;
+    assert_eq!(api.head().await, head, "the retry wrote nothing");
+    for token in [&first, &retried] {
+        let token = token["logIn"]["token"].as_str().unwrap();
+        api.ok(Some(token), "{ me { id } }", json!({})).await;
+    }
+
     // Wrong password, unknown account: the same answer.
     let log_in =
         "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }";

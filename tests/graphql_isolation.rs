@@ -182,6 +182,22 @@ async fn every_field_refuses_another_tenants_ids(backend: Backend) {
     let before = state_of(&p, &bob.token, &tenant_b).await;
     let head = p.api.head().await;
 
+    // Every mutation takes an optional idempotency key.
+    for (keyword, field) in &roots {
+        if *keyword == "mutation" {
+            let key = field["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["name"] == "idempotencyKey");
+            assert!(
+                key.is_some_and(|k| k["type"]["kind"] != "NON_NULL" && k["type"]["name"] == "ID"),
+                "{} has no optional idempotencyKey: ID",
+                field["name"]
+            );
+        }
+    }
+
     let mut unclassified = BTreeSet::new();
     let mut attacked = 0;
     for (keyword, field) in &roots {

@@ -218,7 +218,12 @@ impl AccessMutation {
 
     /// Joins a tenant with the token from an invite e-mail. The caller's verified e-mail
     /// address must be the one invited.
-    async fn accept_invite(&self, ctx: &Context<'_>, token: String) -> GqlResult<TenantPayload> {
+    async fn accept_invite(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+        idempotency_key: Option<ID>,
+    ) -> GqlResult<TenantPayload> {
         let (services, principal) = (services(ctx), principal(ctx));
         let (user_id, _) = principal.user()?;
         let (tenant, invite, secret) = parse_invite_token(&token)?;
@@ -230,7 +235,7 @@ impl AccessMutation {
         let (Some(email), Some(email_index)) = (user.email, user.email_index) else {
             return Err(GqlError::from(ApiError::NotFound("no such user".into())));
         };
-        let cmd_ctx = command_context(ctx, None, tenant).await?;
+        let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
         let command = AccessCommand::AcceptInvite {
             invite_id: invite,
             token: hash_token(&secret),

@@ -395,13 +395,25 @@ impl IdentityMutation {
     }
 
     /// Confirms the e-mail address with the token from the verification e-mail.
-    async fn verify_email(&self, ctx: &Context<'_>, token: String) -> GqlResult<Done> {
+    async fn verify_email(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+        idempotency_key: Option<ID>,
+    ) -> GqlResult<Done> {
         let (services, meta) = (services(ctx), meta(ctx));
         services
             .limiter
             .attempt("verify_email", &client_key(&meta))?;
         let (user, token) = parse_user_token(&token)?;
-        let ctx_cmd = user_context(services, user, Actor::Anonymous, None, &meta).await?;
+        let ctx_cmd = user_context(
+            services,
+            user,
+            Actor::Anonymous,
+            idempotency(idempotency_key.as_ref())?,
+            &meta,
+        )
+        .await?;
         let outcome = run_user(
             services,
             user,
@@ -426,6 +438,7 @@ impl IdentityMutation {
         &self,
         ctx: &Context<'_>,
         email: String,
+        idempotency_key: Option<ID>,
     ) -> GqlResult<Accepted> {
         let (services, meta) = (services(ctx), meta(ctx));
         services
@@ -444,8 +457,16 @@ impl IdentityMutation {
                 expires_at: now + Duration::hours(VERIFICATION_VALID_HOURS),
                 at: now,
             };
-            let ctx_cmd = user_context(services, user, Actor::Anonymous, None, &meta).await?;
+            let ctx_cmd = user_context(
+                services,
+                user,
+                Actor::Anonymous,
+                idempotency(idempotency_key.as_ref())?,
+                &meta,
+            )
+            .await?;
             match run_user(services, user, &command, &ctx_cmd).await {
+                Ok(outcome) if outcome.replayed => {} // the first request sent it
                 Ok(_) => {
                     services
                         .send_mail(Mail {
@@ -466,7 +487,12 @@ impl IdentityMutation {
     }
 
     /// Logs in; returns a session token. Failed attempts are recorded on the account.
-    async fn log_in(&self, ctx: &Context<'_>, input: LogInInput) -> GqlResult<LogInPayload> {
+    async fn log_in(
+        &self,
+        ctx: &Context<'_>,
+        input: LogInInput,
+        idempotency_key: Option<ID>,
+    ) -> GqlResult<LogInPayload> {
         let (services, meta) = (services(ctx), meta(ctx));
         services.limiter.attempt("log_in", &client_key(&meta))?;
         let wrong = || ApiError::Unauthenticated("wrong e-mail address or password".into());
@@ -486,7 +512,16 @@ impl IdentityMutation {
             .await?
             .state;
         let hash = user.password.clone().unwrap_or_else(decoy_hash);
-        let ctx_cmd = user_context(services, user_id, Actor::Anonymous, None, &meta).await?;
+        let ctx_cmd = user_context(
+            services,
+            user_id,
+            Actor::Anonymous,
+            idempotency(idempotency_key.as_ref())?,
+            &meta,
+        )
+        .await?;
+        // Failures are recorded under commands of their own: a retried key must never meet one.
+        let fail_ctx = user_context(services, user_id, Actor::Anonymous, None, &meta).await?;
         let now = Utc::now();
         let fail = |reason| UserCommand::RecordFailedLogin { reason, at: now };
         if !verify_off_thread(input.password, hash).await? {
@@ -494,7 +529,7 @@ impl IdentityMutation {
                 services,
                 user_id,
                 &fail(LoginFailure::WrongPassword),
-                &ctx_cmd,
+                &fail_ctx,
             )
             .await?;
             return Err(GqlError::from(wrong()));
@@ -504,7 +539,7 @@ impl IdentityMutation {
                 services,
                 user_id,
                 &fail(LoginFailure::EmailNotVerified),
-                &ctx_cmd,
+                &fail_ctx,
             )
             .await?;
             return Err(GqlError::from(UserError::EmailNotVerified));
@@ -529,7 +564,7 @@ impl IdentityMutation {
                         services,
                         user_id,
                         &fail(LoginFailure::WrongSecondFactor),
-                        &ctx_cmd,
+                        &fail_ctx,
                     )
                     .await?;
                     return Err(GqlError::from(ApiError::Unauthenticated(
@@ -538,7 +573,10 @@ impl IdentityMutation {
                 }
             }
         }
-        let session = SessionId::new_v7();
+        let session = match idempotency_key {
+            Some(_) => SessionId::from_uuid(Services::derived_id(&ctx_cmd, "session")),
+            None => SessionId::new_v7(),
+        };
         let ttl = Duration::from_std(services.config.session_ttl).unwrap_or(Duration::hours(12));
         // Whole seconds, as the token carries them.
         let expires_at = DateTime::from_timestamp((now + ttl).timestamp(), 0).unwrap_or(now + ttl);
@@ -554,7 +592,7 @@ impl IdentityMutation {
                     services,
                     user_id,
                     &fail(LoginFailure::WrongSecondFactor),
-                    &ctx_cmd,
+                    &fail_ctx,
                 )
                 .await?;
                 return Err(GqlError::from(ApiError::Unauthenticated(message)));
@@ -575,10 +613,21 @@ impl IdentityMutation {
     }
 
     /// Ends the current session: its token stops working at once.
-    async fn log_out(&self, ctx: &Context<'_>) -> GqlResult<LogOutPayload> {
+    async fn log_out(
+        &self,
+        ctx: &Context<'_>,
+        idempotency_key: Option<ID>,
+    ) -> GqlResult<LogOutPayload> {
         let (services, meta, principal) = (services(ctx), meta(ctx), principal(ctx));
         let (user, session) = principal.user()?;
-        let ctx_cmd = user_context(services, user, principal.actor(), None, &meta).await?;
+        let ctx_cmd = user_context(
+            services,
+            user,
+            principal.actor(),
+            idempotency(idempotency_key.as_ref())?,
+            &meta,
+        )
+        .await?;
         let outcome = run_user(
             services,
             user,
@@ -599,6 +648,7 @@ impl IdentityMutation {
         &self,
         ctx: &Context<'_>,
         email: String,
+        idempotency_key: Option<ID>,
     ) -> GqlResult<Accepted> {
         let (services, meta) = (services(ctx), meta(ctx));
         services
@@ -617,8 +667,18 @@ impl IdentityMutation {
                 expires_at: now + Duration::minutes(RESET_VALID_MINUTES),
                 at: now,
             };
-            let ctx_cmd = user_context(services, user, Actor::Anonymous, None, &meta).await?;
-            run_user(services, user, &command, &ctx_cmd).await?;
+            let ctx_cmd = user_context(
+                services,
+                user,
+                Actor::Anonymous,
+                idempotency(idempotency_key.as_ref())?,
+                &meta,
+            )
+            .await?;
+            let outcome = run_user(services, user, &command, &ctx_cmd).await?;
+            if outcome.replayed {
+                return Ok(Accepted { accepted: true });
+            }
             services
                 .send_mail(Mail {
                     to: email.as_str().to_owned(),
@@ -639,6 +699,7 @@ impl IdentityMutation {
         ctx: &Context<'_>,
         token: String,
         new_password: String,
+        idempotency_key: Option<ID>,
     ) -> GqlResult<Done> {
         let (services, meta) = (services(ctx), meta(ctx));
         services
@@ -647,7 +708,14 @@ impl IdentityMutation {
         let password = NewPassword::parse(&new_password)?;
         let (user, token) = parse_user_token(&token)?;
         let password = hash_off_thread(password.expose().to_owned()).await?;
-        let ctx_cmd = user_context(services, user, Actor::Anonymous, None, &meta).await?;
+        let ctx_cmd = user_context(
+            services,
+            user,
+            Actor::Anonymous,
+            idempotency(idempotency_key.as_ref())?,
+            &meta,
+        )
+        .await?;
         let command = UserCommand::ResetPassword {
             token,
             password,
@@ -670,6 +738,7 @@ impl IdentityMutation {
         ctx: &Context<'_>,
         current_password: String,
         new_password: String,
+        idempotency_key: Option<ID>,
     ) -> GqlResult<UserPayload> {
         let (services, meta, principal) = (services(ctx), meta(ctx), principal(ctx));
         let (user_id, session) = principal.user()?;
@@ -689,7 +758,14 @@ impl IdentityMutation {
             );
         }
         let password = hash_off_thread(password.expose().to_owned()).await?;
-        let ctx_cmd = user_context(services, user_id, principal.actor(), None, &meta).await?;
+        let ctx_cmd = user_context(
+            services,
+            user_id,
+            principal.actor(),
+            idempotency(idempotency_key.as_ref())?,
+            &meta,
+        )
+        .await?;
         let command = UserCommand::ChangePassword {
             password,
             keep_session: session,
@@ -703,19 +779,41 @@ impl IdentityMutation {
     }
 
     /// Starts TOTP enrollment: add the secret to an authenticator app, then `confirmTotp`.
-    async fn enroll_totp(&self, ctx: &Context<'_>) -> GqlResult<TotpEnrollment> {
+    async fn enroll_totp(
+        &self,
+        ctx: &Context<'_>,
+        idempotency_key: Option<ID>,
+    ) -> GqlResult<TotpEnrollment> {
         let (services, meta, principal) = (services(ctx), meta(ctx), principal(ctx));
         let (user_id, _) = principal.user()?;
         let subject = SubjectId::from_uuid(user_id.as_uuid());
         let totp = Totp::generate();
         let sealed = services.vault.seal(subject, &totp.to_sealable()).await?;
-        let ctx_cmd = user_context(services, user_id, principal.actor(), None, &meta).await?;
+        let ctx_cmd = user_context(
+            services,
+            user_id,
+            principal.actor(),
+            idempotency(idempotency_key.as_ref())?,
+            &meta,
+        )
+        .await?;
         let command = UserCommand::StartTotpEnrollment {
             secret: sealed,
             at: Utc::now(),
         };
         let outcome = run_user(services, user_id, &command, &ctx_cmd).await?;
         let user = user_node(services, user_id).await?;
+        // The pending secret as stored: a retried request shows the first one.
+        let totp = match &user.state.totp_pending {
+            Some(pending) => services
+                .vault
+                .open(subject, pending)
+                .await?
+                .as_deref()
+                .and_then(Totp::from_sealable)
+                .unwrap_or(totp),
+            None => totp,
+        };
         let account = match &user.state.email {
             Some(sealed) => services
                 .vault
@@ -732,7 +830,12 @@ impl IdentityMutation {
     }
 
     /// Turns TOTP on with a code from the app; returns one-time recovery codes.
-    async fn confirm_totp(&self, ctx: &Context<'_>, code: String) -> GqlResult<RecoveryCodes> {
+    async fn confirm_totp(
+        &self,
+        ctx: &Context<'_>,
+        code: String,
+        idempotency_key: Option<ID>,
+    ) -> GqlResult<RecoveryCodes> {
         let (services, meta, principal) = (services(ctx), meta(ctx), principal(ctx));
         let (user_id, _) = principal.user()?;
         services.limiter.attempt("totp", &user_id.to_string())?;
@@ -766,7 +869,14 @@ impl IdentityMutation {
             recovery_codes: codes.iter().map(|c| hash_token(c)).collect(),
             at: Utc::now(),
         };
-        let ctx_cmd = user_context(services, user_id, principal.actor(), None, &meta).await?;
+        let ctx_cmd = user_context(
+            services,
+            user_id,
+            principal.actor(),
+            idempotency(idempotency_key.as_ref())?,
+            &meta,
+        )
+        .await?;
         let outcome = run_user(services, user_id, &command, &ctx_cmd).await?;
         Ok(RecoveryCodes {
             recovery_codes: codes,
