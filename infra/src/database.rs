@@ -108,14 +108,18 @@ impl Database {
                     source,
                 })?;
             }
+            // A SQLite connection is a local file handle: it cannot go stale, so the pool's
+            // ping before each acquire (a round trip to the connection's thread) is waste.
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
+                .test_before_acquire(false)
                 .acquire_timeout(options.acquire_timeout)
                 .connect_with(connect.clone())
                 .await
                 .map_err(DatabaseError::Connect)?;
             let reader = SqlitePoolOptions::new()
                 .max_connections(options.max_connections.clamp(1, 8))
+                .test_before_acquire(false)
                 .acquire_timeout(options.acquire_timeout)
                 .connect_with(connect.read_only(true))
                 .await
