@@ -312,6 +312,49 @@ async fn user_context(
         .await
 }
 
+/// Mails a fresh one-time token to the account that owns `email`, if there is one; the
+/// answer is the same either way. A retried request (same key) sends nothing again.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call per mailed-token mutation"
+)]
+async fn mail_token(
+    services: &Services,
+    meta: &RequestMeta,
+    action: &'static str,
+    email: &str,
+    key: Option<Uuid>,
+    page: &str,
+    command: impl FnOnce(SecretHash, DateTime<Utc>) -> UserCommand,
+    mail: impl FnOnce(&str, String) -> (String, String),
+) -> Result<Accepted, ApiError> {
+    services.limiter.attempt(action, &client_key(meta))?;
+    let email = parse_email(email)?;
+    services
+        .limiter
+        .attempt(action, &format!("account {}", services.email_index(&email)))?;
+    if let Some(user) = user_by_email(services, &email).await? {
+        let (token, hash) = user_token(user);
+        let ctx_cmd = user_context(services, user, Actor::Anonymous, key, meta).await?;
+        match run_user(services, user, &command(hash, Utc::now()), &ctx_cmd).await {
+            Ok(outcome) if !outcome.replayed => {
+                let (subject, body) = mail(&token, services.link(page, &token));
+                services
+                    .send_mail(Mail {
+                        to: email.as_str().to_owned(),
+                        subject,
+                        body,
+                    })
+                    .await;
+            }
+            Ok(_) => {}                      // the first request sent it
+            Err(ApiError::Conflict(_)) => {} // nothing to send (already verified)
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Accepted { accepted: true })
+}
+
 #[derive(Default)]
 pub struct IdentityMutation;
 
@@ -440,50 +483,29 @@ impl IdentityMutation {
         email: String,
         idempotency_key: Option<ID>,
     ) -> GqlResult<Accepted> {
-        let (services, meta) = (services(ctx), meta(ctx));
-        services
-            .limiter
-            .attempt("resend_verification", &client_key(&meta))?;
-        let email = parse_email(&email)?;
-        services.limiter.attempt(
-            "resend_verification_account",
-            &services.email_index(&email).to_string(),
-        )?;
-        if let Some(user) = user_by_email(services, &email).await? {
-            let (token, hash) = user_token(user);
-            let now = Utc::now();
-            let command = UserCommand::IssueVerification {
-                verification: hash,
-                expires_at: now + Duration::hours(VERIFICATION_VALID_HOURS),
-                at: now,
-            };
-            let ctx_cmd = user_context(
-                services,
-                user,
-                Actor::Anonymous,
-                idempotency(idempotency_key.as_ref())?,
-                &meta,
+        let key = idempotency(idempotency_key.as_ref())?;
+        let command = |verification, now: DateTime<Utc>| UserCommand::IssueVerification {
+            verification,
+            expires_at: now + Duration::hours(VERIFICATION_VALID_HOURS),
+            at: now,
+        };
+        let mail = |token: &str, link: String| {
+            (
+                "Verify your e-mail address".to_owned(),
+                format!("Verify your address: {link}\n\nToken: {token}\n"),
             )
-            .await?;
-            match run_user(services, user, &command, &ctx_cmd).await {
-                Ok(outcome) if outcome.replayed => {} // the first request sent it
-                Ok(_) => {
-                    services
-                        .send_mail(Mail {
-                            to: email.as_str().to_owned(),
-                            subject: "Verify your e-mail address".into(),
-                            body: format!(
-                                "Verify your address: {}\n\nToken: {token}\n",
-                                services.link("verify-email", &token)
-                            ),
-                        })
-                        .await;
-                }
-                Err(ApiError::Conflict(_)) => {} // already verified: nothing to send
-                Err(e) => return Err(GqlError::from(e)),
-            }
-        }
-        Ok(Accepted { accepted: true })
+        };
+        Ok(mail_token(
+            services(ctx),
+            &meta(ctx),
+            "resend_verification",
+            &email,
+            key,
+            "verify-email",
+            command,
+            mail,
+        )
+        .await?)
     }
 
     /// Logs in; returns a session token. Failed attempts are recorded on the account.
@@ -650,47 +672,31 @@ impl IdentityMutation {
         email: String,
         idempotency_key: Option<ID>,
     ) -> GqlResult<Accepted> {
-        let (services, meta) = (services(ctx), meta(ctx));
-        services
-            .limiter
-            .attempt("password_reset", &client_key(&meta))?;
-        let email = parse_email(&email)?;
-        services.limiter.attempt(
-            "password_reset_account",
-            &services.email_index(&email).to_string(),
-        )?;
-        if let Some(user) = user_by_email(services, &email).await? {
-            let (token, hash) = user_token(user);
-            let now = Utc::now();
-            let command = UserCommand::RequestPasswordReset {
-                token: hash,
-                expires_at: now + Duration::minutes(RESET_VALID_MINUTES),
-                at: now,
-            };
-            let ctx_cmd = user_context(
-                services,
-                user,
-                Actor::Anonymous,
-                idempotency(idempotency_key.as_ref())?,
-                &meta,
+        let key = idempotency(idempotency_key.as_ref())?;
+        let command = |token, now: DateTime<Utc>| UserCommand::RequestPasswordReset {
+            token,
+            expires_at: now + Duration::minutes(RESET_VALID_MINUTES),
+            at: now,
+        };
+        let mail = |token: &str, link: String| {
+            (
+                "Reset your password".to_owned(),
+                format!(
+                    "Someone asked to reset your Tenantry password. If it was you: {link}\n\nToken: {token}\n\nThe token is valid for {RESET_VALID_MINUTES} minutes. If it was not you, ignore this message.\n"
+                ),
             )
-            .await?;
-            let outcome = run_user(services, user, &command, &ctx_cmd).await?;
-            if outcome.replayed {
-                return Ok(Accepted { accepted: true });
-            }
-            services
-                .send_mail(Mail {
-                    to: email.as_str().to_owned(),
-                    subject: "Reset your password".into(),
-                    body: format!(
-                        "Someone asked to reset your Tenantry password. If it was you: {}\n\nToken: {token}\n\nThe token is valid for {RESET_VALID_MINUTES} minutes. If it was not you, ignore this message.\n",
-                        services.link("reset-password", &token)
-                    ),
-                })
-                .await;
-        }
-        Ok(Accepted { accepted: true })
+        };
+        Ok(mail_token(
+            services(ctx),
+            &meta(ctx),
+            "password_reset",
+            &email,
+            key,
+            "reset-password",
+            command,
+            mail,
+        )
+        .await?)
     }
 
     /// Sets a new password with the token from the reset e-mail; every session ends.

@@ -2,13 +2,13 @@
 //! suspend/reactivate; invites, roles, removal, API keys) and live subscriptions.
 
 use super::connection::page;
-use super::loaders::{ApiKeysLoader, InvitesLoader, MembersLoader};
+use super::loaders::{ApiKeysLoader, InvitesLoader, LoadError, MembersLoader};
 use super::{consistent, idempotency, meta, principal, services, uuid_arg};
 use crate::auth::{Principal, grant};
 use crate::error::{ApiError, GqlError, GqlResult};
 use crate::services::Services;
 use async_graphql::connection::Connection;
-use async_graphql::dataloader::DataLoader;
+use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Duration, Utc};
 use commands::{CommandContext, CommandOutcome};
@@ -158,22 +158,12 @@ impl TenantNode {
         first: Option<i32>,
         after: Option<String>,
     ) -> GqlResult<Connection<String, MemberNode>> {
-        let rows = ctx
-            .data_unchecked::<DataLoader<MembersLoader>>()
-            .load_one(self.scope)
-            .await
-            .map_err(ApiError::internal)?
-            .unwrap_or_default();
-        let items = rows
-            .into_iter()
-            .map(|m| {
-                (
-                    format!("{:020}|{}", m.joined_at.timestamp_micros(), m.user_id),
-                    MemberNode(m),
-                )
+        Ok(
+            nested::<MembersLoader, _, _>(ctx, self.scope, first, after, |m| {
+                (sort_key(m.joined_at, m.user_id), MemberNode(m))
             })
-            .collect();
-        Ok(page(items, first, after)?)
+            .await?,
+        )
     }
 
     /// Pending invites (admins and owners).
@@ -185,22 +175,12 @@ impl TenantNode {
         after: Option<String>,
     ) -> GqlResult<Connection<String, InviteNode>> {
         self.require_admin()?;
-        let rows = ctx
-            .data_unchecked::<DataLoader<InvitesLoader>>()
-            .load_one(self.scope)
-            .await
-            .map_err(ApiError::internal)?
-            .unwrap_or_default();
-        let items = rows
-            .into_iter()
-            .map(|i| {
-                (
-                    format!("{:020}|{}", i.created_at.timestamp_micros(), i.invite_id),
-                    InviteNode(i),
-                )
+        Ok(
+            nested::<InvitesLoader, _, _>(ctx, self.scope, first, after, |i| {
+                (sort_key(i.created_at, i.invite_id), InviteNode(i))
             })
-            .collect();
-        Ok(page(items, first, after)?)
+            .await?,
+        )
     }
 
     /// API keys, revoked ones included (admins and owners).
@@ -212,23 +192,40 @@ impl TenantNode {
         after: Option<String>,
     ) -> GqlResult<Connection<String, ApiKeyNode>> {
         self.require_admin()?;
-        let rows = ctx
-            .data_unchecked::<DataLoader<ApiKeysLoader>>()
-            .load_one(self.scope)
-            .await
-            .map_err(ApiError::internal)?
-            .unwrap_or_default();
-        let items = rows
-            .into_iter()
-            .map(|k| {
-                (
-                    format!("{:020}|{}", k.created_at.timestamp_micros(), k.key_id),
-                    ApiKeyNode(k),
-                )
+        Ok(
+            nested::<ApiKeysLoader, _, _>(ctx, self.scope, first, after, |k| {
+                (sort_key(k.created_at, k.key_id), ApiKeyNode(k))
             })
-            .collect();
-        Ok(page(items, first, after)?)
+            .await?,
+        )
     }
+}
+
+/// A list item's stable sort key: when it appeared, then its id (for ties).
+fn sort_key(at: DateTime<Utc>, id: Uuid) -> String {
+    format!("{:020}|{id}", at.timestamp_micros())
+}
+
+/// One page of a tenant's nested list, through the request's DataLoader for that list.
+async fn nested<L, V, N>(
+    ctx: &Context<'_>,
+    scope: TenantScope,
+    first: Option<i32>,
+    after: Option<String>,
+    item: impl Fn(V) -> (String, N),
+) -> Result<Connection<String, N>, ApiError>
+where
+    L: Loader<TenantScope, Value = Vec<V>, Error = LoadError>,
+    V: Clone + Send + Sync + 'static,
+    N: async_graphql::OutputType,
+{
+    let rows = ctx
+        .data_unchecked::<DataLoader<L>>()
+        .load_one(scope)
+        .await
+        .map_err(ApiError::internal)?
+        .unwrap_or_default();
+    page(rows.into_iter().map(item).collect(), first, after)
 }
 
 pub struct MemberNode(pub(crate) MemberView);
