@@ -506,6 +506,24 @@ async fn run_tenant(
     Ok(result?)
 }
 
+/// A tenant command by a member with `permission`; returns the tenant as written.
+async fn tenant_command(
+    ctx: &Context<'_>,
+    tenant_id: &ID,
+    key: Option<&ID>,
+    permission: Permission,
+    command: TenantCommand,
+) -> Result<TenantPayload, ApiError> {
+    let (services, principal) = (services(ctx), principal(ctx));
+    let tenant = tenant_arg(tenant_id)?;
+    let cmd_ctx = command_context(ctx, key, tenant).await?;
+    let outcome = run_tenant(services, &principal, tenant, permission, &cmd_ctx, command).await?;
+    Ok(TenantPayload {
+        tenant: tenant_after(services, &principal, tenant, &outcome).await?,
+        position: outcome.position.0.to_string(),
+    })
+}
+
 #[derive(Default)]
 pub struct TenancyMutation;
 
@@ -579,27 +597,19 @@ impl TenancyMutation {
         name: String,
         idempotency_key: Option<ID>,
     ) -> GqlResult<TenantPayload> {
-        let (services, principal) = (services(ctx), principal(ctx));
-        let tenant = tenant_arg(&tenant_id)?;
         let name = TenantName::parse(&name)?;
-        let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
         let command = TenantCommand::Rename {
             name,
             at: Utc::now(),
         };
-        let outcome = run_tenant(
-            services,
-            &principal,
-            tenant,
+        Ok(tenant_command(
+            ctx,
+            &tenant_id,
+            idempotency_key.as_ref(),
             Permission::ManageTenant,
-            &cmd_ctx,
             command,
         )
-        .await?;
-        Ok(TenantPayload {
-            tenant: tenant_after(services, &principal, tenant, &outcome).await?,
-            position: outcome.position.0.to_string(),
-        })
+        .await?)
     }
 
     /// Replaces the tenant's settings (admins and owners).
@@ -610,27 +620,19 @@ impl TenancyMutation {
         settings: Vec<SettingInput>,
         idempotency_key: Option<ID>,
     ) -> GqlResult<TenantPayload> {
-        let (services, principal) = (services(ctx), principal(ctx));
-        let tenant = tenant_arg(&tenant_id)?;
         let settings = settings_arg(Some(settings))?;
-        let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
         let command = TenantCommand::ChangeSettings {
             settings,
             at: Utc::now(),
         };
-        let outcome = run_tenant(
-            services,
-            &principal,
-            tenant,
+        Ok(tenant_command(
+            ctx,
+            &tenant_id,
+            idempotency_key.as_ref(),
             Permission::ManageTenant,
-            &cmd_ctx,
             command,
         )
-        .await?;
-        Ok(TenantPayload {
-            tenant: tenant_after(services, &principal, tenant, &outcome).await?,
-            position: outcome.position.0.to_string(),
-        })
+        .await?)
     }
 
     /// Closes the tenant (owners); its data is deleted after the retention period.
@@ -640,26 +642,18 @@ impl TenancyMutation {
         tenant_id: ID,
         idempotency_key: Option<ID>,
     ) -> GqlResult<TenantPayload> {
-        let (services, principal) = (services(ctx), principal(ctx));
-        let tenant = tenant_arg(&tenant_id)?;
-        let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
         let command = TenantCommand::Close {
             at: Utc::now(),
-            retention: Duration::days(services.config.close_retention_days),
+            retention: Duration::days(services(ctx).config.close_retention_days),
         };
-        let outcome = run_tenant(
-            services,
-            &principal,
-            tenant,
+        Ok(tenant_command(
+            ctx,
+            &tenant_id,
+            idempotency_key.as_ref(),
             Permission::Close,
-            &cmd_ctx,
             command,
         )
-        .await?;
-        Ok(TenantPayload {
-            tenant: tenant_after(services, &principal, tenant, &outcome).await?,
-            position: outcome.position.0.to_string(),
-        })
+        .await?)
     }
 
     /// Platform operators only.
