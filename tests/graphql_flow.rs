@@ -243,6 +243,26 @@ async fn passwords_resets_and_totp(backend: Backend) {
         let token = token["logIn"]["token"].as_str().unwrap();
         api.ok(Some(token), "{ me { id } }", json!({})).await;
     }
+    // Once that session ends, the key cannot bring it back.
+    let first = first["logIn"]["token"].as_str().unwrap();
+    api.ok(Some(first), "mutation { logOut { position } }", json!({}))
+        .await;
+    let vars = json!({"e": "ada@example.com", "p": PASSWORD, "k": key});
+    assert_eq!(api.fails(None, keyed, vars).await, "CONFLICT");
+    // Keys are scoped by mutation: the same key on another mutation is another request.
+    let reset = "mutation($e: String!, $k: ID) { requestPasswordReset(email: $e, idempotencyKey: $k) { accepted } }";
+    let other_key = uuid::Uuid::now_v7().to_string();
+    api.ok(None, reset, json!({"e": "ada@example.com", "k": other_key}))
+        .await;
+    p.smtp.token("ada@example.com", "Reset").await;
+    let vars = json!({"e": "ada@example.com", "p": PASSWORD, "k": other_key});
+    let fresh = api.ok(None, keyed, vars).await;
+    api.ok(
+        Some(fresh["logIn"]["token"].as_str().unwrap()),
+        "{ me { id } }",
+        json!({}),
+    )
+    .await;
 
     // Wrong password, unknown account: the same answer.
     let log_in =

@@ -138,6 +138,42 @@ async fn the_protocol_closes_with_the_right_codes(backend: Backend) {
         "a subscribe after logging out"
     );
 
+    // A running subscription stops at the next event once its session has ended.
+    let third = p
+        .log_in("ada@example.com", support::graphql::PASSWORD)
+        .await;
+    let mut ws = acked(&p, &third).await;
+    send(&mut ws, subscribe("live", TENANT_UPDATED, &tenant)).await;
+    let rename =
+        "mutation($t: ID!, $n: String!) { renameTenant(tenantId: $t, name: $n) { position } }";
+    p.api
+        .ok(
+            Some(&ada.token),
+            rename,
+            json!({"t": tenant, "n": "Renamed once"}),
+        )
+        .await;
+    assert_eq!(
+        next(&mut ws).await.unwrap()["type"],
+        "next",
+        "live while the session is"
+    );
+    p.api
+        .ok(Some(&third), "mutation { logOut { position } }", json!({}))
+        .await;
+    p.api
+        .ok(
+            Some(&ada.token),
+            rename,
+            json!({"t": tenant, "n": "Renamed twice"}),
+        )
+        .await;
+    assert_eq!(
+        closed_with(&mut ws).await,
+        4403,
+        "an event after logging out"
+    );
+
     let mut ws = acked(&p, &ada.token).await;
     ws.send(Message::Text("{not json".into())).await.unwrap();
     assert_eq!(closed_with(&mut ws).await, 4400, "an invalid message");

@@ -182,6 +182,7 @@ pub async fn graphql(
     let meta = RequestMeta {
         ip: Some(peer.ip()),
         request_id,
+        operation: String::new(),
     };
     let mut responses = Vec::with_capacity(requests.len());
     for request in requests {

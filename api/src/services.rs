@@ -88,6 +88,9 @@ pub struct Services {
 pub struct RequestMeta {
     pub ip: Option<IpAddr>,
     pub request_id: String,
+    /// The mutation field being resolved: idempotency keys are scoped by it, so one key
+    /// reused for another mutation is another command, never a replay of the first.
+    pub operation: String,
 }
 
 impl Services {
@@ -110,6 +113,7 @@ impl Services {
         if let Some(key) = idempotency_key {
             let mut seed = caller.as_bytes().to_vec();
             seed.extend_from_slice(key.as_bytes());
+            seed.extend_from_slice(meta.operation.as_bytes());
             ctx = ctx.with_command_id(CommandId::from_uuid(Uuid::new_v5(&IDEMPOTENCY, &seed)));
         }
         match subject {
@@ -169,7 +173,16 @@ impl Services {
                 {
                     let wake =
                         deadline.min(tokio::time::Instant::now() + Duration::from_millis(20));
-                    let _ = tokio::time::timeout_at(wake, commits.recv()).await;
+                    // Wait for a commit that reached the position (any lag: check again).
+                    let _ = tokio::time::timeout_at(wake, async {
+                        loop {
+                            match commits.recv().await {
+                                Ok(update) if update.position < position => {}
+                                _ => break,
+                            }
+                        }
+                    })
+                    .await;
                 }
                 Err(_) => {
                     // Past the bound: the full check, for its clear error.

@@ -45,6 +45,7 @@ pub async fn upgrade(
     let meta = RequestMeta {
         ip: Some(peer.ip()),
         request_id,
+        operation: String::new(),
     };
     ws.on_upgrade(move |mut socket| async move {
         if agreed {
@@ -53,6 +54,14 @@ pub async fn upgrade(
             close(&mut socket, 4406, "Subprotocol not acceptable").await;
         }
     })
+}
+
+/// The close code for a token that stopped working (4403), or for a failure to check it (1011).
+fn refusal(error: &crate::error::ApiError) -> (u16, String) {
+    match error {
+        crate::error::ApiError::Unauthenticated(_) => (4403, "Forbidden".into()),
+        _ => (1011, "Internal error".into()),
+    }
 }
 
 async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
@@ -69,7 +78,9 @@ const MAX_SUBSCRIPTIONS: usize = 20;
 
 /// What subscription tasks send back to the connection.
 enum Outgoing {
-    Message(Value),
+    /// A message of the subscription with this id and generation (dropped if that
+    /// subscription is no longer the live one under its id).
+    Message(String, u64, Value),
     /// The subscription with this id and generation is over.
     Finished(String, u64),
     /// The caller's session or key stopped working: close the connection.
@@ -113,8 +124,9 @@ impl Connection {
                 }
                 out = rx.recv() => {
                     match out {
-                        Some(Outgoing::Message(message)) => {
-                            if socket.send(Message::Text(message.to_string().into())).await.is_err() {
+                                                Some(Outgoing::Message(id, generation, message)) => {
+                            let live = self.subscriptions.get(&id).is_some_and(|(g, _)| *g == generation);
+                            if live && socket.send(Message::Text(message.to_string().into())).await.is_err() {
                                 break;
                             }
                         }
@@ -191,7 +203,7 @@ impl Connection {
                         self.token = token;
                         Ok(Some(json!({"type": "connection_ack"})))
                     }
-                    Err(_) => Err((4403, "Forbidden".into())),
+                    Err(error) => Err(refusal(&error)),
                 }
             }
             "ping" => Ok(Some(json!({"type": "pong"}))),
@@ -202,7 +214,7 @@ impl Connection {
                 }
                 let principal = authenticate(&self.state.services, self.token.as_deref())
                     .await
-                    .map_err(|_| (4403, "Forbidden".to_owned()))?;
+                    .map_err(|error| refusal(&error))?;
                 let id = message
                     .get("id")
                     .and_then(Value::as_str)
@@ -213,7 +225,9 @@ impl Connection {
                     .get(&id)
                     .is_some_and(|(_, task)| !task.is_finished())
                 {
-                    return Err((4409, format!("Subscriber for {id} already exists")));
+                    // A close reason must fit a control frame (123 bytes): bound the echoed id.
+                    let shown: String = id.chars().take(64).collect();
+                    return Err((4409, format!("Subscriber for {shown} already exists")));
                 }
                 self.subscriptions
                     .retain(|_, (_, task)| !task.is_finished());
@@ -261,6 +275,8 @@ impl Connection {
             if let Some(error) = crate::http::precheck(&request, &services.config) {
                 let _ = tx
                     .send(Outgoing::Message(
+                        id.clone(),
+                        generation,
                         json!({"type": "error", "id": id, "payload": [error]}),
                     ))
                     .await;
@@ -272,8 +288,14 @@ impl Connection {
                 .data(meta);
             let mut stream = schema.execute_stream(request);
             while let Some(response) = stream.next().await {
-                if authenticate(&services, token.as_deref()).await.is_err() {
-                    let _ = tx.send(Outgoing::Close(4403, "Forbidden")).await;
+                if let Err(error) = authenticate(&services, token.as_deref()).await {
+                    let (code, _) = refusal(&error);
+                    let reason = if code == 4403 {
+                        "Forbidden"
+                    } else {
+                        "Internal error"
+                    };
+                    let _ = tx.send(Outgoing::Close(code, reason)).await;
                     return;
                 }
                 let response = crate::http::with_codes(response);
@@ -282,6 +304,8 @@ impl Connection {
                 if response.data == async_graphql::Value::Null && !response.errors.is_empty() {
                     let _ = tx
                         .send(Outgoing::Message(
+                            id.clone(),
+                            generation,
                             json!({"type": "error", "id": id, "payload": response.errors}),
                         ))
                         .await;
@@ -289,12 +313,20 @@ impl Connection {
                     return;
                 }
                 let message = json!({"type": "next", "id": id, "payload": response});
-                if tx.send(Outgoing::Message(message)).await.is_err() {
+                if tx
+                    .send(Outgoing::Message(id.clone(), generation, message))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
             let _ = tx
-                .send(Outgoing::Message(json!({"type": "complete", "id": id})))
+                .send(Outgoing::Message(
+                    id.clone(),
+                    generation,
+                    json!({"type": "complete", "id": id}),
+                ))
                 .await;
             let _ = tx.send(Outgoing::Finished(id, generation)).await;
         })

@@ -40,22 +40,29 @@ async fn run_access(
     // Growing a tenant's access (invites, roles, keys) needs an active tenant; removing
     // members, invites and keys works whatever its state. Decided on the tenant's state in
     // the same atomic append.
-    let grows = matches!(
+    let may_grow = matches!(
         command,
         AccessCommand::Invite { .. }
             | AccessCommand::AcceptInvite { .. }
             | AccessCommand::ChangeRole { .. }
             | AccessCommand::CreateApiKey { .. }
     );
+    // A role change grows access only when it raises the role.
+    let grows = |access: &TenantAccess| match &command {
+        AccessCommand::ChangeRole { user, role, .. } => {
+            access.members.get(user).is_some_and(|m| *role > m.role)
+        }
+        _ => may_grow,
+    };
     let result = services
         .executor
         .execute_with::<TenantAccess, Tenant, ApiError>(
             tenant.as_uuid(),
-            grows.then_some(tenant.as_uuid()),
+            may_grow.then_some(tenant.as_uuid()),
             ctx,
             |access, state| {
                 let events = access.decide(&command)?;
-                if grows {
+                if grows(access) {
                     match state.status {
                         Some(TenantStatus::Active) => {}
                         Some(TenantStatus::Suspended) => {
@@ -320,6 +327,8 @@ impl AccessMutation {
     ) -> GqlResult<ApiKeyPayload> {
         let (services, principal) = (services(ctx), principal(ctx));
         let tenant = tenant_arg(&tenant_id)?;
+        let readable =
+            TenantScope::from(&grant(services, &principal, tenant, Permission::ManageKeys).await?);
         let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
         let key = ApiKeyId::from_uuid(match idempotency_key {
             Some(_) => Services::derived_id(&cmd_ctx, "api-key"),
@@ -335,7 +344,7 @@ impl AccessMutation {
             at: Utc::now(),
         };
         let outcome = run_access(services, &principal, tenant, &cmd_ctx, command).await?;
-        let api_key = api_key_after(services, &principal, tenant, key, &outcome).await?;
+        let api_key = api_key_after(services, readable, key, &outcome).await?;
         Ok(ApiKeyPayload {
             api_key,
             // A replayed request cannot show the secret again: it was never stored.
@@ -356,6 +365,8 @@ impl AccessMutation {
         let (services, principal) = (services(ctx), principal(ctx));
         let tenant = tenant_arg(&tenant_id)?;
         let key = ApiKeyId::from_uuid(uuid_arg("apiKeyId", &api_key_id)?);
+        let scope =
+            TenantScope::from(&grant(services, &principal, tenant, Permission::ManageKeys).await?);
         let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
         let command = AccessCommand::RevokeApiKey {
             by: principal.accessor()?,
@@ -364,26 +375,22 @@ impl AccessMutation {
         };
         let outcome = run_access(services, &principal, tenant, &cmd_ctx, command).await?;
         Ok(ApiKeyPayload {
-            api_key: api_key_after(services, &principal, tenant, key, &outcome).await?,
+            api_key: api_key_after(services, scope, key, &outcome).await?,
             secret: None,
             position: outcome.position.0.to_string(),
         })
     }
 }
 
+/// The key as written, read with the permission checked before the write (a key that revoked
+/// itself can no longer pass a check, but may see the result of its own request).
 async fn api_key_after(
     services: &Services,
-    principal: &Principal,
-    tenant: TenantId,
+    scope: TenantScope,
     key: ApiKeyId,
     outcome: &CommandOutcome,
 ) -> Result<ApiKeyNode, ApiError> {
     services.caught_up(outcome.position).await?;
-    // A key that revoked itself can no longer read: show the row through the write's proof.
-    let scope = match grant(services, principal, tenant, Permission::Read).await {
-        Ok(grant) => TenantScope::from(&grant),
-        Err(e) => return Err(e),
-    };
     services.metrics.read_queries(1);
     TenantAccessDirectory::api_keys(&services.read_db, &[scope])
         .await?

@@ -65,7 +65,9 @@ impl UserNode {
     }
 
     /// The tenants this user is a member of, ordered by id.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    #[graphql(
+        complexity = "(first.unwrap_or(20).clamp(0, 100) as usize).saturating_mul(child_complexity).saturating_add(1)"
+    )]
     async fn tenants(
         &self,
         ctx: &Context<'_>,
@@ -221,7 +223,11 @@ fn parse_email(email: &str) -> Result<Email, ApiError> {
 /// Whom a per-IP limit counts: the address, or for IPv6 its /64 (one host usually holds a
 /// whole /64, so single addresses would be free to rotate).
 fn client_key(meta: &RequestMeta) -> String {
-    match meta.ip {
+    let ip = meta.ip.map(|ip| match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
+    });
+    match ip {
         Some(std::net::IpAddr::V6(ip)) => {
             let s = ip.segments();
             format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
@@ -621,6 +627,24 @@ impl IdentityMutation {
             }
             other => other?,
         };
+        let mut expires_at = expires_at;
+        if outcome.replayed {
+            // A retried log-in: the session the first request started, if it still lives.
+            let state = services
+                .executor
+                .load::<User>(user_id.as_uuid())
+                .await?
+                .state;
+            match state.sessions.get(&session) {
+                Some(stored) if state.session_is_live(session, Utc::now()) => expires_at = *stored,
+                _ => {
+                    return Err(GqlError::from(ApiError::Conflict(
+                        "the session this idempotency key started has ended; log in without it"
+                            .into(),
+                    )));
+                }
+            }
+        }
         let token = services.signer.sign(&SessionClaims {
             user: user_id,
             session,
@@ -757,13 +781,6 @@ impl IdentityMutation {
             .load::<User>(user_id.as_uuid())
             .await?
             .state;
-        let current = user.password.clone().unwrap_or_else(decoy_hash);
-        if !verify_off_thread(current_password, current).await? {
-            return Err(
-                ApiError::bad_input("currentPassword", "the current password is wrong").into(),
-            );
-        }
-        let password = hash_off_thread(password.expose().to_owned()).await?;
         let ctx_cmd = user_context(
             services,
             user_id,
@@ -772,6 +789,27 @@ impl IdentityMutation {
             &meta,
         )
         .await?;
+        // A retry of a change that went through: the current password is the new one now.
+        if idempotency_key.is_some()
+            && let Some(first) = services
+                .executor
+                .store()
+                .find_command(ctx_cmd.command_id)
+                .await
+                .map_err(ApiError::internal)?
+        {
+            return Ok(UserPayload {
+                user: user_node(services, user_id).await?,
+                position: first.last_position.0.to_string(),
+            });
+        }
+        let current = user.password.clone().unwrap_or_else(decoy_hash);
+        if !verify_off_thread(current_password, current).await? {
+            return Err(
+                ApiError::bad_input("currentPassword", "the current password is wrong").into(),
+            );
+        }
+        let password = hash_off_thread(password.expose().to_owned()).await?;
         let command = UserCommand::ChangePassword {
             password,
             keep_session: session,
@@ -818,6 +856,11 @@ impl IdentityMutation {
                 .as_deref()
                 .and_then(Totp::from_sealable)
                 .unwrap_or(totp),
+            None if outcome.replayed => {
+                return Err(GqlError::from(ApiError::Conflict(
+                    "this enrollment was already confirmed".into(),
+                )));
+            }
             None => totp,
         };
         let account = match &user.state.email {
@@ -884,6 +927,12 @@ impl IdentityMutation {
         )
         .await?;
         let outcome = run_user(services, user_id, &command, &ctx_cmd).await?;
+        if outcome.replayed {
+            // The codes were shown to the first request; these were never stored.
+            return Err(GqlError::from(ApiError::Conflict(
+                "TOTP is already confirmed; its recovery codes were shown once".into(),
+            )));
+        }
         Ok(RecoveryCodes {
             recovery_codes: codes,
             position: outcome.position.0.to_string(),

@@ -67,12 +67,16 @@ pub(crate) fn principal(ctx: &Context<'_>) -> Principal {
 }
 
 pub(crate) fn meta(ctx: &Context<'_>) -> RequestMeta {
-    ctx.data_opt::<RequestMeta>()
+    let mut meta = ctx
+        .data_opt::<RequestMeta>()
         .cloned()
         .unwrap_or(RequestMeta {
             ip: None,
             request_id: String::new(),
-        })
+            operation: String::new(),
+        });
+    meta.operation = ctx.field().name().to_owned();
+    meta
 }
 
 /// A UUID argument, or BAD_USER_INPUT naming the argument.

@@ -151,7 +151,9 @@ impl TenantNode {
         self.scope.role().into()
     }
 
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    #[graphql(
+        complexity = "(first.unwrap_or(20).clamp(0, 100) as usize).saturating_mul(child_complexity).saturating_add(1)"
+    )]
     async fn members(
         &self,
         ctx: &Context<'_>,
@@ -167,7 +169,9 @@ impl TenantNode {
     }
 
     /// Pending invites (admins and owners).
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    #[graphql(
+        complexity = "(first.unwrap_or(20).clamp(0, 100) as usize).saturating_mul(child_complexity).saturating_add(1)"
+    )]
     async fn invites(
         &self,
         ctx: &Context<'_>,
@@ -184,7 +188,9 @@ impl TenantNode {
     }
 
     /// API keys, revoked ones included (admins and owners).
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity + 1")]
+    #[graphql(
+        complexity = "(first.unwrap_or(20).clamp(0, 100) as usize).saturating_mul(child_complexity).saturating_add(1)"
+    )]
     async fn api_keys(
         &self,
         ctx: &Context<'_>,
