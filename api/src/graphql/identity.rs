@@ -1,9 +1,9 @@
-//! Users: sign-up, e-mail verification, log-in and log-out, password reset and change, and
-//! the TOTP second factor.
+//! Accounts: sign-up, e-mail verification, password reset, and the logged-in user (`me`).
+//! Sessions, password changes and TOTP are in [`super::sessions`].
 
 use super::tenancy::TenantNode;
 use super::{consistent, idempotency, meta, principal, services};
-use crate::error::{ApiError, GqlError, GqlResult};
+use crate::error::{ApiError, GqlResult};
 use crate::services::{RequestMeta, Services};
 use async_graphql::connection::Connection;
 use async_graphql::dataloader::DataLoader;
@@ -12,12 +12,10 @@ use chrono::{DateTime, Duration, Utc};
 use commands::CommandOutcome;
 use domain::aggregate::Aggregate;
 use domain::event::Actor;
-use domain::ids::{SessionId, SubjectId, UserId};
+use domain::ids::{SubjectId, UserId};
 use domain::mailer::Mail;
-use domain::user::{
-    Email, EmailClaim, LoginFailure, NewPassword, SecretHash, User, UserCommand, UserError,
-};
-use infra::crypto::{SessionClaims, Totp, hash_password, hash_token, new_token, password_matches};
+use domain::user::{Email, EmailClaim, NewPassword, SecretHash, User, UserCommand, UserError};
+use infra::crypto::{hash_password, hash_token, new_token, password_matches};
 use projections::tenant_access::TenantScope;
 use std::sync::OnceLock;
 use uuid::Uuid;
@@ -25,12 +23,11 @@ use uuid::Uuid;
 /// How long e-mailed tokens stay valid.
 const VERIFICATION_VALID_HOURS: i64 = 48;
 const RESET_VALID_MINUTES: i64 = 60;
-const RECOVERY_CODES: usize = 10;
 
 /// The logged-in user.
 pub struct UserNode {
     id: UserId,
-    state: User,
+    pub(crate) state: User,
     operator: bool,
 }
 
@@ -113,7 +110,7 @@ impl UserNode {
     }
 }
 
-async fn user_node(services: &Services, id: UserId) -> Result<UserNode, ApiError> {
+pub(crate) async fn user_node(services: &Services, id: UserId) -> Result<UserNode, ApiError> {
     let state = services.executor.load::<User>(id.as_uuid()).await?.state;
     if state.id.is_none() {
         return Err(ApiError::NotFound("no such user".into()));
@@ -216,13 +213,13 @@ pub struct RecoveryCodes {
     pub position: String,
 }
 
-fn parse_email(email: &str) -> Result<Email, ApiError> {
+pub(crate) fn parse_email(email: &str) -> Result<Email, ApiError> {
     Email::parse(email).map_err(ApiError::from)
 }
 
 /// Whom a per-IP limit counts: the address, or for IPv6 its /64 (one host usually holds a
 /// whole /64, so single addresses would be free to rotate).
-fn client_key(meta: &RequestMeta) -> String {
+pub(crate) fn client_key(meta: &RequestMeta) -> String {
     let ip = meta.ip.map(|ip| match ip {
         std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
         v4 => v4,
@@ -237,20 +234,23 @@ fn client_key(meta: &RequestMeta) -> String {
     }
 }
 
-async fn hash_off_thread(password: String) -> Result<SecretHash, ApiError> {
+pub(crate) async fn hash_off_thread(password: String) -> Result<SecretHash, ApiError> {
     tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(ApiError::internal)
 }
 
-async fn verify_off_thread(password: String, hash: SecretHash) -> Result<bool, ApiError> {
+pub(crate) async fn verify_off_thread(
+    password: String,
+    hash: SecretHash,
+) -> Result<bool, ApiError> {
     tokio::task::spawn_blocking(move || password_matches(&password, &hash))
         .await
         .map_err(ApiError::internal)
 }
 
 /// A hash to check against when the account does not exist, so timing reveals nothing.
-fn decoy_hash() -> SecretHash {
+pub(crate) fn decoy_hash() -> SecretHash {
     static DECOY: OnceLock<SecretHash> = OnceLock::new();
     DECOY
         .get_or_init(|| hash_password("decoy password that never matches"))
@@ -274,7 +274,10 @@ fn parse_user_token(token: &str) -> Result<(UserId, SecretHash), ApiError> {
 }
 
 /// The user who owns the e-mail address, if any.
-async fn user_by_email(services: &Services, email: &Email) -> Result<Option<UserId>, ApiError> {
+pub(crate) async fn user_by_email(
+    services: &Services,
+    email: &Email,
+) -> Result<Option<UserId>, ApiError> {
     let claim = services
         .executor
         .load::<EmailClaim>(services.email_index(email))
@@ -283,7 +286,7 @@ async fn user_by_email(services: &Services, email: &Email) -> Result<Option<User
     Ok(claim.user)
 }
 
-async fn run_user(
+pub(crate) async fn run_user(
     services: &Services,
     user: UserId,
     command: &UserCommand,
@@ -300,7 +303,7 @@ async fn run_user(
     Ok(result?)
 }
 
-async fn user_context(
+pub(crate) async fn user_context(
     services: &Services,
     user: UserId,
     actor: Actor,
@@ -514,181 +517,6 @@ impl IdentityMutation {
         .await?)
     }
 
-    /// Logs in; returns a session token. Failed attempts are recorded on the account.
-    async fn log_in(
-        &self,
-        ctx: &Context<'_>,
-        input: LogInInput,
-        idempotency_key: Option<ID>,
-    ) -> GqlResult<LogInPayload> {
-        let (services, meta) = (services(ctx), meta(ctx));
-        services.limiter.attempt("log_in", &client_key(&meta))?;
-        let wrong = || ApiError::Unauthenticated("wrong e-mail address or password".into());
-        let Ok(email) = Email::parse(&input.email) else {
-            return Err(GqlError::from(wrong()));
-        };
-        services
-            .limiter
-            .attempt("log_in_account", &services.email_index(&email).to_string())?;
-        let Some(user_id) = user_by_email(services, &email).await? else {
-            verify_off_thread(input.password, decoy_hash()).await?;
-            return Err(GqlError::from(wrong()));
-        };
-        let user = services
-            .executor
-            .load::<User>(user_id.as_uuid())
-            .await?
-            .state;
-        let hash = user.password.clone().unwrap_or_else(decoy_hash);
-        let ctx_cmd = user_context(
-            services,
-            user_id,
-            Actor::Anonymous,
-            idempotency(idempotency_key.as_ref())?,
-            &meta,
-        )
-        .await?;
-        // Failures are recorded under commands of their own: a retried key must never meet one.
-        let fail_ctx = user_context(services, user_id, Actor::Anonymous, None, &meta).await?;
-        let now = Utc::now();
-        let fail = |reason| UserCommand::RecordFailedLogin { reason, at: now };
-        if !verify_off_thread(input.password, hash).await? {
-            run_user(
-                services,
-                user_id,
-                &fail(LoginFailure::WrongPassword),
-                &fail_ctx,
-            )
-            .await?;
-            return Err(GqlError::from(wrong()));
-        }
-        if !user.email_verified {
-            run_user(
-                services,
-                user_id,
-                &fail(LoginFailure::EmailNotVerified),
-                &fail_ctx,
-            )
-            .await?;
-            return Err(GqlError::from(UserError::EmailNotVerified));
-        }
-        let mut recovery_code = None;
-        if let Some(sealed) = &user.totp {
-            services.limiter.attempt("totp", &user_id.to_string())?;
-            let subject = SubjectId::from_uuid(user_id.as_uuid());
-            let secret = services.vault.open(subject, sealed).await?;
-            let totp = secret.as_deref().and_then(Totp::from_sealable);
-            match (&input.totp_code, &input.recovery_code, totp) {
-                (Some(code), _, Some(totp)) if totp.verify(code, now) => {}
-                (None, Some(code), _) => recovery_code = Some(hash_token(code.trim())),
-                (None, None, _) => {
-                    return Err(ApiError::Unauthenticated(
-                        "this account needs a TOTP code (totpCode) or a recovery code (recoveryCode)".into(),
-                    )
-                    .into());
-                }
-                _ => {
-                    run_user(
-                        services,
-                        user_id,
-                        &fail(LoginFailure::WrongSecondFactor),
-                        &fail_ctx,
-                    )
-                    .await?;
-                    return Err(GqlError::from(ApiError::Unauthenticated(
-                        "wrong TOTP code".into(),
-                    )));
-                }
-            }
-        }
-        let session = match idempotency_key {
-            Some(_) => SessionId::from_uuid(Services::derived_id(&ctx_cmd, "session")),
-            None => SessionId::new_v7(),
-        };
-        let ttl = Duration::from_std(services.config.session_ttl).unwrap_or(Duration::hours(12));
-        // Whole seconds, as the token carries them.
-        let expires_at = DateTime::from_timestamp((now + ttl).timestamp(), 0).unwrap_or(now + ttl);
-        let command = UserCommand::StartSession {
-            session_id: session,
-            expires_at,
-            recovery_code,
-            at: now,
-        };
-        let outcome = match run_user(services, user_id, &command, &ctx_cmd).await {
-            Err(ApiError::Unauthenticated(message)) => {
-                run_user(
-                    services,
-                    user_id,
-                    &fail(LoginFailure::WrongSecondFactor),
-                    &fail_ctx,
-                )
-                .await?;
-                return Err(GqlError::from(ApiError::Unauthenticated(message)));
-            }
-            other => other?,
-        };
-        let mut expires_at = expires_at;
-        if outcome.replayed {
-            // A retried log-in: the session the first request started, if it still lives.
-            let state = services
-                .executor
-                .load::<User>(user_id.as_uuid())
-                .await?
-                .state;
-            match state.sessions.get(&session) {
-                Some(stored) if state.session_is_live(session, Utc::now()) => expires_at = *stored,
-                _ => {
-                    return Err(GqlError::from(ApiError::Conflict(
-                        "the session this idempotency key started has ended; log in without it"
-                            .into(),
-                    )));
-                }
-            }
-        }
-        let token = services.signer.sign(&SessionClaims {
-            user: user_id,
-            session,
-            expires_at,
-        });
-        Ok(LogInPayload {
-            token,
-            expires_at,
-            user: user_node(services, user_id).await?,
-            position: outcome.position.0.to_string(),
-        })
-    }
-
-    /// Ends the current session: its token stops working at once.
-    async fn log_out(
-        &self,
-        ctx: &Context<'_>,
-        idempotency_key: Option<ID>,
-    ) -> GqlResult<LogOutPayload> {
-        let (services, meta, principal) = (services(ctx), meta(ctx), principal(ctx));
-        let (user, session) = principal.user()?;
-        let ctx_cmd = user_context(
-            services,
-            user,
-            principal.actor(),
-            idempotency(idempotency_key.as_ref())?,
-            &meta,
-        )
-        .await?;
-        let outcome = run_user(
-            services,
-            user,
-            &UserCommand::EndSession {
-                session_id: session,
-                at: Utc::now(),
-            },
-            &ctx_cmd,
-        )
-        .await?;
-        Ok(LogOutPayload {
-            position: outcome.position.0.to_string(),
-        })
-    }
-
     /// E-mails a password-reset token (if the address belongs to an account).
     async fn request_password_reset(
         &self,
@@ -758,183 +586,6 @@ impl IdentityMutation {
                 other => other,
             })?;
         Ok(Done {
-            position: outcome.position.0.to_string(),
-        })
-    }
-
-    /// Changes the password; every other session ends.
-    async fn change_password(
-        &self,
-        ctx: &Context<'_>,
-        current_password: String,
-        new_password: String,
-        idempotency_key: Option<ID>,
-    ) -> GqlResult<UserPayload> {
-        let (services, meta, principal) = (services(ctx), meta(ctx), principal(ctx));
-        let (user_id, session) = principal.user()?;
-        services
-            .limiter
-            .attempt("change_password", &user_id.to_string())?;
-        let password = NewPassword::parse(&new_password)?;
-        let user = services
-            .executor
-            .load::<User>(user_id.as_uuid())
-            .await?
-            .state;
-        let ctx_cmd = user_context(
-            services,
-            user_id,
-            principal.actor(),
-            idempotency(idempotency_key.as_ref())?,
-            &meta,
-        )
-        .await?;
-        // A retry of a change that went through: the current password is the new one now.
-        if idempotency_key.is_some()
-            && let Some(first) = services
-                .executor
-                .store()
-                .find_command(ctx_cmd.command_id)
-                .await
-                .map_err(ApiError::internal)?
-        {
-            return Ok(UserPayload {
-                user: user_node(services, user_id).await?,
-                position: first.last_position.0.to_string(),
-            });
-        }
-        let current = user.password.clone().unwrap_or_else(decoy_hash);
-        if !verify_off_thread(current_password, current).await? {
-            return Err(
-                ApiError::bad_input("currentPassword", "the current password is wrong").into(),
-            );
-        }
-        let password = hash_off_thread(password.expose().to_owned()).await?;
-        let command = UserCommand::ChangePassword {
-            password,
-            keep_session: session,
-            at: Utc::now(),
-        };
-        let outcome = run_user(services, user_id, &command, &ctx_cmd).await?;
-        Ok(UserPayload {
-            user: user_node(services, user_id).await?,
-            position: outcome.position.0.to_string(),
-        })
-    }
-
-    /// Starts TOTP enrollment: add the secret to an authenticator app, then `confirmTotp`.
-    async fn enroll_totp(
-        &self,
-        ctx: &Context<'_>,
-        idempotency_key: Option<ID>,
-    ) -> GqlResult<TotpEnrollment> {
-        let (services, meta, principal) = (services(ctx), meta(ctx), principal(ctx));
-        let (user_id, _) = principal.user()?;
-        let subject = SubjectId::from_uuid(user_id.as_uuid());
-        let totp = Totp::generate();
-        let sealed = services.vault.seal(subject, &totp.to_sealable()).await?;
-        let ctx_cmd = user_context(
-            services,
-            user_id,
-            principal.actor(),
-            idempotency(idempotency_key.as_ref())?,
-            &meta,
-        )
-        .await?;
-        let command = UserCommand::StartTotpEnrollment {
-            secret: sealed,
-            at: Utc::now(),
-        };
-        let outcome = run_user(services, user_id, &command, &ctx_cmd).await?;
-        let user = user_node(services, user_id).await?;
-        // The pending secret as stored: a retried request shows the first one.
-        let totp = match &user.state.totp_pending {
-            Some(pending) => services
-                .vault
-                .open(subject, pending)
-                .await?
-                .as_deref()
-                .and_then(Totp::from_sealable)
-                .unwrap_or(totp),
-            None if outcome.replayed => {
-                return Err(GqlError::from(ApiError::Conflict(
-                    "this enrollment was already confirmed".into(),
-                )));
-            }
-            None => totp,
-        };
-        let account = match &user.state.email {
-            Some(sealed) => services
-                .vault
-                .open(subject, sealed)
-                .await?
-                .unwrap_or_default(),
-            None => String::new(),
-        };
-        Ok(TotpEnrollment {
-            secret: totp.to_base32(),
-            otpauth_uri: totp.uri("Tenantry", &account),
-            position: outcome.position.0.to_string(),
-        })
-    }
-
-    /// Turns TOTP on with a code from the app; returns one-time recovery codes.
-    async fn confirm_totp(
-        &self,
-        ctx: &Context<'_>,
-        code: String,
-        idempotency_key: Option<ID>,
-    ) -> GqlResult<RecoveryCodes> {
-        let (services, meta, principal) = (services(ctx), meta(ctx), principal(ctx));
-        let (user_id, _) = principal.user()?;
-        services.limiter.attempt("totp", &user_id.to_string())?;
-        let user = services
-            .executor
-            .load::<User>(user_id.as_uuid())
-            .await?
-            .state;
-        let Some(pending) = &user.totp_pending else {
-            return Err(GqlError::from(UserError::NoTotpEnrollment));
-        };
-        let subject = SubjectId::from_uuid(user_id.as_uuid());
-        let totp = services
-            .vault
-            .open(subject, pending)
-            .await?
-            .as_deref()
-            .and_then(Totp::from_sealable)
-            .ok_or_else(|| ApiError::internal("the pending TOTP secret could not be opened"))?;
-        if !totp.verify(&code, Utc::now()) {
-            return Err(ApiError::bad_input(
-                "code",
-                "the code does not match; check the app's clock",
-            )
-            .into());
-        }
-        let codes: Vec<String> = (0..RECOVERY_CODES)
-            .map(|_| new_token()[..16].to_owned())
-            .collect();
-        let command = UserCommand::EnableTotp {
-            recovery_codes: codes.iter().map(|c| hash_token(c)).collect(),
-            at: Utc::now(),
-        };
-        let ctx_cmd = user_context(
-            services,
-            user_id,
-            principal.actor(),
-            idempotency(idempotency_key.as_ref())?,
-            &meta,
-        )
-        .await?;
-        let outcome = run_user(services, user_id, &command, &ctx_cmd).await?;
-        if outcome.replayed {
-            // The codes were shown to the first request; these were never stored.
-            return Err(GqlError::from(ApiError::Conflict(
-                "TOTP is already confirmed; its recovery codes were shown once".into(),
-            )));
-        }
-        Ok(RecoveryCodes {
-            recovery_codes: codes,
             position: outcome.position.0.to_string(),
         })
     }

@@ -4,7 +4,7 @@
 )]
 
 //! The GraphQL schema: one query, mutation and subscription object per area, merged.
-//! [`identity`]: users, sessions, passwords, TOTP. [`tenancy`]: tenants (and the types
+//! [`identity`]: accounts; [`sessions`]: log-in, passwords, TOTP. [`tenancy`]: tenants (and the types
 //! every tenant view shares); [`access`]: members, invites, API keys; [`live`]:
 //! subscriptions. Lists are Relay connections ([`connection`]) loaded through per-request
 //! DataLoaders ([`loaders`]).
@@ -14,6 +14,7 @@ pub mod connection;
 pub mod identity;
 pub mod live;
 pub mod loaders;
+pub mod sessions;
 pub mod tenancy;
 
 use crate::auth::Principal;
@@ -30,6 +31,7 @@ pub struct QueryRoot(identity::IdentityQuery, tenancy::TenancyQuery);
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(
     identity::IdentityMutation,
+    sessions::SessionMutation,
     tenancy::TenancyMutation,
     access::AccessMutation,
 );
