@@ -308,7 +308,7 @@ async fn nested_lists_cost_a_bounded_number_of_queries(backend: Backend) {
 }
 
 async fn requests_carry_ids_and_metrics_tell_what_happened(backend: Backend) {
-    let p = platform(backend, &[]).await;
+    let p = platform(backend, &["--log-format", "json"]).await;
     let api = &p.api;
     let ada = p.person("ada@example.com").await;
     p.tenant(&ada, "acme").await;
@@ -371,6 +371,18 @@ async fn requests_carry_ids_and_metrics_tell_what_happened(backend: Backend) {
     // The server's own logs carry the request id and never a password or a token.
     let (_, logs) = p.server.terminate();
     assert!(logs.iter().any(|l| l.contains("trace-me-123")), "{logs:#?}");
+    // `--log-format json`: one JSON object per line, the request id among its span fields.
+    for line in logs.iter().filter(|l| !l.trim().is_empty()) {
+        let parsed: Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert!(parsed["level"].is_string(), "{line}");
+    }
+    let traced = logs
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["span"]["request.id"] == "trace-me-123")
+        .unwrap_or_else(|| panic!("no log line carries request.id trace-me-123: {logs:#?}"));
+    assert_eq!(traced["span"]["http.path"], "/graphql", "{traced}");
     for line in &logs {
         assert!(
             !line.contains(PASSWORD) && !line.contains(&ada.token),
