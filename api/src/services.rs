@@ -194,6 +194,19 @@ impl Services {
         }
     }
 
+    /// After a mutation's write: waits for the read models before its result is read. Past
+    /// the bound the error says that the write stands and where to read it.
+    pub async fn written(&self, position: Position) -> Result<(), ApiError> {
+        self.caught_up(position).await.map_err(|error| match error {
+            ApiError::Conflict(_) => ApiError::Conflict(format!(
+                "the change was written (position {}), but the read models have not caught up \
+                 yet; read it with atPosition {} instead of repeating the mutation",
+                position.0, position.0
+            )),
+            other => other,
+        })
+    }
+
     /// Sends an e-mail after a write committed: a failure is logged (without the address)
     /// and reported as `false`, never as a failed request, since the write stands.
     pub async fn send_mail(&self, mail: Mail) -> bool {

@@ -109,7 +109,7 @@ async fn member_after(
     user: UserId,
     outcome: &CommandOutcome,
 ) -> Result<MemberNode, ApiError> {
-    services.caught_up(outcome.position).await?;
+    services.written(outcome.position).await?;
     let grant = grant(services, principal, tenant, Permission::Read).await?;
     services.metrics.read_queries(1);
     TenantAccessDirectory::members(&services.read_db, &[TenantScope::from(&grant)])
@@ -185,7 +185,7 @@ impl AccessMutation {
                 })
                 .await;
         }
-        services.caught_up(outcome.position).await?;
+        services.written(outcome.position).await?;
         services.metrics.read_queries(1);
         let view = TenantAccessDirectory::invites(&services.read_db, &[scope])
             .await?
@@ -390,7 +390,7 @@ async fn api_key_after(
     key: ApiKeyId,
     outcome: &CommandOutcome,
 ) -> Result<ApiKeyNode, ApiError> {
-    services.caught_up(outcome.position).await?;
+    services.written(outcome.position).await?;
     services.metrics.read_queries(1);
     TenantAccessDirectory::api_keys(&services.read_db, &[scope])
         .await?

@@ -342,7 +342,7 @@ pub(crate) async fn tenant_after(
     tenant: TenantId,
     outcome: &CommandOutcome,
 ) -> Result<TenantNode, ApiError> {
-    services.caught_up(outcome.position).await?;
+    services.written(outcome.position).await?;
     let grant = grant(services, principal, tenant, Permission::Read).await?;
     tenant_node(services, TenantScope::from(&grant)).await
 }
