@@ -404,12 +404,14 @@ async fn passwords_resets_and_totp(backend: Backend) {
         api.fails(None, with, args(Some("123456"), None)).await,
         "UNAUTHENTICATED"
     );
-    api.ok(
-        None,
-        with,
-        args(Some(&totp.code_at(chrono::Utc::now())), None),
-    )
-    .await;
+    let code_once = totp.code_at(chrono::Utc::now());
+    api.ok(None, with, args(Some(&code_once), None)).await;
+    let replayed = api.gql(None, with, args(Some(&code_once), None)).await;
+    assert_eq!(
+        code(&replayed),
+        Some("UNAUTHENTICATED"),
+        "a TOTP code works once: {replayed}"
+    );
     api.ok(None, with, args(None, Some(&recovery))).await;
     assert_eq!(
         api.fails(None, with, args(None, Some(&recovery))).await,

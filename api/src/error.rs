@@ -131,7 +131,7 @@ impl From<UserError> for ApiError {
             U::InvalidEmail => Self::bad_input("email", message),
             U::WeakPassword(_) => Self::bad_input("password", message),
             U::InvalidToken => Self::bad_input("token", message),
-            U::InvalidRecoveryCode => Self::Unauthenticated(message),
+            U::InvalidRecoveryCode | U::TotpCodeReused => Self::Unauthenticated(message),
             U::EmailTaken | U::AlreadySignedUp | U::AlreadyVerified | U::TotpAlreadyEnabled => {
                 Self::Conflict(message)
             }

@@ -164,6 +164,8 @@ pub enum UserCommand {
         expires_at: DateTime<Utc>,
         /// A recovery code spent instead of a TOTP code.
         recovery_code: Option<SecretHash>,
+        /// The time step of the TOTP code the edge accepted: each step's code works once.
+        totp_step: Option<i64>,
         at: DateTime<Utc>,
     },
     RecordFailedLogin {
@@ -229,6 +231,11 @@ pub enum UserEvent {
         code: SecretHash,
         at: DateTime<Utc>,
     },
+    /// A TOTP code (of time step `step`) was spent on a log-in.
+    TotpCodeUsed {
+        step: i64,
+        at: DateTime<Utc>,
+    },
     LoginFailed {
         reason: LoginFailure,
         at: DateTime<Utc>,
@@ -283,6 +290,8 @@ pub enum UserError {
     TotpAlreadyEnabled,
     #[error("the recovery code is invalid or was used")]
     InvalidRecoveryCode,
+    #[error("this TOTP code was already used; wait for the next one")]
+    TotpCodeReused,
 }
 
 /// A pending one-time token.
@@ -312,6 +321,9 @@ pub struct User {
     pub totp_pending: Option<Sealed>,
     pub totp: Option<Sealed>,
     pub recovery_codes: BTreeSet<String>,
+    /// The time step of the last TOTP code spent (a code works once).
+    #[serde(default)]
+    pub totp_last_step: Option<i64>,
 }
 
 impl User {
@@ -393,6 +405,7 @@ impl Aggregate for User {
                 session_id,
                 expires_at,
                 recovery_code,
+                totp_step,
                 at,
             } => {
                 self.require()?;
@@ -403,6 +416,15 @@ impl Aggregate for User {
                     return Ok(vec![]);
                 }
                 let mut events = vec![];
+                if let Some(step) = totp_step {
+                    if self.totp_last_step.is_some_and(|last| *step <= last) {
+                        return Err(UserError::TotpCodeReused);
+                    }
+                    events.push(E::TotpCodeUsed {
+                        step: *step,
+                        at: *at,
+                    });
+                }
                 if let Some(code) = recovery_code {
                     if !self.recovery_codes.contains(code.as_str()) {
                         return Err(UserError::InvalidRecoveryCode);
@@ -559,6 +581,7 @@ impl Aggregate for User {
             E::RecoveryCodeUsed { code, .. } => {
                 self.recovery_codes.remove(code.as_str());
             }
+            E::TotpCodeUsed { step, .. } => self.totp_last_step = Some(*step),
             E::LoginFailed { .. } => {}
             E::SessionEnded { session_id, .. } => {
                 self.sessions.remove(session_id);
@@ -724,6 +747,7 @@ mod tests {
             session_id: SessionId::from_uuid(Uuid::from_u128(1)),
             expires_at: at(5),
             recovery_code: None,
+            totp_step: None,
             at: at(1),
         };
         assert_eq!(user.decide(&start), Err(UserError::EmailNotVerified));
@@ -820,10 +844,31 @@ mod tests {
             session_id: SessionId::from_uuid(Uuid::from_u128(id)),
             expires_at: at(9) + Duration::hours(1),
             recovery_code: Some(hash("rc1")),
+            totp_step: None,
             at: at(1),
         };
         let used = then(&user, &user.decide(&start(1)).expect("first use"));
         assert_eq!(used.decide(&start(2)), Err(UserError::InvalidRecoveryCode));
+    }
+
+    #[test]
+    fn a_totp_code_works_once() {
+        let user = given(&[signed_up(), UserEvent::EmailVerified { at: at(0) }]);
+        let start = |id: u128, step: i64| UserCommand::StartSession {
+            session_id: SessionId::from_uuid(Uuid::from_u128(id)),
+            expires_at: at(9),
+            recovery_code: None,
+            totp_step: Some(step),
+            at: at(1),
+        };
+        let used = then(&user, &user.decide(&start(1, 100)).expect("first use"));
+        assert_eq!(used.decide(&start(2, 100)), Err(UserError::TotpCodeReused));
+        assert_eq!(
+            used.decide(&start(2, 99)),
+            Err(UserError::TotpCodeReused),
+            "nor an older one"
+        );
+        assert!(used.decide(&start(2, 101)).is_ok());
     }
 
     #[test]

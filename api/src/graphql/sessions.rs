@@ -82,13 +82,18 @@ impl SessionMutation {
             return Err(GqlError::from(UserError::EmailNotVerified));
         }
         let mut recovery_code = None;
+        let mut totp_step = None;
         if let Some(sealed) = &user.totp {
             services.limiter.attempt("totp", &user_id.to_string())?;
             let subject = SubjectId::from_uuid(user_id.as_uuid());
             let secret = services.vault.open(subject, sealed).await?;
             let totp = secret.as_deref().and_then(Totp::from_sealable);
-            match (&input.totp_code, &input.recovery_code, totp) {
-                (Some(code), _, Some(totp)) if totp.verify(code, now) => {}
+            let step = match (&input.totp_code, &totp) {
+                (Some(code), Some(totp)) => totp.matching_step(code, now),
+                _ => None,
+            };
+            match (&input.totp_code, &input.recovery_code, step) {
+                (Some(_), _, Some(step)) => totp_step = Some(step),
                 (None, Some(code), _) => recovery_code = Some(hash_token(code.trim())),
                 (None, None, _) => {
                     return Err(ApiError::Unauthenticated(
@@ -121,6 +126,7 @@ impl SessionMutation {
             session_id: session,
             expires_at,
             recovery_code,
+            totp_step,
             at: now,
         };
         let outcome = match run_user(services, user_id, &command, &ctx_cmd).await {

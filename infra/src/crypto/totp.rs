@@ -108,10 +108,18 @@ impl Totp {
 
     /// Whether `code` is valid at `at` (one step of drift either way).
     pub fn verify(&self, code: &str, at: DateTime<Utc>) -> bool {
+        self.matching_step(code, at).is_some()
+    }
+
+    /// The time step whose code `code` is, if it is valid at `at` (so the caller can refuse a
+    /// code seen before).
+    pub fn matching_step(&self, code: &str, at: DateTime<Utc>) -> Option<i64> {
         let code = code.trim();
         let step = at.timestamp().div_euclid(STEP);
-        code.len() == DIGITS as usize
-            && (step - 1..=step + 1).any(|s| self.code_for_step(s) == code)
+        if code.len() != DIGITS as usize {
+            return None;
+        }
+        (step - 1..=step + 1).find(|s| self.code_for_step(*s) == code)
     }
 
     /// The raw secret, for sealing.
