@@ -238,3 +238,76 @@ impl From<WaitError> for ApiError {
 mod sqlx_error {
     pub type Error = projections::QueryError;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn extension(error: &async_graphql::Error, key: &str) -> Option<String> {
+        let extensions = error.extensions.as_ref()?;
+        extensions.get(key).map(ToString::to_string)
+    }
+
+    #[test]
+    fn every_error_carries_one_of_the_fixed_codes_and_internal_causes_stay_inside() {
+        let all = [
+            ApiError::Unauthenticated("u".into()),
+            ApiError::Forbidden("f".into()),
+            ApiError::NotFound("n".into()),
+            ApiError::bad_input("email", "bad"),
+            ApiError::Conflict("c".into()),
+            ApiError::RateLimited {
+                retry_after_secs: 7,
+            },
+            ApiError::PlanLimit("p".into()),
+            ApiError::internal("relation \"events\" does not exist (SQLSTATE 42P01)"),
+        ];
+        for error in all {
+            let code = error.code();
+            assert!(CODES.contains(&code), "{code}");
+            let gql = error.clone().into_graphql();
+            assert_eq!(
+                extension(&gql, "code").as_deref(),
+                Some(format!("\"{code}\"").as_str())
+            );
+            if let ApiError::Internal(_) = error {
+                assert_eq!(gql.message, "internal error");
+                assert!(!format!("{:?}", gql.extensions).contains("SQLSTATE"));
+            }
+        }
+        let bad = ApiError::bad_input("email", "bad").into_graphql();
+        assert_eq!(extension(&bad, "field").as_deref(), Some("\"email\""));
+        let limited = ApiError::RateLimited {
+            retry_after_secs: 7,
+        }
+        .into_graphql();
+        assert_eq!(
+            extension(&limited, "retryAfterSeconds").as_deref(),
+            Some("7")
+        );
+    }
+
+    #[test]
+    fn domain_refusals_map_to_the_codes_a_client_can_act_on() {
+        assert_eq!(
+            ApiError::from(UserError::WeakPassword("x")).code(),
+            "BAD_USER_INPUT"
+        );
+        assert_eq!(ApiError::from(UserError::EmailTaken).code(), "CONFLICT");
+        assert_eq!(ApiError::from(AccessError::NotFound).code(), "NOT_FOUND");
+        assert_eq!(ApiError::from(AccessError::Forbidden).code(), "FORBIDDEN");
+        assert_eq!(ApiError::from(AccessError::LastOwner).code(), "CONFLICT");
+        assert_eq!(
+            ApiError::from(AccessError::LimitReached(100)).code(),
+            "PLAN_LIMIT_EXCEEDED"
+        );
+        assert_eq!(
+            ApiError::from(TenantError::LimitReached {
+                kind: domain::tenant::ResourceKind::ApiKey,
+                limit: 1
+            })
+            .code(),
+            "PLAN_LIMIT_EXCEEDED"
+        );
+    }
+}
