@@ -140,6 +140,7 @@ pub async fn api_services(
         max_complexity: args.max_query_complexity,
         auth_attempts: args.auth_attempts_per_minute,
         ws_init_timeout: std::time::Duration::from_millis(args.ws_init_timeout_ms),
+        ws_keepalive: std::time::Duration::from_secs(args.ws_keepalive_seconds),
         ..api::services::ApiConfig::default()
     };
     Ok(api::services::Services {

@@ -294,7 +294,41 @@ async fn subscriptions_push_changes_for_the_callers_tenant_only(backend: Backend
     }
 }
 
+async fn silent_clients_are_pinged_then_disconnected(backend: Backend) {
+    let p = platform(backend, &["--ws-keepalive-seconds", "1"]).await;
+    let ada = p.person("ada@example.com").await;
+    let mut ws = acked(&p, &ada.token).await;
+    // A ping arrives (tungstenite answers it while this test reads).
+    let ping = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(Ok(Message::Ping(_))) = ws.next().await {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(ping.is_ok(), "no ping within 5 s");
+    // A client that stops reading stops answering: after three silent intervals the server
+    // gives up on it. (Waiting is the behaviour under test.)
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Reading now answers the queued pings, which may meet the closed socket before its
+    // close frame is read: either way the connection must be over.
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the server ended the connection");
+    assert!(matches!(ended, None | Some(1001)), "{ended:?}");
+}
+
 on_both!(
+    silent_clients_are_pinged_then_disconnected,
     the_protocol_closes_with_the_right_codes,
     subscriptions_push_changes_for_the_callers_tenant_only,
 );

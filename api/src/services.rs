@@ -39,6 +39,8 @@ pub struct ApiConfig {
     pub consistency_timeout: Duration,
     /// How long a WebSocket may stay open without `connection_init`.
     pub ws_init_timeout: Duration,
+    /// How often the server pings a WebSocket (silent for three: closed).
+    pub ws_keepalive: Duration,
     /// Attempts per window on log-in, sign-up, password reset and TOTP checks, per IP and
     /// per account.
     pub auth_attempts: u32,
@@ -60,6 +62,7 @@ impl Default for ApiConfig {
             max_batch: 10,
             consistency_timeout: Duration::from_secs(2),
             ws_init_timeout: Duration::from_secs(3),
+            ws_keepalive: Duration::from_secs(30),
             auth_attempts: 10,
             auth_window: Duration::from_secs(60),
             close_retention_days: 30,

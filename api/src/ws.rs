@@ -12,6 +12,8 @@
 //! | 4429 | a second `connection_init` |
 //!
 //! The token travels in the `connection_init` payload as `authToken` (or `Authorization`).
+//! The server pings every `--ws-keepalive-seconds` and closes (1001) a connection silent for
+//! three intervals.
 
 use crate::AppState;
 use crate::auth::{Principal, authenticate};
@@ -116,11 +118,25 @@ impl Connection {
         let (tx, mut rx) = mpsc::channel::<Outgoing>(64);
         let deadline = tokio::time::sleep(self.state.services.config.ws_init_timeout);
         tokio::pin!(deadline);
+        // Keepalive: a ping every interval; a peer silent for three intervals is gone, and
+        // its subscriptions with it.
+        let every = self.state.services.config.ws_keepalive;
+        let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let mut last_heard = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 () = &mut deadline, if self.principal.is_none() => {
                     close(&mut socket, 4408, "Connection initialisation timeout").await;
                     break;
+                }
+                _ = keepalive.tick() => {
+                    if last_heard.elapsed() > every * 3 {
+                        close(&mut socket, 1001, "No answer to pings").await;
+                        break;
+                    }
+                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                        break;
+                    }
                 }
                 out = rx.recv() => {
                     match out {
@@ -142,7 +158,10 @@ impl Connection {
                         None => break,
                     }
                 }
-                incoming = socket.recv() => {
+                                incoming = socket.recv() => {
+                    if matches!(incoming, Some(Ok(_))) {
+                        last_heard = tokio::time::Instant::now();
+                    }
                     let text = match incoming {
                         Some(Ok(Message::Text(text))) => text,
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,

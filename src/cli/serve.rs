@@ -74,6 +74,10 @@ pub struct ServeArgs {
     /// How long a WebSocket may stay open without `connection_init`, in milliseconds.
     #[arg(long, env = "TENANTRY_WS_INIT_TIMEOUT_MS", default_value_t = 3_000)]
     pub ws_init_timeout_ms: u64,
+    /// How often WebSockets are pinged; a client silent for three intervals is disconnected.
+    #[arg(long, env = "TENANTRY_WS_KEEPALIVE_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub ws_keepalive_seconds: u64,
     /// Deepest query accepted.
     #[arg(long, env = "TENANTRY_MAX_QUERY_DEPTH", default_value_t = 10)]
     pub max_query_depth: usize,
