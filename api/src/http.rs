@@ -171,7 +171,7 @@ pub async fn graphql(
     if let Some(position) = headers.get(CONSISTENCY_HEADER) {
         let waited =
             match crate::graphql::position_arg("X-Consistency-Position", position.to_str().ok()) {
-                Ok(Some(position)) => services.caught_up(position).await,
+                Ok(Some(position)) => services.reached(position).await,
                 Ok(None) => Ok(()),
                 Err(e) => Err(e),
             };

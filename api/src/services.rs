@@ -149,23 +149,8 @@ impl Services {
     /// Waits (bounded) until the read models reached `position`. Woken by the runners'
     /// commit announcements rather than by polling alone (a short poll stays as a fallback,
     /// for runners in other processes).
-    pub async fn caught_up(&self, position: Position) -> Result<(), ApiError> {
+    async fn caught_up(&self, position: Position) -> Result<(), ApiError> {
         use projections::read_your_writes::{WaitError, wait_for};
-        let head = self
-            .executor
-            .store()
-            .head()
-            .await
-            .map_err(ApiError::internal)?;
-        if position > head {
-            return Err(ApiError::BadInput {
-                message: format!(
-                    "position {} has not been written yet (the log ends at {})",
-                    position.0, head.0
-                ),
-                field: Some("atPosition"),
-            });
-        }
         let deadline = tokio::time::Instant::now() + self.config.consistency_timeout;
         let mut commits = self.updates.subscribe();
         loop {
@@ -195,6 +180,27 @@ impl Services {
                 }
             }
         }
+    }
+
+    /// A position a client asked for (`atPosition`, `X-Consistency-Position`): refused at
+    /// once when the log has not reached it (no write returned it), else waited for.
+    pub async fn reached(&self, position: Position) -> Result<(), ApiError> {
+        let head = self
+            .executor
+            .store()
+            .head()
+            .await
+            .map_err(ApiError::internal)?;
+        if position > head {
+            return Err(ApiError::BadInput {
+                message: format!(
+                    "position {} has not been written yet (the log ends at {})",
+                    position.0, head.0
+                ),
+                field: Some("atPosition"),
+            });
+        }
+        self.caught_up(position).await
     }
 
     /// After a mutation's write: waits for the read models before its result is read. Past

@@ -111,7 +111,7 @@ pub(crate) fn position_arg(
 /// Waits for the read models when the query asked for a consistency position.
 pub(crate) async fn consistent(ctx: &Context<'_>, at: Option<&str>) -> Result<(), ApiError> {
     if let Some(position) = position_arg("atPosition", at)? {
-        services(ctx).caught_up(position).await?;
+        services(ctx).reached(position).await?;
     }
     Ok(())
 }
