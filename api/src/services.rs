@@ -4,9 +4,9 @@
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
-use commands::{CommandContext, Executor};
+use commands::{CommandContext, CommandError, CommandOutcome, Executor};
 use domain::event::{Actor, Position};
-use domain::ids::{CommandId, SubjectId, TenantId};
+use domain::ids::{CommandId, SubjectId};
 use domain::mailer::{Mail, Mailer};
 use domain::personal_data::PersonalData;
 use infra::crypto::SessionSigner;
@@ -141,6 +141,29 @@ impl Services {
         }
     }
 
+    /// Counts a command's outcome in the metrics (`ok`, `replayed`, `refused` by the domain,
+    /// `conflict`, `error`) and turns its error into the API's.
+    pub fn counted<E>(
+        &self,
+        aggregate: &'static str,
+        result: Result<CommandOutcome, CommandError<E>>,
+    ) -> Result<CommandOutcome, ApiError>
+    where
+        E: std::error::Error + Into<ApiError> + 'static,
+    {
+        let outcome = match &result {
+            Ok(done) if done.replayed => "replayed",
+            Ok(_) => "ok",
+            Err(CommandError::Rejected(_)) => "refused",
+            Err(CommandError::Contention { .. } | CommandError::IdempotencyKeyReused { .. }) => {
+                "conflict"
+            }
+            Err(_) => "error",
+        };
+        self.metrics.command(aggregate, outcome);
+        result.map_err(ApiError::from)
+    }
+
     /// An id derived from a command id, so a retried request creates the same object.
     pub fn derived_id(ctx: &CommandContext, what: &str) -> Uuid {
         Uuid::new_v5(&ctx.command_id.as_uuid(), what.as_bytes())
@@ -233,9 +256,5 @@ impl Services {
             "{}/{path}?token={token}",
             self.config.public_url.trim_end_matches('/')
         )
-    }
-
-    pub fn scoped_context(ctx: CommandContext, tenant: TenantId) -> CommandContext {
-        ctx.for_tenant(tenant)
     }
 }

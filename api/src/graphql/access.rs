@@ -78,11 +78,7 @@ async fn run_access(
             },
         )
         .await;
-    services.metrics.command(
-        TenantAccess::CATEGORY,
-        if result.is_ok() { "ok" } else { "refused" },
-    );
-    Ok(result?)
+    services.counted(TenantAccess::CATEGORY, result)
 }
 
 /// An invite token: `<tenant>.<invite>.<secret>`.

@@ -296,11 +296,7 @@ pub(crate) async fn run_user(
         .executor
         .execute::<User>(user.as_uuid(), command, ctx)
         .await;
-    services.metrics.command(
-        User::CATEGORY,
-        if result.is_ok() { "ok" } else { "refused" },
-    );
-    Ok(result?)
+    services.counted(User::CATEGORY, result)
 }
 
 pub(crate) async fn user_context(
@@ -421,10 +417,7 @@ impl IdentityMutation {
                 },
             )
             .await;
-        services.metrics.command(
-            User::CATEGORY,
-            if result.is_ok() { "ok" } else { "refused" },
-        );
+        let result = services.counted(User::CATEGORY, result);
         let outcome = result?;
         let mut email_sent = false;
         if !outcome.replayed {

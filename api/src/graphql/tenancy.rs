@@ -505,11 +505,7 @@ async fn run_tenant(
             },
         )
         .await;
-    services.metrics.command(
-        Tenant::CATEGORY,
-        if result.is_ok() { "ok" } else { "refused" },
-    );
-    Ok(result?)
+    services.counted(Tenant::CATEGORY, result)
 }
 
 /// A tenant command by a member with `permission`; returns the tenant as written.
@@ -584,10 +580,7 @@ impl TenancyMutation {
                 |t, access| Ok((t.decide(&provision)?, access.decide(&found)?)),
             )
             .await;
-        services.metrics.command(
-            Tenant::CATEGORY,
-            if result.is_ok() { "ok" } else { "refused" },
-        );
+        let result = services.counted(Tenant::CATEGORY, result);
         let outcome = result?;
         Ok(TenantPayload {
             tenant: tenant_after(services, &principal, tenant, &outcome).await?,
@@ -707,10 +700,7 @@ async fn operator_command(
         .executor
         .execute::<Tenant>(tenant.as_uuid(), &command(Utc::now()), &cmd_ctx)
         .await;
-    services.metrics.command(
-        Tenant::CATEGORY,
-        if result.is_ok() { "ok" } else { "refused" },
-    );
+    let result = services.counted(Tenant::CATEGORY, result);
     let outcome = result?;
     Ok(RemovedPayload {
         id: tenant_id,
