@@ -73,6 +73,15 @@ impl StreamId {
         Self(format!("{category}-{id}"))
     }
 
+    /// The aggregate id of a `<category>-<uuid>` stream of `category` (the inverse of
+    /// [`Self::for_aggregate`]); `None` for any other stream.
+    pub fn aggregate_id(&self, category: &str) -> Option<uuid::Uuid> {
+        self.0
+            .strip_prefix(category)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|id| uuid::Uuid::parse_str(id).ok())
+    }
+
     /// The part before the first `-` (`tenant` for `tenant-<uuid>`).
     pub fn category(&self) -> &str {
         self.0.split('-').next().unwrap_or(&self.0)
@@ -453,6 +462,9 @@ mod tests {
         let stream = StreamId::for_aggregate("tenant", id);
         assert_eq!(stream.as_str(), format!("tenant-{id}"));
         assert_eq!(stream.category(), "tenant");
+        assert_eq!(stream.aggregate_id("tenant"), Some(id));
+        assert_eq!(stream.aggregate_id("ten"), None, "a category is matched whole");
+        assert_eq!(StreamId::for_aggregate("access", id).aggregate_id("tenant"), None);
     }
 
     #[test]

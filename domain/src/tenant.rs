@@ -14,10 +14,7 @@ use uuid::Uuid;
 /// The tenant whose stream `stream` is (`tenant-<uuid>`), if it is a tenant stream.
 pub fn tenant_of_stream(stream: &StreamId) -> Option<TenantId> {
     stream
-        .as_str()
-        .strip_prefix(<Tenant as Aggregate>::CATEGORY)
-        .and_then(|rest| rest.strip_prefix('-'))
-        .and_then(|id| Uuid::parse_str(id).ok())
+        .aggregate_id(<Tenant as Aggregate>::CATEGORY)
         .map(TenantId::from_uuid)
 }
 

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use domain::access::{AccessEvent, Authorized, Role, TenantAccess};
 use domain::aggregate::{Aggregate, decode_event};
 use domain::event::RecordedEvent;
-use domain::ids::{ApiKeyId, InviteId, TenantId, UserId};
+use domain::ids::{TenantId, UserId};
 use domain::personal_data::Sealed;
 use sqlx::{FromRow, postgres::PgRow, sqlite::SqliteRow};
 use uuid::Uuid;
@@ -107,10 +107,6 @@ pub struct MemberView {
 }
 
 impl MemberView {
-    pub fn user(&self) -> UserId {
-        UserId::from_uuid(self.user_id)
-    }
-
     pub fn sealed_email(&self) -> Sealed {
         Sealed::from_sealed_text(self.email.clone())
     }
@@ -128,8 +124,8 @@ pub struct InviteView {
 }
 
 impl InviteView {
-    pub fn id(&self) -> InviteId {
-        InviteId::from_uuid(self.invite_id)
+    pub fn sealed_email(&self) -> Sealed {
+        Sealed::from_sealed_text(self.email.clone())
     }
 }
 
@@ -142,12 +138,6 @@ pub struct ApiKeyView {
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
-}
-
-impl ApiKeyView {
-    pub fn id(&self) -> ApiKeyId {
-        ApiKeyId::from_uuid(self.key_id)
-    }
 }
 
 /// `$first, $first+1, ...` for `n` binds.
@@ -236,10 +226,7 @@ impl TenantAccessDirectory {
 fn tenant_of(event: &RecordedEvent) -> Result<Uuid, ProjectionError> {
     event
         .stream
-        .as_str()
-        .strip_prefix(TenantAccess::CATEGORY)
-        .and_then(|rest| rest.strip_prefix('-'))
-        .and_then(|id| Uuid::parse_str(id).ok())
+        .aggregate_id(TenantAccess::CATEGORY)
         .ok_or_else(|| ProjectionError::Event {
             position: event.position.0,
             reason: format!("stream {} is not an access stream", event.stream),

@@ -264,7 +264,7 @@ impl InviteNode {
         ID(self.0.invite_id.to_string())
     }
     async fn email(&self, ctx: &Context<'_>) -> GqlResult<Option<String>> {
-        let sealed = domain::personal_data::Sealed::from_sealed_text(self.0.email.clone());
+        let sealed = self.0.sealed_email();
         Ok(services(ctx)
             .vault
             .open(SubjectId::from_uuid(self.0.invite_id), &sealed)
