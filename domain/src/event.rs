@@ -463,8 +463,15 @@ mod tests {
         assert_eq!(stream.as_str(), format!("tenant-{id}"));
         assert_eq!(stream.category(), "tenant");
         assert_eq!(stream.aggregate_id("tenant"), Some(id));
-        assert_eq!(stream.aggregate_id("ten"), None, "a category is matched whole");
-        assert_eq!(StreamId::for_aggregate("access", id).aggregate_id("tenant"), None);
+        assert_eq!(
+            stream.aggregate_id("ten"),
+            None,
+            "a category is matched whole"
+        );
+        assert_eq!(
+            StreamId::for_aggregate("access", id).aggregate_id("tenant"),
+            None
+        );
     }
 
     #[test]

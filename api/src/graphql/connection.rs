@@ -11,6 +11,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 pub const DEFAULT_PAGE: i32 = 20;
 pub const MAX_PAGE: i32 = 100;
 
+/// A list field's complexity for the query limit: its page size (`first`, default 20, at
+/// most 100) times its items' complexity.
+pub fn list_complexity(first: Option<i32>, child_complexity: usize) -> usize {
+    let size = usize::try_from(first.unwrap_or(DEFAULT_PAGE).clamp(0, MAX_PAGE)).unwrap_or(0);
+    size.saturating_mul(child_complexity).saturating_add(1)
+}
+
 /// The page size asked for, checked.
 pub fn page_size(first: Option<i32>) -> Result<usize, ApiError> {
     match first.unwrap_or(DEFAULT_PAGE) {

@@ -62,9 +62,7 @@ impl UserNode {
     }
 
     /// The tenants this user is a member of, ordered by id.
-    #[graphql(
-        complexity = "(first.unwrap_or(20).clamp(0, 100) as usize).saturating_mul(child_complexity).saturating_add(1)"
-    )]
+    #[graphql(complexity = "super::connection::list_complexity(first, child_complexity)")]
     async fn tenants(
         &self,
         ctx: &Context<'_>,
@@ -299,18 +297,20 @@ pub(crate) async fn run_user(
     services.counted(User::CATEGORY, result)
 }
 
+/// The context of a command on `user`'s stream: the caller's idempotency key (checked
+/// here), the IP sealed under the user's key.
 pub(crate) async fn user_context(
     services: &Services,
     user: UserId,
     actor: Actor,
-    key: Option<Uuid>,
+    key: Option<&ID>,
     meta: &RequestMeta,
 ) -> Result<commands::CommandContext, ApiError> {
     services
         .context(
             actor,
             user.as_uuid(),
-            key,
+            idempotency(key)?,
             Some(SubjectId::from_uuid(user.as_uuid())),
             meta,
         )
@@ -328,7 +328,7 @@ async fn mail_token(
     meta: &RequestMeta,
     action: &'static str,
     email: &str,
-    key: Option<Uuid>,
+    key: Option<&ID>,
     page: &str,
     command: impl FnOnce(SecretHash, DateTime<Utc>) -> UserCommand,
     mail: impl FnOnce(&str, String) -> (String, String),
@@ -455,7 +455,7 @@ impl IdentityMutation {
             services,
             user,
             Actor::Anonymous,
-            idempotency(idempotency_key.as_ref())?,
+            idempotency_key.as_ref(),
             &meta,
         )
         .await?;
@@ -485,7 +485,6 @@ impl IdentityMutation {
         email: String,
         idempotency_key: Option<ID>,
     ) -> GqlResult<Accepted> {
-        let key = idempotency(idempotency_key.as_ref())?;
         let command = |verification, now: DateTime<Utc>| UserCommand::IssueVerification {
             verification,
             expires_at: now + Duration::hours(VERIFICATION_VALID_HOURS),
@@ -502,7 +501,7 @@ impl IdentityMutation {
             &meta(ctx),
             "resend_verification",
             &email,
-            key,
+            idempotency_key.as_ref(),
             "verify-email",
             command,
             mail,
@@ -517,7 +516,6 @@ impl IdentityMutation {
         email: String,
         idempotency_key: Option<ID>,
     ) -> GqlResult<Accepted> {
-        let key = idempotency(idempotency_key.as_ref())?;
         let command = |token, now: DateTime<Utc>| UserCommand::RequestPasswordReset {
             token,
             expires_at: now + Duration::minutes(RESET_VALID_MINUTES),
@@ -536,7 +534,7 @@ impl IdentityMutation {
             &meta(ctx),
             "password_reset",
             &email,
-            key,
+            idempotency_key.as_ref(),
             "reset-password",
             command,
             mail,
@@ -563,7 +561,7 @@ impl IdentityMutation {
             services,
             user,
             Actor::Anonymous,
-            idempotency(idempotency_key.as_ref())?,
+            idempotency_key.as_ref(),
             &meta,
         )
         .await?;

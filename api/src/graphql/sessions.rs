@@ -6,17 +6,31 @@ use super::identity::{
     client_key, decoy_hash, hash_off_thread, run_user, user_by_email, user_context, user_node,
     verify_off_thread,
 };
-use super::{idempotency, meta, principal, services};
+use super::{meta, principal, services};
 use crate::error::{ApiError, GqlError, GqlResult};
 use crate::services::Services;
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Duration, Utc};
 use domain::event::Actor;
-use domain::ids::{SessionId, SubjectId};
+use domain::ids::{SessionId, SubjectId, UserId};
+use domain::personal_data::Sealed;
 use domain::user::{Email, LoginFailure, NewPassword, User, UserCommand, UserError};
 use infra::crypto::{SessionClaims, Totp, hash_token, new_token};
 
 const RECOVERY_CODES: usize = 10;
+
+/// A user's TOTP secret, opened from its sealed form (`None` once the user was forgotten).
+async fn open_totp(
+    services: &Services,
+    user: UserId,
+    sealed: &Sealed,
+) -> Result<Option<Totp>, ApiError> {
+    let secret = services
+        .vault
+        .open(SubjectId::from_uuid(user.as_uuid()), sealed)
+        .await?;
+    Ok(secret.as_deref().and_then(Totp::from_sealable))
+}
 
 #[derive(Default)]
 pub struct SessionMutation;
@@ -53,7 +67,7 @@ impl SessionMutation {
             services,
             user_id,
             Actor::Anonymous,
-            idempotency(idempotency_key.as_ref())?,
+            idempotency_key.as_ref(),
             &meta,
         )
         .await?;
@@ -85,9 +99,7 @@ impl SessionMutation {
         let mut totp_step = None;
         if let Some(sealed) = &user.totp {
             services.limiter.attempt("totp", &user_id.to_string())?;
-            let subject = SubjectId::from_uuid(user_id.as_uuid());
-            let secret = services.vault.open(subject, sealed).await?;
-            let totp = secret.as_deref().and_then(Totp::from_sealable);
+            let totp = open_totp(services, user_id, sealed).await?;
             let step = match (&input.totp_code, &totp) {
                 (Some(code), Some(totp)) => totp.matching_step(code, now),
                 _ => None,
@@ -185,7 +197,7 @@ impl SessionMutation {
             services,
             user,
             principal.actor(),
-            idempotency(idempotency_key.as_ref())?,
+            idempotency_key.as_ref(),
             &meta,
         )
         .await?;
@@ -227,7 +239,7 @@ impl SessionMutation {
             services,
             user_id,
             principal.actor(),
-            idempotency(idempotency_key.as_ref())?,
+            idempotency_key.as_ref(),
             &meta,
         )
         .await?;
@@ -279,7 +291,7 @@ impl SessionMutation {
             services,
             user_id,
             principal.actor(),
-            idempotency(idempotency_key.as_ref())?,
+            idempotency_key.as_ref(),
             &meta,
         )
         .await?;
@@ -291,13 +303,7 @@ impl SessionMutation {
         let user = user_node(services, user_id).await?;
         // The pending secret as stored: a retried request shows the first one.
         let totp = match &user.state.totp_pending {
-            Some(pending) => services
-                .vault
-                .open(subject, pending)
-                .await?
-                .as_deref()
-                .and_then(Totp::from_sealable)
-                .unwrap_or(totp),
+            Some(pending) => open_totp(services, user_id, pending).await?.unwrap_or(totp),
             None if outcome.replayed => {
                 return Err(GqlError::from(ApiError::Conflict(
                     "this enrollment was already confirmed".into(),
@@ -338,13 +344,8 @@ impl SessionMutation {
         let Some(pending) = &user.totp_pending else {
             return Err(GqlError::from(UserError::NoTotpEnrollment));
         };
-        let subject = SubjectId::from_uuid(user_id.as_uuid());
-        let totp = services
-            .vault
-            .open(subject, pending)
+        let totp = open_totp(services, user_id, pending)
             .await?
-            .as_deref()
-            .and_then(Totp::from_sealable)
             .ok_or_else(|| ApiError::internal("the pending TOTP secret could not be opened"))?;
         if !totp.verify(&code, Utc::now()) {
             return Err(ApiError::bad_input(
@@ -364,7 +365,7 @@ impl SessionMutation {
             services,
             user_id,
             principal.actor(),
-            idempotency(idempotency_key.as_ref())?,
+            idempotency_key.as_ref(),
             &meta,
         )
         .await?;

@@ -151,9 +151,7 @@ impl TenantNode {
         self.scope.role().into()
     }
 
-    #[graphql(
-        complexity = "(first.unwrap_or(20).clamp(0, 100) as usize).saturating_mul(child_complexity).saturating_add(1)"
-    )]
+    #[graphql(complexity = "super::connection::list_complexity(first, child_complexity)")]
     async fn members(
         &self,
         ctx: &Context<'_>,
@@ -169,9 +167,7 @@ impl TenantNode {
     }
 
     /// Pending invites (admins and owners).
-    #[graphql(
-        complexity = "(first.unwrap_or(20).clamp(0, 100) as usize).saturating_mul(child_complexity).saturating_add(1)"
-    )]
+    #[graphql(complexity = "super::connection::list_complexity(first, child_complexity)")]
     async fn invites(
         &self,
         ctx: &Context<'_>,
@@ -188,9 +184,7 @@ impl TenantNode {
     }
 
     /// API keys, revoked ones included (admins and owners).
-    #[graphql(
-        complexity = "(first.unwrap_or(20).clamp(0, 100) as usize).saturating_mul(child_complexity).saturating_add(1)"
-    )]
+    #[graphql(complexity = "super::connection::list_complexity(first, child_complexity)")]
     async fn api_keys(
         &self,
         ctx: &Context<'_>,
