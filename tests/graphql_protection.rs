@@ -7,7 +7,7 @@ mod support;
 
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
-use support::graphql::{Backend, MASTER_KEY, PASSWORD, code, platform};
+use support::graphql::{Backend, MASTER_KEY, PASSWORD, assert_refused, code, platform};
 
 async fn bad_input_gets_its_code_writes_nothing_and_the_server_serves_on(backend: Backend) {
     let p = platform(backend, &[]).await;
@@ -102,36 +102,13 @@ async fn bad_input_gets_its_code_writes_nothing_and_the_server_serves_on(backend
     );
     let deep = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } }";
     let response = api.gql(None, deep, json!({})).await;
-    assert_eq!(code(&response), Some("BAD_USER_INPUT"), "{response}");
-    assert!(
-        response["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .to_lowercase()
-            .contains("nested"),
-        "{response}"
-    );
+    assert_refused(&response, "BAD_USER_INPUT", "nested");
     let complex = "{ me { tenants(first: 100) { edges { node { members(first: 100) { edges { node { email } } } apiKeys(first: 100) { edges { node { name } } } } } } } }";
     let response = api.gql(Some(&ada.token), complex, json!({})).await;
-    assert_eq!(code(&response), Some("BAD_USER_INPUT"), "{response}");
-    assert!(
-        response["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .to_lowercase()
-            .contains("complex"),
-        "{response}"
-    );
+    assert_refused(&response, "BAD_USER_INPUT", "complex");
     let aliases: String = (0..40).map(|i| format!("a{i}: __typename ")).collect();
     let response = api.gql(None, &format!("{{ {aliases} }}"), json!({})).await;
-    assert_eq!(code(&response), Some("BAD_USER_INPUT"), "{response}");
-    assert!(
-        response["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("aliases"),
-        "{response}"
-    );
+    assert_refused(&response, "BAD_USER_INPUT", "aliases");
     let batch: Vec<Value> = (0..11)
         .map(|_| json!({"query": "{ __typename }"}))
         .collect();
@@ -397,14 +374,7 @@ async fn introspection_can_be_switched_off(backend: Backend) {
         .api
         .gql(None, "{ __schema { types { name } } }", json!({}))
         .await;
-    assert_eq!(code(&response), Some("FORBIDDEN"), "{response}");
-    assert!(
-        response["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("introspection"),
-        "{response}"
-    );
+    assert_refused(&response, "FORBIDDEN", "introspection");
     let typed = p.api.gql(None, "{ __typename }", json!({})).await;
     assert!(typed.get("errors").is_none(), "{typed}");
     let page = p

@@ -130,6 +130,19 @@ pub struct Api {
     pub client: reqwest::Client,
 }
 
+/// Asserts the response failed with `expected` code and a message mentioning `about`
+/// (case-insensitively).
+pub fn assert_refused(response: &Value, expected: &str, about: &str) {
+    assert_eq!(code(response), Some(expected), "{response}");
+    let message = response["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.to_lowercase().contains(&about.to_lowercase()),
+        "{response}"
+    );
+}
+
 /// `errors[0].extensions.code`, if any.
 pub fn code(response: &Value) -> Option<&str> {
     response["errors"][0]["extensions"]["code"].as_str()
