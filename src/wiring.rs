@@ -5,10 +5,8 @@ use anyhow::Context;
 use commands::Executor;
 use domain::event_store::EventStore;
 use infra::database::{Database, DatabaseOptions, redact};
+use projections::ReadDb;
 use projections::runner::RunnerConfig;
-use projections::tenant_access::TenantAccessDirectory;
-use projections::tenant_directory::TenantDirectory;
-use projections::{Projector, ReadDb};
 use std::sync::Arc;
 
 /// Everything a running role needs.
@@ -66,11 +64,6 @@ pub fn read_db(database: &Database) -> ReadDb {
         },
         Database::Postgres(pool) => ReadDb::Postgres(pool.clone()),
     }
-}
-
-/// Every projector of the platform.
-pub fn projectors() -> Vec<Arc<dyn Projector>> {
-    vec![Arc::new(TenantDirectory), Arc::new(TenantAccessDirectory)]
 }
 
 pub fn runner_config(batch_size: usize) -> RunnerConfig {
@@ -149,7 +142,7 @@ pub async fn api_services(
         vault,
         mailer,
         signer: SessionSigner::new(&master),
-        key_usage: infra::key_usage::KeyUsage::new(app.database.clone()),
+        key_usage: Arc::new(infra::key_usage::DbKeyUsage::new(app.database.clone())),
         limiter: api::rate_limit::RateLimiter::new(config.auth_attempts, config.auth_window),
         metrics: api::metrics::Metrics::default(),
         updates,

@@ -66,6 +66,17 @@ impl Principal {
         }
     }
 
+    /// Who acts on `tenant`: a user, or an API key of that very tenant (another tenant's key
+    /// is told the tenant does not exist, as non-members are).
+    pub fn accessor_for(&self, tenant: TenantId) -> Result<Accessor, ApiError> {
+        if let Self::ApiKey { tenant: own, .. } = self
+            && *own != tenant
+        {
+            return Err(ApiError::NotFound("no such tenant".into()));
+        }
+        self.accessor()
+    }
+
     /// The logged-in user (API keys act for a tenant, not a person).
     pub fn user(&self) -> Result<(UserId, SessionId), ApiError> {
         match self {
@@ -150,7 +161,10 @@ async fn api_key(services: &Services, token: &str) -> Result<Principal, ApiError
     if !token_matches(secret, &grant.secret) {
         return Err(invalid());
     }
-    services.key_usage.touch(tenant, key).await;
+    services
+        .key_usage
+        .record(TenantId::from_uuid(tenant), ApiKeyId::from_uuid(key))
+        .await;
     Ok(Principal::ApiKey {
         tenant: TenantId::from_uuid(tenant),
         key: ApiKeyId::from_uuid(key),
@@ -165,12 +179,7 @@ pub async fn grant(
     tenant: TenantId,
     permission: Permission,
 ) -> Result<Authorized, ApiError> {
-    let accessor = principal.accessor()?;
-    if let Principal::ApiKey { tenant: own, .. } = principal
-        && *own != tenant
-    {
-        return Err(ApiError::NotFound("no such tenant".into()));
-    }
+    let accessor = principal.accessor_for(tenant)?;
     let access = services
         .executor
         .load::<TenantAccess>(tenant.as_uuid())

@@ -5,6 +5,7 @@
 
 use async_graphql::ErrorExtensions;
 use commands::CommandError;
+use commands::tenancy::{ChangeTenantError, CreateTenantError};
 use domain::access::AccessError;
 use domain::event_store::EventStoreError;
 use domain::personal_data::PersonalDataError;
@@ -176,6 +177,25 @@ impl From<TenantError> for ApiError {
             | T::Suspended
             | T::NotSuspended
             | T::RetentionNotOver(_) => Self::Conflict(message),
+        }
+    }
+}
+
+impl From<CreateTenantError> for ApiError {
+    fn from(error: CreateTenantError) -> Self {
+        match error {
+            CreateTenantError::Tenant(e) => e.into(),
+            CreateTenantError::Access(e) => e.into(),
+            CreateTenantError::NoSuchOwner => Self::NotFound(error.to_string()),
+        }
+    }
+}
+
+impl From<ChangeTenantError> for ApiError {
+    fn from(error: ChangeTenantError) -> Self {
+        match error {
+            ChangeTenantError::Tenant(e) => e.into(),
+            ChangeTenantError::Access(e) => e.into(),
         }
     }
 }

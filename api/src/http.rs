@@ -8,7 +8,6 @@
 use crate::AppState;
 use crate::auth::authenticate;
 use crate::error::ApiError;
-use crate::graphql::loaders;
 use crate::services::RequestMeta;
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{BatchRequest, BatchResponse, Request, Response, ServerError};
@@ -171,7 +170,7 @@ pub async fn graphql(
     if let Some(position) = headers.get(CONSISTENCY_HEADER) {
         let waited =
             match crate::graphql::position_arg("X-Consistency-Position", position.to_str().ok()) {
-                Ok(Some(position)) => services.reached(position).await,
+                Ok(Some(position)) => services.reached(position, crate::areas::READ_MODELS).await,
                 Ok(None) => Ok(()),
                 Err(e) => Err(e),
             };
@@ -191,7 +190,7 @@ pub async fn graphql(
         let response = match precheck(&request, config) {
             Some(error) => Response::from_errors(vec![error]),
             None => {
-                let request = loaders::for_request(request, services)
+                let request = crate::areas::with_loaders(request, services)
                     .data(principal)
                     .data(meta.clone());
                 state.schema.execute(request).await

@@ -11,6 +11,7 @@
 //! through the write path (`commands`) and read models through `projections`' scoped
 //! queries; HTTP statuses and error codes are decided here.
 
+pub mod areas;
 pub mod auth;
 pub mod error;
 pub mod graphql;

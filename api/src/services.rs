@@ -6,7 +6,7 @@ use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use commands::{CommandContext, CommandError, CommandOutcome, Executor};
 use domain::event::{Actor, Position};
-use domain::ids::{CommandId, SubjectId};
+use domain::ids::SubjectId;
 use domain::mailer::{Mail, Mailer};
 use domain::personal_data::PersonalData;
 use infra::crypto::SessionSigner;
@@ -17,12 +17,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
-
-/// Read models the API serves from; a consistency position waits for all of them.
-pub const READ_MODELS: &[&str] = &["tenant_directory", "tenant_access"];
-
-/// Namespace for ids derived from a caller's idempotency key (UUIDv5).
-const IDEMPOTENCY: Uuid = Uuid::from_u128(0x0b5e_7c1d_44a2_4f0e_b1c9_52d8_6e3a_9f17);
 
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
@@ -77,7 +71,7 @@ pub struct Services {
     pub vault: Arc<dyn PersonalData>,
     pub mailer: Arc<dyn Mailer>,
     pub signer: SessionSigner,
-    pub key_usage: infra::key_usage::KeyUsage,
+    pub key_usage: Arc<dyn domain::key_usage::KeyUsage>,
     pub config: ApiConfig,
     pub limiter: RateLimiter,
     pub metrics: Metrics,
@@ -112,13 +106,7 @@ impl Services {
         subject: Option<SubjectId>,
         meta: &RequestMeta,
     ) -> Result<CommandContext, ApiError> {
-        let mut ctx = CommandContext::new(actor);
-        if let Some(key) = idempotency_key {
-            let mut seed = caller.as_bytes().to_vec();
-            seed.extend_from_slice(key.as_bytes());
-            seed.extend_from_slice(meta.operation.as_bytes());
-            ctx = ctx.with_command_id(CommandId::from_uuid(Uuid::new_v5(&IDEMPOTENCY, &seed)));
-        }
+        let ctx = CommandContext::from_request(actor, caller, &meta.operation, idempotency_key);
         match subject {
             Some(subject) => self.with_sealed_ip(ctx, subject, meta).await,
             None => Ok(ctx),
@@ -143,16 +131,17 @@ impl Services {
 
     /// Counts a command's outcome in the metrics (`ok`, `replayed`, `refused` by the domain,
     /// `conflict`, `error`) and turns its error into the API's.
-    pub fn counted<E>(
+    pub fn counted<T, E>(
         &self,
         aggregate: &'static str,
-        result: Result<CommandOutcome, CommandError<E>>,
-    ) -> Result<CommandOutcome, ApiError>
+        result: Result<T, CommandError<E>>,
+    ) -> Result<T, ApiError>
     where
+        T: AsRef<CommandOutcome>,
         E: std::error::Error + Into<ApiError> + 'static,
     {
         let outcome = match &result {
-            Ok(done) if done.replayed => "replayed",
+            Ok(done) if done.as_ref().replayed => "replayed",
             Ok(_) => "ok",
             Err(CommandError::Rejected(_)) => "refused",
             Err(CommandError::Contention { .. } | CommandError::IdempotencyKeyReused { .. }) => {
@@ -164,20 +153,15 @@ impl Services {
         result.map_err(ApiError::from)
     }
 
-    /// An id derived from a command id, so a retried request creates the same object.
-    pub fn derived_id(ctx: &CommandContext, what: &str) -> Uuid {
-        Uuid::new_v5(&ctx.command_id.as_uuid(), what.as_bytes())
-    }
-
     /// Waits (bounded) until the read models reached `position`. Woken by the runners'
     /// commit announcements rather than by polling alone (a short poll stays as a fallback,
     /// for runners in other processes).
-    async fn caught_up(&self, position: Position) -> Result<(), ApiError> {
+    async fn caught_up(&self, position: Position, read_models: &[&str]) -> Result<(), ApiError> {
         use projections::read_your_writes::{WaitError, wait_for};
         let deadline = tokio::time::Instant::now() + self.config.consistency_timeout;
         let mut commits = self.updates.subscribe();
         loop {
-            match wait_for(&self.read_db, READ_MODELS, position, Duration::ZERO).await {
+            match wait_for(&self.read_db, read_models, position, Duration::ZERO).await {
                 Ok(()) => return Ok(()),
                 Err(WaitError::NotCaughtUp { .. } | WaitError::Unknown(_))
                     if tokio::time::Instant::now() < deadline =>
@@ -197,7 +181,7 @@ impl Services {
                 }
                 Err(_) => {
                     // Past the bound: the full check, for its clear error.
-                    return wait_for(&self.read_db, READ_MODELS, position, Duration::ZERO)
+                    return wait_for(&self.read_db, read_models, position, Duration::ZERO)
                         .await
                         .map_err(ApiError::from);
                 }
@@ -207,7 +191,7 @@ impl Services {
 
     /// A position a client asked for (`atPosition`, `X-Consistency-Position`): refused at
     /// once when the log has not reached it (no write returned it), else waited for.
-    pub async fn reached(&self, position: Position) -> Result<(), ApiError> {
+    pub async fn reached(&self, position: Position, read_models: &[&str]) -> Result<(), ApiError> {
         let head = self
             .executor
             .store()
@@ -223,20 +207,23 @@ impl Services {
                 field: Some("atPosition"),
             });
         }
-        self.caught_up(position).await
+        self.caught_up(position, read_models).await
     }
 
-    /// After a mutation's write: waits for the read models before its result is read. Past
-    /// the bound the error says that the write stands and where to read it.
-    pub async fn written(&self, position: Position) -> Result<(), ApiError> {
-        self.caught_up(position).await.map_err(|error| match error {
-            ApiError::Conflict(_) => ApiError::Conflict(format!(
-                "the change was written (position {}), but the read models have not caught up \
+    /// After a mutation's write: waits for the read models its result is read from (and no
+    /// other area's) before reading it. Past the bound the error says that the write stands
+    /// and where to read it.
+    pub async fn written(&self, position: Position, read_models: &[&str]) -> Result<(), ApiError> {
+        self.caught_up(position, read_models)
+            .await
+            .map_err(|error| match error {
+                ApiError::Conflict(_) => ApiError::Conflict(format!(
+                    "the change was written (position {}), but the read models have not caught up \
                  yet; read it with atPosition {} instead of repeating the mutation",
-                position.0, position.0
-            )),
-            other => other,
-        })
+                    position.0, position.0
+                )),
+                other => other,
+            })
     }
 
     /// Sends an e-mail after a write committed: a failure is logged (without the address)

@@ -17,7 +17,6 @@
 
 use crate::AppState;
 use crate::auth::{Principal, authenticate};
-use crate::graphql::loaders;
 use crate::http::RequestId;
 use crate::services::RequestMeta;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -302,7 +301,7 @@ impl Connection {
                 let _ = tx.send(Outgoing::Finished(id, generation)).await;
                 return;
             }
-            let request = loaders::for_request(request, &services)
+            let request = crate::areas::with_loaders(request, &services)
                 .data(principal)
                 .data(meta);
             let mut stream = schema.execute_stream(request);

@@ -48,6 +48,12 @@ pub struct CommandOutcome {
     pub replayed: bool,
 }
 
+impl AsRef<CommandOutcome> for CommandOutcome {
+    fn as_ref(&self) -> &CommandOutcome {
+        self
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError<E: std::error::Error + 'static> {
     /// The aggregate refused the command.
@@ -412,7 +418,7 @@ pub enum LoadError {
 }
 
 impl LoadError {
-    fn into_command<E: std::error::Error + 'static>(self) -> CommandError<E> {
+    pub(crate) fn into_command<E: std::error::Error + 'static>(self) -> CommandError<E> {
         match self {
             Self::Store(e) => CommandError::Store(e),
             Self::Decode(e) => CommandError::Decode(e),

@@ -11,7 +11,7 @@
 
 mod context;
 mod execute;
-pub mod reactors;
+pub mod tenancy;
 
 pub use context::CommandContext;
 pub use execute::{CommandError, CommandOutcome, ExecutePolicy, Executor, LoadError, Loaded};

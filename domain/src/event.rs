@@ -397,6 +397,26 @@ pub struct RecordedEvent {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// The part of the log a projector or reactor reads: the events of every stream in the named
+/// categories. Each category is given by its aggregate's `CATEGORY` constant
+/// (`Reads::categories(&[Tenant::CATEGORY])`), so the stream names are written in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reads(&'static [&'static str]);
+
+impl Reads {
+    pub const fn categories(categories: &'static [&'static str]) -> Self {
+        Self(categories)
+    }
+
+    pub fn includes(&self, event: &RecordedEvent) -> bool {
+        self.0.contains(&event.stream.category())
+    }
+
+    pub fn names(&self) -> &'static [&'static str] {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

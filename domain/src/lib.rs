@@ -6,7 +6,8 @@
 //! with its append/read/subscribe contract), [`aggregate`] (the decide/evolve shape, stored
 //! event encoding and upcasters) and the aggregates themselves ([`tenant`], [`user`] with its
 //! e-mail claims, [`access`]: a tenant's members, invites and API keys), and the ports for
-//! personal data ([`personal_data`]) and e-mail ([`mailer`]).
+//! personal data ([`personal_data`]), e-mail ([`mailer`]) and API key use ([`key_usage`]), and the [`reactor`] port
+//! (what follows the log and acts on it).
 //!
 //! It must never depend on a database, HTTP, runtime or SDK crate: it does no I/O. The
 //! `testing` feature adds the event-store conformance suite (and the async runtime it needs)
@@ -17,8 +18,10 @@ pub mod aggregate;
 pub mod event;
 pub mod event_store;
 pub mod ids;
+pub mod key_usage;
 pub mod mailer;
 pub mod personal_data;
+pub mod reactor;
 pub mod snapshot;
 pub mod tenant;
 pub mod user;

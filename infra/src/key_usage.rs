@@ -1,8 +1,12 @@
-//! When each API key was last used: written to `api_key_usage` at most once a minute per key
-//! (per process), so busy keys cost no write per request. A failed write is logged and
-//! skipped: it only makes "last used" older.
+//! When each API key was last used, in the platform table `api_key_usage`: written at most
+//! once a minute per key (per process), so busy keys cost no write per request. A failed write
+//! is logged and skipped: it only makes "last used" older.
 
 use crate::database::Database;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::ids::{ApiKeyId, TenantId};
+use domain::key_usage::{KeyUsage, KeyUsageError};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -11,12 +15,12 @@ use uuid::Uuid;
 const EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
-pub struct KeyUsage {
+pub struct DbKeyUsage {
     db: Database,
     written: Mutex<HashMap<Uuid, Instant>>,
 }
 
-impl KeyUsage {
+impl DbKeyUsage {
     pub fn new(db: Database) -> Self {
         Self {
             db,
@@ -24,26 +28,35 @@ impl KeyUsage {
         }
     }
 
-    pub async fn touch(&self, tenant: Uuid, key: Uuid) {
-        let now = Instant::now();
+    /// Whether this process wrote the key's use less than a minute ago.
+    fn recently_written(&self, key: Uuid, now: Instant) -> bool {
+        let Ok(mut written) = self.written.lock() else {
+            return true;
+        };
+        if written
+            .get(&key)
+            .is_some_and(|at| now.duration_since(*at) < EVERY)
         {
-            let Ok(mut written) = self.written.lock() else {
-                return;
-            };
-            if written
-                .get(&key)
-                .is_some_and(|at| now.duration_since(*at) < EVERY)
-            {
-                return;
-            }
-            if written.len() > 100_000 {
-                written.clear();
-            }
-            written.insert(key, now);
+            return true;
+        }
+        if written.len() > 100_000 {
+            written.clear();
+        }
+        written.insert(key, now);
+        false
+    }
+}
+
+#[async_trait]
+impl KeyUsage for DbKeyUsage {
+    async fn record(&self, tenant: TenantId, key: ApiKeyId) {
+        let (tenant, key) = (tenant.as_uuid(), key.as_uuid());
+        if self.recently_written(key, Instant::now()) {
+            return;
         }
         let sql = "INSERT INTO api_key_usage (key_id, tenant_id, last_used_at) VALUES ($1, $2, $3) \
                    ON CONFLICT (key_id) DO UPDATE SET last_used_at = excluded.last_used_at";
-        let at = chrono::Utc::now();
+        let at = Utc::now();
         let result = match &self.db {
             Database::Postgres(pool) => sqlx::query(sql)
                 .bind(key)
@@ -63,5 +76,41 @@ impl KeyUsage {
         if let Err(error) = result {
             tracing::warn!(api_key.id = %key, error = %error, "could not record API key use");
         }
+    }
+
+    async fn last_used(
+        &self,
+        keys: &[ApiKeyId],
+    ) -> Result<HashMap<ApiKeyId, DateTime<Utc>>, KeyUsageError> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let binds = (1..=keys.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql =
+            format!("SELECT key_id, last_used_at FROM api_key_usage WHERE key_id IN ({binds})");
+        let rows: Vec<(Uuid, DateTime<Utc>)> = match &self.db {
+            Database::Postgres(pool) => {
+                let mut query = sqlx::query_as(&sql);
+                for key in keys {
+                    query = query.bind(key.as_uuid());
+                }
+                query.fetch_all(pool).await
+            }
+            Database::Sqlite(db) => {
+                let mut query = sqlx::query_as(&sql);
+                for key in keys {
+                    query = query.bind(key.as_uuid());
+                }
+                query.fetch_all(&db.reader).await
+            }
+        }
+        .map_err(|e| KeyUsageError(e.to_string()))?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, at)| (ApiKeyId::from_uuid(key), at))
+            .collect())
     }
 }

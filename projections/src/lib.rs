@@ -13,15 +13,17 @@
 //! depends on `domain` (ports, events) and sqlx, never on `commands` or `infra`.
 
 mod db;
+pub mod jobs;
 mod lease;
 mod projector;
 pub mod read_your_writes;
 pub mod runner;
 pub mod tenant_access;
 pub mod tenant_directory;
+pub mod tenant_retention;
 
 pub use db::{ReadDb, ReadTx};
-pub use projector::{ProjectionError, Projector};
+pub use projector::{ProjectionError, Projector, reacting};
 
 /// The error read-model queries return.
 pub type QueryError = sqlx::Error;

@@ -2,7 +2,9 @@
 
 use crate::ReadTx;
 use async_trait::async_trait;
-use domain::event::RecordedEvent;
+use domain::event::{Reads, RecordedEvent};
+use domain::reactor::{ReactionError, Reactor};
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -10,6 +12,10 @@ pub enum ProjectionError {
     Database(#[from] sqlx::Error),
     #[error("event at position {position} could not be projected: {reason}")]
     Event { position: u64, reason: String },
+    #[error(transparent)]
+    Reaction(#[from] ReactionError),
+    #[error("{0} is a reactor: its effects happened once and are not rebuilt")]
+    NotRebuildable(&'static str),
 }
 
 /// Builds one read model from the global log.
@@ -20,8 +26,9 @@ pub trait Projector: Send + Sync + std::fmt::Debug + 'static {
     /// Bumped when the tables or the way events map onto them change; a new version is built
     /// beside the old one from position 0 and swapped in when caught up.
     fn version(&self) -> u32;
-    /// Whether events of this type concern it (others only move the checkpoint).
-    fn handles(&self, event_type: &str) -> bool;
+    /// The streams it reads, by their aggregates' categories (other events only move the
+    /// checkpoint).
+    fn reads(&self) -> Reads;
     /// The stable names of its tables; each is a view over `<table><suffix>` of the live
     /// generation.
     fn tables(&self) -> &'static [&'static str];
@@ -37,4 +44,49 @@ pub trait Projector: Send + Sync + std::fmt::Debug + 'static {
         suffix: &str,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError>;
+
+    /// The reactor behind this entry, when it is one (see [`reacting`]): the runner lets it
+    /// react before moving the checkpoint, outside the checkpoint's transaction.
+    fn reactor(&self) -> Option<&dyn Reactor> {
+        None
+    }
+}
+
+/// A reactor run by the projection runner: same lease, checkpoint, batching, failure isolation
+/// and status as a projector, no tables, never rebuilt.
+pub fn reacting(reactor: Arc<dyn Reactor>) -> Arc<dyn Projector> {
+    Arc::new(Reacting(reactor))
+}
+
+#[derive(Debug)]
+struct Reacting(Arc<dyn Reactor>);
+
+#[async_trait]
+impl Projector for Reacting {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn reads(&self) -> Reads {
+        self.0.reads()
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &[]
+    }
+    async fn create_tables(&self, _: &mut ReadTx<'_>, _: &str) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+    async fn apply(
+        &self,
+        _: &mut ReadTx<'_>,
+        _: &str,
+        _: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+    fn reactor(&self) -> Option<&dyn Reactor> {
+        Some(self.0.as_ref())
+    }
 }

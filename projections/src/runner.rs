@@ -7,7 +7,6 @@ use chrono::Utc;
 use domain::event::{Position, RecordedEvent};
 use domain::event_store::{EventStore, EventStoreError};
 use domain::ids::TenantId;
-use domain::tenant::tenant_of_stream;
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,10 +37,7 @@ fn announce(
     if events.is_empty() || updates.receiver_count() == 0 {
         return;
     }
-    let mut tenants: Vec<TenantId> = events
-        .iter()
-        .filter_map(|e| e.tenant_id.or_else(|| tenant_of_stream(&e.stream)))
-        .collect();
+    let mut tenants: Vec<TenantId> = events.iter().filter_map(|e| e.tenant_id).collect();
     tenants.sort_unstable();
     tenants.dedup();
     let _ = updates.send(ProjectionUpdate {
@@ -87,6 +83,19 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
+    /// How a registered projector that has not run yet shows in a status listing.
+    pub fn not_started(name: &str, version: u32) -> Self {
+        Self {
+            name: name.to_owned(),
+            version: i32::try_from(version).unwrap_or(i32::MAX),
+            generation: 0,
+            position: 0,
+            status: "not_started".into(),
+            last_error: None,
+            error_position: None,
+        }
+    }
+
     pub fn suffix(&self) -> String {
         format!("_g{}", self.generation)
     }
@@ -188,6 +197,15 @@ async fn commit_batch(
     to: Position,
     status: &str,
 ) -> Result<bool, ProjectionError> {
+    // A reactor acts first, outside the transaction (its commands append through the event
+    // store, which on SQLite shares the one writer connection this transaction would hold);
+    // should the checkpoint then not move, the events come again and the reaction, being
+    // idempotent, does nothing twice.
+    if let Some(reactor) = projector.reactor()
+        && !events.is_empty()
+    {
+        reactor.react(events).await?;
+    }
     // The guard comes first: it locks the checkpoint row (PostgreSQL; SQLite's write
     // transaction is exclusive anyway), so a rebuild cannot swap generations under this batch,
     // and a batch whose generation was swapped out writes nothing to the old tables.
@@ -295,6 +313,7 @@ pub async fn run(
         )?;
         tx.commit().await?;
     }
+    let reads = projector.reads();
     'subscription: loop {
         let mut batches = store
             .subscribe(cp.position())
@@ -315,10 +334,8 @@ pub async fn run(
             // Live when this batch reached the head of the log as it stands now.
             let head = store.head().await?;
             let status = if last >= head { "live" } else { "catching_up" };
-            let handled: Vec<RecordedEvent> = events
-                .into_iter()
-                .filter(|e| projector.handles(&e.event_type))
-                .collect();
+            let handled: Vec<RecordedEvent> =
+                events.into_iter().filter(|e| reads.includes(e)).collect();
             match commit_batch(&db, projector.as_ref(), &cp, &handled, last, status).await {
                 Ok(true) => {
                     cp.position = i64::try_from(last.0).unwrap_or(i64::MAX);
@@ -428,6 +445,10 @@ pub async fn rebuild(
     config: RunnerConfig,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<(), RunnerError> {
+    if projector.reactor().is_some() {
+        return Err(ProjectionError::NotRebuildable(projector.name()).into());
+    }
+    let reads = projector.reads();
     // One rebuild of a projector at a time, across processes (they would share the next
     // generation's tables).
     let _rebuild_lock = crate::lease::acquire(db, &format!("{}.rebuild", projector.name())).await;
@@ -473,10 +494,8 @@ pub async fn rebuild(
         let Some(last) = events.last().map(|e| e.position) else {
             break;
         };
-        let handled: Vec<RecordedEvent> = events
-            .into_iter()
-            .filter(|e| projector.handles(&e.event_type))
-            .collect();
+        let handled: Vec<RecordedEvent> =
+            events.into_iter().filter(|e| reads.includes(e)).collect();
         let mut tx = db.begin().await?;
         if !handled.is_empty() {
             projector.apply(&mut tx, &suffix, &handled).await?;
@@ -512,7 +531,7 @@ pub async fn rebuild(
         };
         let handled: Vec<RecordedEvent> = rest
             .into_iter()
-            .filter(|e| e.position <= head && projector.handles(&e.event_type))
+            .filter(|e| e.position <= head && reads.includes(e))
             .collect();
         if !handled.is_empty() {
             projector.apply(&mut tx, &suffix, &handled).await?;
@@ -567,6 +586,19 @@ async fn drop_generation(db: &ReadDb, projector: &dyn Projector, suffix: &str) {
 #[derive(Debug)]
 pub struct RunnerHandle {
     tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunnerHandle {
+    pub(crate) fn from_tasks(tasks: Vec<JoinHandle<()>>) -> Self {
+        Self { tasks }
+    }
+
+    /// One handle for the tasks of both.
+    #[must_use]
+    pub fn join(mut self, mut other: Self) -> Self {
+        self.tasks.append(&mut other.tasks);
+        self
+    }
 }
 
 impl Drop for RunnerHandle {

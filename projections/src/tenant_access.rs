@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::access::{AccessEvent, Authorized, Role, TenantAccess};
 use domain::aggregate::{Aggregate, decode_event};
-use domain::event::RecordedEvent;
+use domain::event::{Reads, RecordedEvent};
 use domain::ids::{TenantId, UserId};
 use domain::personal_data::Sealed;
 use sqlx::{FromRow, postgres::PgRow, sqlite::SqliteRow};
@@ -137,7 +137,6 @@ pub struct ApiKeyView {
     pub scope: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
-    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 /// `$first, $first+1, ...` for `n` binds.
@@ -179,6 +178,9 @@ where
 }
 
 impl TenantAccessDirectory {
+    /// The projector's name.
+    pub const NAME: &'static str = "tenant_access";
+
     /// The members of every scoped tenant (one query), ordered by tenant, join time, user.
     pub async fn members(
         db: &ReadDb,
@@ -207,16 +209,16 @@ impl TenantAccessDirectory {
         .await
     }
 
-    /// API keys, revoked ones included, with when each was last used.
+    /// API keys, revoked ones included (when each was last used is not a read model: see
+    /// `domain::key_usage`).
     pub async fn api_keys(
         db: &ReadDb,
         scopes: &[TenantScope],
     ) -> Result<Vec<ApiKeyView>, sqlx::Error> {
         fetch_for(
             db,
-            "SELECT k.tenant_id, k.key_id, k.name, k.scope, k.created_at, k.revoked_at, \
-             u.last_used_at FROM tenant_api_keys k LEFT JOIN api_key_usage u ON u.key_id = k.key_id \
-             WHERE k.tenant_id IN ({tenants}) ORDER BY k.tenant_id, k.created_at, k.key_id",
+            "SELECT tenant_id, key_id, name, scope, created_at, revoked_at FROM tenant_api_keys \
+             WHERE tenant_id IN ({tenants}) ORDER BY tenant_id, created_at, key_id",
             scopes,
         )
         .await
@@ -236,24 +238,15 @@ fn tenant_of(event: &RecordedEvent) -> Result<Uuid, ProjectionError> {
 #[async_trait]
 impl Projector for TenantAccessDirectory {
     fn name(&self) -> &'static str {
-        "tenant_access"
+        Self::NAME
     }
 
     fn version(&self) -> u32 {
         1
     }
 
-    fn handles(&self, event_type: &str) -> bool {
-        matches!(
-            event_type,
-            "MemberAdded"
-                | "MemberInvited"
-                | "InviteRevoked"
-                | "MemberRoleChanged"
-                | "MemberRemoved"
-                | "ApiKeyCreated"
-                | "ApiKeyRevoked"
-        )
+    fn reads(&self) -> Reads {
+        Reads::categories(&[TenantAccess::CATEGORY])
     }
 
     fn tables(&self) -> &'static [&'static str] {

@@ -4,8 +4,8 @@
 use crate::{ProjectionError, Projector, ReadDb, ReadTx, exec};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::aggregate::decode_event;
-use domain::event::RecordedEvent;
+use domain::aggregate::{Aggregate, decode_event};
+use domain::event::{Reads, RecordedEvent};
 use domain::ids::TenantId;
 use domain::tenant::{Tenant, TenantEvent, tenant_of_stream};
 use sqlx::types::Json;
@@ -67,6 +67,9 @@ const COLUMNS: &str =
     "tenant_id, name, slug, status, plan, settings, created_at, updated_at, changes";
 
 impl TenantDirectory {
+    /// The projector's name and the view queries read.
+    pub const NAME: &'static str = "tenant_directory";
+
     /// One tenant, if the directory has it.
     pub async fn get(db: &ReadDb, id: TenantId) -> Result<Option<TenantView>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM tenant_directory WHERE tenant_id = $1");
@@ -174,6 +177,13 @@ fn fold(events: &[RecordedEvent]) -> Result<BTreeMap<Uuid, Patch>, ProjectionErr
             position: event.position.0,
             reason: e.to_string(),
         })?;
+        if matches!(
+            decoded,
+            TenantEvent::TenantResourceAdded { .. } | TenantEvent::TenantResourceRemoved { .. }
+        ) {
+            // Resource counts belong to the areas that own the resources, not to the directory.
+            continue;
+        }
         let patch = patches.entry(tenant_of(event)?).or_default();
         patch.updated_at = Some(event.recorded_at);
         patch.changes += 1;
@@ -355,7 +365,7 @@ async fn write(
 #[async_trait]
 impl Projector for TenantDirectory {
     fn name(&self) -> &'static str {
-        "tenant_directory"
+        Self::NAME
     }
 
     /// 2: deleted tenant data shows as status `deleted` with no settings.
@@ -364,17 +374,8 @@ impl Projector for TenantDirectory {
         3
     }
 
-    fn handles(&self, event_type: &str) -> bool {
-        matches!(
-            event_type,
-            "TenantProvisioned"
-                | "TenantRenamed"
-                | "TenantSettingsChanged"
-                | "TenantSuspended"
-                | "TenantReactivated"
-                | "TenantClosed"
-                | "TenantDataDeleted"
-        )
+    fn reads(&self) -> Reads {
+        Reads::categories(&[Tenant::CATEGORY])
     }
 
     fn tables(&self) -> &'static [&'static str] {

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use domain::aggregate::encode_event;
-use domain::event::{Actor, EventMetadata, NewEvent, Position, RecordedEvent, StreamId};
+use domain::event::{Actor, EventMetadata, NewEvent, Position, Reads, RecordedEvent, StreamId};
 use domain::event_store::{AppendRequest, EventStore, ExpectedVersion};
 use domain::ids::TenantId;
 use domain::tenant::{Slug, TenantEvent, TenantName, TenantSettings};
@@ -295,8 +295,8 @@ impl Projector for Fragile {
     fn version(&self) -> u32 {
         self.version.max(1)
     }
-    fn handles(&self, event_type: &str) -> bool {
-        event_type.starts_with("Tenant")
+    fn reads(&self) -> Reads {
+        TenantDirectory.reads()
     }
     fn tables(&self) -> &'static [&'static str] {
         &["fragile_counts"]
@@ -412,8 +412,8 @@ impl Projector for Unreliable {
     fn version(&self) -> u32 {
         self.version
     }
-    fn handles(&self, event_type: &str) -> bool {
-        TenantDirectory.handles(event_type)
+    fn reads(&self) -> Reads {
+        TenantDirectory.reads()
     }
     fn tables(&self) -> &'static [&'static str] {
         TenantDirectory.tables()

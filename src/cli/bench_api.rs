@@ -217,7 +217,7 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
         let projections = projections::runner::spawn(
             app.store.clone(),
             app.read_db.clone(),
-            crate::wiring::projectors(),
+            api::areas::projectors(),
             runner,
         );
         let services = crate::wiring::api_services(&app, &flags.serve, updates).await?;

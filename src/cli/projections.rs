@@ -8,7 +8,8 @@ use std::time::Instant;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ProjectionsCommand {
-    /// Each projection's position, lag behind the head of the log, state and last error.
+    /// Every registered projector and reactor: position, lag behind the head of the log, state
+    /// and last error (`not_started` and position 0 for one that has not run yet).
     Status,
     /// Rebuilds a read model from the start of the log beside the live one, then swaps it in;
     /// queries keep being served from the old tables meanwhile.
@@ -27,6 +28,26 @@ pub async fn run(global: &GlobalArgs, command: ProjectionsCommand) -> anyhow::Re
         ProjectionsCommand::Status => {
             let head = app.store.head().await?.0;
             let rows = projections::runner::checkpoints(&app.read_db).await?;
+            let mut rows: Vec<projections::runner::Checkpoint> = api::areas::projectors()
+                .iter()
+                .map(|p| {
+                    rows.iter()
+                        .find(|cp| cp.name == p.name())
+                        .cloned()
+                        .unwrap_or_else(|| {
+                            projections::runner::Checkpoint::not_started(p.name(), p.version())
+                        })
+                })
+                .chain(
+                    rows.iter()
+                        .filter(|cp| {
+                            // A checkpoint of a projector this build no longer has: shown, not hidden.
+                            !api::areas::projectors().iter().any(|p| p.name() == cp.name)
+                        })
+                        .cloned(),
+                )
+                .collect();
+            rows.sort_by(|a, b| a.name.cmp(&b.name));
             let mut out = std::io::stdout().lock();
             writeln!(out, "head of the log: {head}")?;
             writeln!(
@@ -50,11 +71,11 @@ pub async fn run(global: &GlobalArgs, command: ProjectionsCommand) -> anyhow::Re
             Ok(())
         }
         ProjectionsCommand::Rebuild { name, batch_size } => {
-            let projector = wiring::projectors()
+            let projector = api::areas::projectors()
                 .into_iter()
                 .find(|p| p.name() == name)
                 .with_context(|| {
-                    let known: Vec<_> = wiring::projectors().iter().map(|p| p.name()).collect();
+                    let known: Vec<_> = api::areas::projectors().iter().map(|p| p.name()).collect();
                     format!("no projection named {name:?}; known: {}", known.join(", "))
                 })?;
             let started = Instant::now();

@@ -1,4 +1,4 @@
-//! `tenantry serve`: the HTTP server (GraphQL API), the projections and the reactors, with
+//! `tenantry serve`: the HTTP server (GraphQL API), the projections, reactors and periodic jobs, with
 //! graceful shutdown on SIGTERM or Ctrl-C.
 
 use crate::cli::GlobalArgs;
@@ -96,17 +96,22 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     runner.updates = Some(updates.clone());
     // Projections run beside the API; dropping the handle at shutdown stops them (a batch in
     // flight rolls back and is applied again on the next start).
-    let _projections = projections::runner::spawn(
+    // Reactors run with them, and the periodic jobs each in one process at a time.
+    let _background = projections::runner::spawn(
         app.store.clone(),
         app.read_db.clone(),
-        crate::wiring::projectors(),
+        api::areas::projectors(),
         runner,
-    );
-    // Reactors: their command ids derive from the causing events, so running them in every
-    // process is safe.
-    let retention = tokio::spawn(commands::reactors::tenant_data_retention::run(
-        app.executor.clone(),
-        std::time::Duration::from_secs(args.retention_check_seconds),
+    )
+    .join(projections::jobs::spawn(
+        app.read_db.clone(),
+        api::areas::jobs(
+            app.executor.clone(),
+            app.read_db.clone(),
+            api::areas::JobSettings {
+                retention_check: std::time::Duration::from_secs(args.retention_check_seconds),
+            },
+        ),
     ));
     let services = crate::wiring::api_services(&app, &args, updates).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -117,7 +122,6 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     api::serve(listener, api::AppState::new(services), shutdown)
         .await
         .context("serving HTTP")?;
-    retention.abort();
     tracing::info!("shut down cleanly");
     Ok(())
 }

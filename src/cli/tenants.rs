@@ -5,9 +5,12 @@ use crate::cli::GlobalArgs;
 use crate::wiring;
 use anyhow::Context;
 use commands::CommandContext;
+use commands::tenancy::{
+    CreateTenant, Founder, OperatorAction, TenantChange, create_tenant, operate_tenant,
+};
 use domain::event::{Actor, Position};
-use domain::ids::{CommandId, TenantId};
-use domain::tenant::{Slug, Tenant, TenantCommand, TenantName, TenantSettings};
+use domain::ids::{TenantId, UserId};
+use domain::tenant::{Slug, TenantName, TenantSettings};
 use projections::read_your_writes::wait_for;
 use projections::tenant_directory::{TenantDirectory, TenantView};
 use std::collections::BTreeMap;
@@ -27,10 +30,15 @@ pub struct TenantsArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TenantsCommand {
-    /// Creates a tenant.
+    /// Creates a tenant, through the same use case as the API's `createTenant`. With
+    /// `--owner` that user becomes its owner; without, it is an operator's provisioning and
+    /// the tenant has no owner yet.
     Provision {
         #[arg(long)]
         name: String,
+        /// The id of the user who becomes the tenant's owner.
+        #[arg(long)]
+        owner: Option<Uuid>,
         #[arg(long)]
         slug: String,
         /// A setting, as key=value (repeatable).
@@ -96,55 +104,62 @@ fn settings(pairs: Vec<(String, String)>) -> anyhow::Result<TenantSettings> {
     )?)
 }
 
+/// The command context of a CLI command: an operator's action, its command id made from the
+/// idempotency key (scoped to the subcommand) like the API's.
+fn cli_context(operation: &str, key: Option<Uuid>) -> CommandContext {
+    CommandContext::from_request(
+        Actor::system("cli"),
+        Uuid::nil(),
+        &format!("cli tenants {operation}"),
+        key,
+    )
+}
+
 pub async fn run(global: &GlobalArgs, args: TenantsArgs) -> anyhow::Result<()> {
     let app = wiring::open(global).await?;
+    let exec = &app.executor;
     let now = chrono::Utc::now();
-    let (id, command) = match args.command {
+    let key = args.idempotency_key;
+    let (id, outcome) = match args.command {
         TenantsCommand::Provision {
             name,
+            owner,
             slug,
             settings: pairs,
         } => {
-            // With an idempotency key the tenant id derives from it, so a retry names the
-            // same tenant.
-            let id = args
-                .idempotency_key
-                .map_or_else(Uuid::now_v7, |key| Uuid::new_v5(&key, b"tenant"));
-            let command = TenantCommand::Provision {
-                tenant_id: TenantId::from_uuid(id),
+            let input = CreateTenant {
                 name: TenantName::parse(&name)?,
                 slug: Slug::parse(&slug)?,
                 settings: settings(pairs)?,
-                at: now,
+                founder: owner.map_or(Founder::Operator, |id| Founder::User(UserId::from_uuid(id))),
             };
-            (id, command)
+            let created = create_tenant(exec, &cli_context("provision", key), now, input).await?;
+            (created.tenant, created.outcome)
         }
-        TenantsCommand::Rename { id, name } => (
-            id,
-            TenantCommand::Rename {
-                name: TenantName::parse(&name)?,
-                at: now,
-            },
-        ),
+        TenantsCommand::Rename { id, name } => {
+            let action = OperatorAction::Change(TenantChange::Rename(TenantName::parse(&name)?));
+            operate(exec, "rename", key, now, id, action).await?
+        }
         TenantsCommand::Settings {
             id,
             settings: pairs,
-        } => (
-            id,
-            TenantCommand::ChangeSettings {
-                settings: settings(pairs)?,
-                at: now,
-            },
-        ),
-        TenantsCommand::Suspend { id, reason } => (id, TenantCommand::Suspend { reason, at: now }),
-        TenantsCommand::Reactivate { id } => (id, TenantCommand::Reactivate { at: now }),
-        TenantsCommand::Close { id, retention_days } => (
-            id,
-            TenantCommand::Close {
-                at: now,
-                retention: chrono::Duration::days(i64::from(retention_days)),
-            },
-        ),
+        } => {
+            let action = OperatorAction::Change(TenantChange::ChangeSettings(settings(pairs)?));
+            operate(exec, "settings", key, now, id, action).await?
+        }
+        TenantsCommand::Suspend { id, reason } => {
+            let action = OperatorAction::Suspend { reason };
+            operate(exec, "suspend", key, now, id, action).await?
+        }
+        TenantsCommand::Reactivate { id } => {
+            let action = OperatorAction::Reactivate;
+            operate(exec, "reactivate", key, now, id, action).await?
+        }
+        TenantsCommand::Close { id, retention_days } => {
+            let retention = chrono::Duration::days(i64::from(retention_days));
+            let action = OperatorAction::Change(TenantChange::Close { retention });
+            operate(exec, "close", key, now, id, action).await?
+        }
         TenantsCommand::Show {
             id,
             wait_for: position,
@@ -168,11 +183,6 @@ pub async fn run(global: &GlobalArgs, args: TenantsArgs) -> anyhow::Result<()> {
             return print_views(&views);
         }
     };
-    let mut ctx = CommandContext::new(Actor::system("cli")).for_tenant(TenantId::from_uuid(id));
-    if let Some(key) = args.idempotency_key {
-        ctx = ctx.with_command_id(CommandId::from_uuid(key));
-    }
-    let outcome = app.executor.execute::<Tenant>(id, &command, &ctx).await?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -188,6 +198,19 @@ pub async fn run(global: &GlobalArgs, args: TenantsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn operate(
+    exec: &commands::Executor,
+    operation: &str,
+    key: Option<Uuid>,
+    now: chrono::DateTime<chrono::Utc>,
+    id: Uuid,
+    action: OperatorAction,
+) -> anyhow::Result<(TenantId, commands::CommandOutcome)> {
+    let tenant = TenantId::from_uuid(id);
+    let outcome = operate_tenant(exec, &cli_context(operation, key), now, tenant, action).await?;
+    Ok((tenant, outcome))
+}
+
 async fn wait(
     db: &projections::ReadDb,
     position: Option<u64>,
@@ -196,7 +219,7 @@ async fn wait(
     if let Some(position) = position {
         wait_for(
             db,
-            &["tenant_directory"],
+            &[TenantDirectory::NAME],
             Position(position),
             Duration::from_millis(timeout_ms),
         )

@@ -32,11 +32,7 @@ async fn run_access(
     ctx: &CommandContext,
     command: AccessCommand,
 ) -> Result<CommandOutcome, ApiError> {
-    if let Principal::ApiKey { tenant: own, .. } = principal
-        && *own != tenant
-    {
-        return Err(ApiError::NotFound("no such tenant".into()));
-    }
+    principal.accessor_for(tenant)?;
     // Growing a tenant's access (invites, roles, keys) needs an active tenant; removing
     // members, invites and keys works whatever its state. Decided on the tenant's state in
     // the same atomic append.
@@ -105,7 +101,9 @@ async fn member_after(
     user: UserId,
     outcome: &CommandOutcome,
 ) -> Result<MemberNode, ApiError> {
-    services.written(outcome.position).await?;
+    services
+        .written(outcome.position, &[TenantAccessDirectory::NAME])
+        .await?;
     let grant = grant(services, principal, tenant, Permission::Read).await?;
     services.metrics.read_queries(1);
     TenantAccessDirectory::members(&services.read_db, &[TenantScope::from(&grant)])
@@ -136,10 +134,7 @@ impl AccessMutation {
         let email = Email::parse(&email)?;
         let grant = grant(services, &principal, tenant, Permission::ManageMembers).await?;
         let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
-        let invite = InviteId::from_uuid(match idempotency_key {
-            Some(_) => Services::derived_id(&cmd_ctx, "invite"),
-            None => Uuid::now_v7(),
-        });
+        let invite = InviteId::from_uuid(cmd_ctx.new_id("invite"));
         let sealed = services
             .vault
             .seal(SubjectId::from_uuid(invite.as_uuid()), email.as_str())
@@ -181,7 +176,9 @@ impl AccessMutation {
                 })
                 .await;
         }
-        services.written(outcome.position).await?;
+        services
+            .written(outcome.position, &[TenantAccessDirectory::NAME])
+            .await?;
         services.metrics.read_queries(1);
         let view = TenantAccessDirectory::invites(&services.read_db, &[scope])
             .await?
@@ -256,7 +253,14 @@ impl AccessMutation {
                 other => other,
             })?;
         Ok(TenantPayload {
-            tenant: tenant_after(services, &principal, tenant, &outcome).await?,
+            tenant: tenant_after(
+                services,
+                &principal,
+                tenant,
+                &outcome,
+                &[TenantAccessDirectory::NAME],
+            )
+            .await?,
             position: outcome.position.0.to_string(),
         })
     }
@@ -326,10 +330,7 @@ impl AccessMutation {
         let readable =
             TenantScope::from(&grant(services, &principal, tenant, Permission::ManageKeys).await?);
         let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
-        let key = ApiKeyId::from_uuid(match idempotency_key {
-            Some(_) => Services::derived_id(&cmd_ctx, "api-key"),
-            None => Uuid::now_v7(),
-        });
+        let key = ApiKeyId::from_uuid(cmd_ctx.new_id("api-key"));
         let secret = new_token();
         let command = AccessCommand::CreateApiKey {
             by: principal.accessor()?,
@@ -386,7 +387,9 @@ async fn api_key_after(
     key: ApiKeyId,
     outcome: &CommandOutcome,
 ) -> Result<ApiKeyNode, ApiError> {
-    services.written(outcome.position).await?;
+    services
+        .written(outcome.position, &[TenantAccessDirectory::NAME])
+        .await?;
     services.metrics.read_queries(1);
     TenantAccessDirectory::api_keys(&services.read_db, &[scope])
         .await?

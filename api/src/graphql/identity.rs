@@ -131,7 +131,7 @@ impl IdentityQuery {
     /// The logged-in user. `atPosition` waits until the read models reached a position a
     /// mutation returned.
     async fn me(&self, ctx: &Context<'_>, at_position: Option<String>) -> GqlResult<UserNode> {
-        consistent(ctx, at_position.as_deref()).await?;
+        consistent(ctx, at_position.as_deref(), crate::areas::READ_MODELS).await?;
         let (user, _) = principal(ctx).user()?;
         Ok(user_node(services(ctx), user).await?)
     }
@@ -386,10 +386,7 @@ impl IdentityMutation {
         let ctx_cmd = services
             .context(Actor::Anonymous, email_index, key, None, &meta)
             .await?;
-        let user = match key {
-            Some(_) => UserId::from_uuid(Services::derived_id(&ctx_cmd, "user")),
-            None => UserId::new_v7(),
-        };
+        let user = UserId::from_uuid(ctx_cmd.new_id("user"));
         let subject = SubjectId::from_uuid(user.as_uuid());
         let ctx_cmd = services.with_sealed_ip(ctx_cmd, subject, &meta).await?;
         let sealed_email = services.vault.seal(subject, email.as_str()).await?;

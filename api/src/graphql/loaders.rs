@@ -3,7 +3,10 @@
 //! One set of loaders per request, so nothing is cached across callers.
 
 use crate::services::Services;
-use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::dataloader::Loader;
+use chrono::{DateTime, Utc};
+use domain::ids::ApiKeyId;
+use domain::key_usage::KeyUsageError;
 use projections::QueryError;
 use projections::tenant_access::{
     ApiKeyView, InviteView, MemberView, TenantAccessDirectory, TenantScope,
@@ -48,6 +51,23 @@ list_loader!(MembersLoader, MemberView, TenantAccessDirectory::members);
 list_loader!(InvitesLoader, InviteView, TenantAccessDirectory::invites);
 list_loader!(ApiKeysLoader, ApiKeyView, TenantAccessDirectory::api_keys);
 
+/// When API keys were last used (from the `KeyUsage` port), for every key in the response at
+/// once.
+pub struct KeyUsageLoader(pub Arc<Services>);
+
+impl Loader<ApiKeyId> for KeyUsageLoader {
+    type Value = DateTime<Utc>;
+    type Error = Arc<KeyUsageError>;
+
+    async fn load(
+        &self,
+        keys: &[ApiKeyId],
+    ) -> Result<HashMap<ApiKeyId, DateTime<Utc>>, Self::Error> {
+        self.0.metrics.read_queries(1);
+        self.0.key_usage.last_used(keys).await.map_err(Arc::new)
+    }
+}
+
 pub struct TenantsLoader(pub Arc<Services>);
 
 impl Loader<TenantScope> for TenantsLoader {
@@ -70,28 +90,4 @@ impl Loader<TenantScope> for TenantsLoader {
             })
             .collect())
     }
-}
-
-/// Gives a request its own loaders.
-pub fn for_request(
-    request: async_graphql::Request,
-    services: &Arc<Services>,
-) -> async_graphql::Request {
-    request
-        .data(DataLoader::new(
-            MembersLoader(services.clone()),
-            tokio::spawn,
-        ))
-        .data(DataLoader::new(
-            InvitesLoader(services.clone()),
-            tokio::spawn,
-        ))
-        .data(DataLoader::new(
-            ApiKeysLoader(services.clone()),
-            tokio::spawn,
-        ))
-        .data(DataLoader::new(
-            TenantsLoader(services.clone()),
-            tokio::spawn,
-        ))
 }

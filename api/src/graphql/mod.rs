@@ -20,24 +20,12 @@ pub mod tenancy;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::services::{RequestMeta, Services};
-use async_graphql::{Context, ID, MergedObject, MergedSubscription, Schema};
+use async_graphql::{Context, ID, Schema};
 use domain::event::Position;
 use std::sync::Arc;
 use uuid::Uuid;
 
-#[derive(MergedObject, Default)]
-pub struct QueryRoot(identity::IdentityQuery, tenancy::TenancyQuery);
-
-#[derive(MergedObject, Default)]
-pub struct MutationRoot(
-    identity::IdentityMutation,
-    sessions::SessionMutation,
-    tenancy::TenancyMutation,
-    access::AccessMutation,
-);
-
-#[derive(MergedSubscription, Default)]
-pub struct SubscriptionRoot(live::TenancySubscription);
+pub use crate::areas::{MutationRoot, QueryRoot, SubscriptionRoot};
 
 pub type TenantrySchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
@@ -108,10 +96,15 @@ pub(crate) fn position_arg(
         .transpose()
 }
 
-/// Waits for the read models when the query asked for a consistency position.
-pub(crate) async fn consistent(ctx: &Context<'_>, at: Option<&str>) -> Result<(), ApiError> {
+/// Waits for the read models the query reads (`read_models`) when it asked for a
+/// consistency position.
+pub(crate) async fn consistent(
+    ctx: &Context<'_>,
+    at: Option<&str>,
+    read_models: &[&str],
+) -> Result<(), ApiError> {
     if let Some(position) = position_arg("atPosition", at)? {
-        services(ctx).reached(position).await?;
+        services(ctx).reached(position, read_models).await?;
     }
     Ok(())
 }

@@ -127,10 +127,7 @@ impl SessionMutation {
                 }
             }
         }
-        let session = match idempotency_key {
-            Some(_) => SessionId::from_uuid(Services::derived_id(&ctx_cmd, "session")),
-            None => SessionId::new_v7(),
-        };
+        let session = SessionId::from_uuid(ctx_cmd.new_id("session"));
         let ttl = Duration::from_std(services.config.session_ttl).unwrap_or(Duration::hours(12));
         // Whole seconds, as the token carries them.
         let expires_at = DateTime::from_timestamp((now + ttl).timestamp(), 0).unwrap_or(now + ttl);

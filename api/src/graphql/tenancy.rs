@@ -11,13 +11,18 @@ use async_graphql::connection::Connection;
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Duration, Utc};
+use commands::tenancy::{
+    CreateTenant, Founder, OperatorAction, TenantChange, change_tenant, create_tenant,
+    operate_tenant,
+};
 use commands::{CommandContext, CommandOutcome};
-use domain::access::{AccessCommand, ApiKeyScope, Permission, Role, TenantAccess};
+use domain::access::{ApiKeyScope, Permission, Role};
 use domain::aggregate::Aggregate;
-use domain::ids::{SubjectId, TenantId};
-use domain::tenant::{Slug, Tenant, TenantCommand, TenantName, TenantSettings};
-use domain::user::User;
-use projections::tenant_access::{ApiKeyView, InviteView, MemberView, TenantScope};
+use domain::ids::{ApiKeyId, SubjectId, TenantId};
+use domain::tenant::{Slug, Tenant, TenantName, TenantSettings};
+use projections::tenant_access::{
+    ApiKeyView, InviteView, MemberView, TenantAccessDirectory, TenantScope,
+};
 use projections::tenant_directory::{TenantDirectory, TenantView};
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -296,8 +301,12 @@ impl ApiKeyNode {
         self.0.revoked_at
     }
     /// Updated at most once a minute.
-    async fn last_used_at(&self) -> Option<DateTime<Utc>> {
-        self.0.last_used_at
+    async fn last_used_at(&self, ctx: &Context<'_>) -> GqlResult<Option<DateTime<Utc>>> {
+        Ok(ctx
+            .data_unchecked::<DataLoader<super::loaders::KeyUsageLoader>>()
+            .load_one(ApiKeyId::from_uuid(self.0.key_id))
+            .await
+            .map_err(ApiError::internal)?)
     }
 }
 
@@ -329,14 +338,15 @@ pub(crate) async fn tenant_node(
     Ok(TenantNode::new(scope, view))
 }
 
-/// The tenant after a write, once the read models have it.
+/// The tenant after a write, once the read models the write changed (`read_models`) have it.
 pub(crate) async fn tenant_after(
     services: &Services,
     principal: &Principal,
     tenant: TenantId,
     outcome: &CommandOutcome,
+    read_models: &[&str],
 ) -> Result<TenantNode, ApiError> {
-    services.written(outcome.position).await?;
+    services.written(outcome.position, read_models).await?;
     let grant = grant(services, principal, tenant, Permission::Read).await?;
     tenant_node(services, TenantScope::from(&grant)).await
 }
@@ -354,7 +364,7 @@ impl TenancyQuery {
         at_position: Option<String>,
     ) -> GqlResult<TenantNode> {
         let tenant = uuid_arg("id", &id).map(TenantId::from_uuid)?;
-        consistent(ctx, at_position.as_deref()).await?;
+        consistent(ctx, at_position.as_deref(), crate::areas::READ_MODELS).await?;
         let services = services(ctx);
         let grant = grant(services, &principal(ctx), tenant, Permission::Read).await?;
         Ok(tenant_node(services, TenantScope::from(&grant)).await?)
@@ -454,13 +464,14 @@ fn settings_arg(settings: Option<Vec<SettingInput>>) -> Result<TenantSettings, A
     Ok(TenantSettings::parse(entries)?)
 }
 
-pub(crate) async fn command_context(
+/// The command context of this request: the caller, the request's IP (sealed), and the
+/// command id made from the idempotency key.
+pub(crate) async fn request_context(
     ctx: &Context<'_>,
     key: Option<&ID>,
-    tenant: TenantId,
 ) -> Result<CommandContext, ApiError> {
     let (services, principal, meta) = (services(ctx), principal(ctx), meta(ctx));
-    Ok(services
+    services
         .context(
             principal.actor(),
             principal.caller_id(),
@@ -468,54 +479,41 @@ pub(crate) async fn command_context(
             principal.subject(),
             &meta,
         )
-        .await?
-        .for_tenant(tenant))
+        .await
 }
 
-/// A tenant command, decided together with the caller's permission on the same access state.
-async fn run_tenant(
-    services: &Services,
-    principal: &Principal,
+pub(crate) async fn command_context(
+    ctx: &Context<'_>,
+    key: Option<&ID>,
     tenant: TenantId,
-    permission: Permission,
-    ctx: &CommandContext,
-    command: TenantCommand,
-) -> Result<CommandOutcome, ApiError> {
-    let accessor = principal.accessor()?;
-    if let Principal::ApiKey { tenant: own, .. } = principal
-        && *own != tenant
-    {
-        return Err(ApiError::NotFound("no such tenant".into()));
-    }
-    let result = services
-        .executor
-        .execute_with::<Tenant, TenantAccess, ApiError>(
-            tenant.as_uuid(),
-            Some(tenant.as_uuid()),
-            ctx,
-            |t, access| {
-                access.authorize(accessor, permission)?;
-                Ok((t.decide(&command)?, vec![]))
-            },
-        )
-        .await;
-    services.counted(Tenant::CATEGORY, result)
+) -> Result<CommandContext, ApiError> {
+    Ok(request_context(ctx, key).await?.for_tenant(tenant))
 }
 
-/// A tenant command by a member with `permission`; returns the tenant as written.
-async fn tenant_command(
+/// A member's change to a tenant; returns the tenant as written.
+async fn tenant_change(
     ctx: &Context<'_>,
     tenant_id: &ID,
     key: Option<&ID>,
-    permission: Permission,
-    command: TenantCommand,
+    change: TenantChange,
 ) -> Result<TenantPayload, ApiError> {
     let (services, principal) = (services(ctx), principal(ctx));
     let tenant = tenant_arg(tenant_id)?;
-    let cmd_ctx = command_context(ctx, key, tenant).await?;
-    let outcome = run_tenant(services, &principal, tenant, permission, &cmd_ctx, command).await?;
+    let by = principal.accessor_for(tenant)?;
+    let cmd_ctx = request_context(ctx, key).await?;
+    let outcome = services.counted(
+        Tenant::CATEGORY,
+        change_tenant(&services.executor, &cmd_ctx, Utc::now(), tenant, by, change).await,
+    )?;
     Ok(TenantPayload {
-        tenant: tenant_after(services, &principal, tenant, &outcome).await?,
+        tenant: tenant_after(
+            services,
+            &principal,
+            tenant,
+            &outcome,
+            &[TenantDirectory::NAME],
+        )
+        .await?,
         position: outcome.position.0.to_string(),
     })
 }
@@ -534,51 +532,27 @@ impl TenancyMutation {
     ) -> GqlResult<TenantPayload> {
         let (services, principal) = (services(ctx), principal(ctx));
         let (owner, _) = principal.user()?;
-        let name = TenantName::parse(&input.name)?;
-        let slug = Slug::parse(&input.slug)?;
-        let settings = settings_arg(input.settings)?;
-        let provisional = command_context(
-            ctx,
-            idempotency_key.as_ref(),
-            TenantId::from_uuid(Uuid::nil()),
-        )
-        .await?;
-        let tenant = match idempotency_key {
-            Some(_) => TenantId::from_uuid(Services::derived_id(&provisional, "tenant")),
-            None => TenantId::new_v7(),
+        let input = CreateTenant {
+            name: TenantName::parse(&input.name)?,
+            slug: Slug::parse(&input.slug)?,
+            settings: settings_arg(input.settings)?,
+            founder: Founder::User(owner),
         };
-        let cmd_ctx = provisional.for_tenant(tenant);
-        let user = services.executor.load::<User>(owner.as_uuid()).await?.state;
-        let owner_email = user
-            .email
-            .ok_or_else(|| ApiError::NotFound("no such user".into()))?;
-        let now = Utc::now();
-        let provision = TenantCommand::Provision {
-            tenant_id: tenant,
-            name,
-            slug,
-            settings,
-            at: now,
-        };
-        let found = AccessCommand::Found {
-            owner,
-            owner_email,
-            at: now,
-        };
-        let result = services
-            .executor
-            .execute_with::<Tenant, TenantAccess, ApiError>(
-                tenant.as_uuid(),
-                Some(tenant.as_uuid()),
-                &cmd_ctx,
-                |t, access| Ok((t.decide(&provision)?, access.decide(&found)?)),
-            )
-            .await;
-        let result = services.counted(Tenant::CATEGORY, result);
-        let outcome = result?;
+        let cmd_ctx = request_context(ctx, idempotency_key.as_ref()).await?;
+        let created = services.counted(
+            Tenant::CATEGORY,
+            create_tenant(&services.executor, &cmd_ctx, Utc::now(), input).await,
+        )?;
         Ok(TenantPayload {
-            tenant: tenant_after(services, &principal, tenant, &outcome).await?,
-            position: outcome.position.0.to_string(),
+            tenant: tenant_after(
+                services,
+                &principal,
+                created.tenant,
+                &created.outcome,
+                &[TenantDirectory::NAME, TenantAccessDirectory::NAME],
+            )
+            .await?,
+            position: created.outcome.position.0.to_string(),
         })
     }
 
@@ -590,19 +564,8 @@ impl TenancyMutation {
         name: String,
         idempotency_key: Option<ID>,
     ) -> GqlResult<TenantPayload> {
-        let name = TenantName::parse(&name)?;
-        let command = TenantCommand::Rename {
-            name,
-            at: Utc::now(),
-        };
-        Ok(tenant_command(
-            ctx,
-            &tenant_id,
-            idempotency_key.as_ref(),
-            Permission::ManageTenant,
-            command,
-        )
-        .await?)
+        let change = TenantChange::Rename(TenantName::parse(&name)?);
+        Ok(tenant_change(ctx, &tenant_id, idempotency_key.as_ref(), change).await?)
     }
 
     /// Replaces the tenant's settings (admins and owners).
@@ -613,19 +576,8 @@ impl TenancyMutation {
         settings: Vec<SettingInput>,
         idempotency_key: Option<ID>,
     ) -> GqlResult<TenantPayload> {
-        let settings = settings_arg(Some(settings))?;
-        let command = TenantCommand::ChangeSettings {
-            settings,
-            at: Utc::now(),
-        };
-        Ok(tenant_command(
-            ctx,
-            &tenant_id,
-            idempotency_key.as_ref(),
-            Permission::ManageTenant,
-            command,
-        )
-        .await?)
+        let change = TenantChange::ChangeSettings(settings_arg(Some(settings))?);
+        Ok(tenant_change(ctx, &tenant_id, idempotency_key.as_ref(), change).await?)
     }
 
     /// Closes the tenant (owners); its data is deleted after the retention period.
@@ -635,18 +587,10 @@ impl TenancyMutation {
         tenant_id: ID,
         idempotency_key: Option<ID>,
     ) -> GqlResult<TenantPayload> {
-        let command = TenantCommand::Close {
-            at: Utc::now(),
+        let change = TenantChange::Close {
             retention: Duration::days(services(ctx).config.close_retention_days),
         };
-        Ok(tenant_command(
-            ctx,
-            &tenant_id,
-            idempotency_key.as_ref(),
-            Permission::Close,
-            command,
-        )
-        .await?)
+        Ok(tenant_change(ctx, &tenant_id, idempotency_key.as_ref(), change).await?)
     }
 
     /// Platform operators only.
@@ -657,9 +601,12 @@ impl TenancyMutation {
         reason: String,
         idempotency_key: Option<ID>,
     ) -> GqlResult<RemovedPayload> {
-        operator_command(ctx, tenant_id, idempotency_key, |at| {
-            TenantCommand::Suspend { reason, at }
-        })
+        operator_command(
+            ctx,
+            tenant_id,
+            idempotency_key,
+            OperatorAction::Suspend { reason },
+        )
         .await
         .map_err(GqlError)
     }
@@ -671,11 +618,9 @@ impl TenancyMutation {
         tenant_id: ID,
         idempotency_key: Option<ID>,
     ) -> GqlResult<RemovedPayload> {
-        operator_command(ctx, tenant_id, idempotency_key, |at| {
-            TenantCommand::Reactivate { at }
-        })
-        .await
-        .map_err(GqlError)
+        operator_command(ctx, tenant_id, idempotency_key, OperatorAction::Reactivate)
+            .await
+            .map_err(GqlError)
     }
 }
 
@@ -684,18 +629,16 @@ async fn operator_command(
     ctx: &Context<'_>,
     tenant_id: ID,
     idempotency_key: Option<ID>,
-    command: impl FnOnce(DateTime<Utc>) -> TenantCommand,
+    action: OperatorAction,
 ) -> Result<RemovedPayload, ApiError> {
     let (services, principal) = (services(ctx), principal(ctx));
     principal.require_operator()?;
     let tenant = tenant_arg(&tenant_id)?;
-    let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
-    let result = services
-        .executor
-        .execute::<Tenant>(tenant.as_uuid(), &command(Utc::now()), &cmd_ctx)
-        .await;
-    let result = services.counted(Tenant::CATEGORY, result);
-    let outcome = result?;
+    let cmd_ctx = request_context(ctx, idempotency_key.as_ref()).await?;
+    let outcome = services.counted(
+        Tenant::CATEGORY,
+        operate_tenant(&services.executor, &cmd_ctx, Utc::now(), tenant, action).await,
+    )?;
     Ok(RemovedPayload {
         id: tenant_id,
         position: outcome.position.0.to_string(),

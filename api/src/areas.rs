@@ -1,0 +1,135 @@
+//! Every area of the platform, registered once: its projectors and reactors (run by the
+//! projection runner), its periodic jobs, its GraphQL objects and its DataLoaders. The CLI,
+//! the server and the benchmarks take their lists from here, so an area added here is run,
+//! served, listed by `tenantry projections status` and rebuildable, with no name written twice.
+//!
+//! | area | projectors | jobs | GraphQL | loaders |
+//! | --- | --- | --- | --- | --- |
+//! | identity | — | — | `identity`, `sessions` | — |
+//! | tenancy | `tenant_directory`, `tenant_retention` | `tenant_data_retention` | `tenancy`, `live` | tenants |
+//! | access | `tenant_access` | — | `access` | members, invites, API keys, key usage |
+
+#![expect(
+    missing_debug_implementations,
+    reason = "merged GraphQL roots: their parts hold nothing worth printing"
+)]
+
+use crate::graphql::{access, identity, live, loaders, sessions, tenancy};
+use crate::services::Services;
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{MergedObject, MergedSubscription};
+use chrono::Utc;
+use commands::Executor;
+use commands::tenancy::{DueDeletion, record_data_deleted};
+use domain::reactor::Reactor;
+use domain::tenant::TenantError;
+use projections::jobs::Job;
+use projections::tenant_access::TenantAccessDirectory;
+use projections::tenant_directory::TenantDirectory;
+use projections::tenant_retention::TenantRetention;
+use projections::{Projector, ReadDb, reacting};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(identity::IdentityQuery, tenancy::TenancyQuery);
+
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(
+    identity::IdentityMutation,
+    sessions::SessionMutation,
+    tenancy::TenancyMutation,
+    access::AccessMutation,
+);
+
+#[derive(MergedSubscription, Default)]
+pub struct SubscriptionRoot(live::TenancySubscription);
+
+/// Every read model the API serves; a client's consistency position (`atPosition`,
+/// `X-Consistency-Position`) on a query that names none waits for all of them.
+pub const READ_MODELS: &[&str] = &[TenantDirectory::NAME, TenantAccessDirectory::NAME];
+
+/// Every reactor (none yet: the first arrive with mail and billing).
+fn reactors() -> Vec<Arc<dyn Reactor>> {
+    vec![]
+}
+
+/// Everything the projection runner runs: the projectors, then the reactors.
+pub fn projectors() -> Vec<Arc<dyn Projector>> {
+    let mut all: Vec<Arc<dyn Projector>> = vec![
+        Arc::new(TenantDirectory),
+        Arc::new(TenantAccessDirectory),
+        Arc::new(TenantRetention),
+    ];
+    all.extend(reactors().into_iter().map(reacting));
+    all
+}
+
+/// How often the periodic jobs run.
+#[derive(Debug, Clone, Copy)]
+pub struct JobSettings {
+    pub retention_check: Duration,
+}
+
+/// Every periodic job.
+pub fn jobs(exec: Executor, read_db: ReadDb, settings: JobSettings) -> Vec<Job> {
+    vec![Job::new(
+        commands::tenancy::RETENTION,
+        settings.retention_check,
+        move || delete_due_tenant_data(exec.clone(), read_db.clone()),
+    )]
+}
+
+/// Records the deletion of every closed tenant whose retention period is over.
+async fn delete_due_tenant_data(exec: Executor, read_db: ReadDb) -> Result<(), String> {
+    let now = Utc::now();
+    let due = TenantRetention::due(&read_db, now, 500)
+        .await
+        .map_err(|e| e.to_string())?;
+    for pending in due {
+        let due = DueDeletion {
+            tenant: pending.tenant,
+            due: pending.due,
+            closed_by: pending.closed_by,
+            correlation: pending.correlation,
+        };
+        match record_data_deleted(&exec, now, &due).await {
+            Ok(outcome) if !outcome.replayed => {
+                tracing::info!(job = commands::tenancy::RETENTION, tenant.id = %due.tenant, "tenant data deletion recorded after its retention period");
+            }
+            Ok(_) | Err(commands::CommandError::Rejected(TenantError::RetentionNotOver(_))) => {}
+            Err(error) => {
+                tracing::warn!(job = commands::tenancy::RETENTION, tenant.id = %due.tenant, error = %error, "could not record the deletion; will retry");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Gives a request its own DataLoaders (nothing is cached across callers).
+pub fn with_loaders(
+    request: async_graphql::Request,
+    services: &Arc<Services>,
+) -> async_graphql::Request {
+    request
+        .data(DataLoader::new(
+            loaders::MembersLoader(services.clone()),
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            loaders::InvitesLoader(services.clone()),
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            loaders::ApiKeysLoader(services.clone()),
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            loaders::TenantsLoader(services.clone()),
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            loaders::KeyUsageLoader(services.clone()),
+            tokio::spawn,
+        ))
+}

@@ -1,0 +1,198 @@
+//! The tenancy use cases against real stores (SQLite and PostgreSQL): creating a tenant
+//! (idempotently, with or without an owner) and recording a closed tenant's data deleted once,
+//! whoever records it.
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+use commands::tenancy::{
+    CreateTenant, CreateTenantError, DueDeletion, Founder, OperatorAction, RETENTION, TenantChange,
+    create_tenant, operate_tenant, record_data_deleted,
+};
+use commands::{CommandContext, CommandError, Executor};
+use domain::access::TenantAccess;
+use domain::aggregate::Aggregate;
+use domain::event::{Actor, StreamId};
+use domain::event_store::StreamRead;
+use domain::ids::UserId;
+use domain::tenant::{Slug, Tenant, TenantError, TenantName, TenantSettings};
+use infra::database::Database;
+use uuid::Uuid;
+
+infra::on_both_backends!(
+    a_closed_tenants_data_is_recorded_deleted_once_whoever_records_it,
+    a_retried_create_names_the_same_tenant_and_writes_nothing,
+    an_operator_provisions_without_an_owner_and_a_missing_owner_is_refused,
+);
+
+fn input(slug: &str, founder: Founder) -> CreateTenant {
+    CreateTenant {
+        name: TenantName::parse("Leaving").unwrap(),
+        slug: Slug::parse(slug).unwrap(),
+        settings: TenantSettings::default(),
+        founder,
+    }
+}
+
+fn operator(key: Option<Uuid>) -> CommandContext {
+    CommandContext::from_request(Actor::system("test"), Uuid::nil(), "test", key)
+}
+
+async fn a_closed_tenants_data_is_recorded_deleted_once_whoever_records_it(db: Database) {
+    let store = db.event_store().await.unwrap();
+    let exec = Executor::new(store.clone());
+    let now = chrono::Utc::now();
+    let created = create_tenant(
+        &exec,
+        &operator(None),
+        now,
+        input("leaving", Founder::Operator),
+    )
+    .await
+    .unwrap();
+    let tenant = created.tenant;
+    let close = OperatorAction::Change(TenantChange::Close {
+        retention: chrono::Duration::hours(1),
+    });
+    operate_tenant(&exec, &operator(None), now, tenant, close)
+        .await
+        .unwrap();
+    let stream = StreamId::for_aggregate(Tenant::CATEGORY, tenant.as_uuid());
+    let events = store
+        .read_stream(&stream, StreamRead::forwards())
+        .await
+        .unwrap();
+    let closed = events
+        .iter()
+        .find(|e| e.event_type == "TenantClosed")
+        .unwrap();
+    let due = DueDeletion {
+        tenant,
+        due: now + chrono::Duration::hours(1),
+        closed_by: closed.event_id,
+        correlation: closed.metadata.correlation_id,
+    };
+
+    // Before the retention period is over the aggregate refuses.
+    let early = record_data_deleted(&exec, now, &due).await;
+    assert!(
+        matches!(
+            early,
+            Err(CommandError::Rejected(TenantError::RetentionNotOver(_)))
+        ),
+        "{early:?}"
+    );
+
+    // Two processes (executors of their own) recording it at once: one write; the other gets
+    // the first outcome back, not a refusal (its command id is the same one).
+    let later = now + chrono::Duration::hours(2);
+    let other = Executor::new(store.clone());
+    let (a, b) = tokio::join!(
+        record_data_deleted(&exec, later, &due),
+        record_data_deleted(&other, later, &due)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(
+        [a.replayed, b.replayed].iter().filter(|r| !**r).count(),
+        1,
+        "exactly one of them wrote: {a:?} {b:?}"
+    );
+    assert_eq!(a.position, b.position);
+    // And again after a restart (a new executor, nothing cached): still the first outcome.
+    let again = record_data_deleted(&Executor::new(store.clone()), later, &due)
+        .await
+        .unwrap();
+    assert!(again.replayed);
+
+    let events = store
+        .read_stream(&stream, StreamRead::forwards())
+        .await
+        .unwrap();
+    let deletions: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_type == "TenantDataDeleted")
+        .collect();
+    assert_eq!(deletions.len(), 1);
+    let deletion = deletions[0];
+    assert_eq!(deletion.metadata.causation_id, Some(closed.event_id));
+    assert_eq!(
+        deletion.metadata.command_id,
+        Some(CommandContext::caused_by(closed, RETENTION).command_id),
+        "the command id derives from the causing event"
+    );
+    assert_eq!(deletion.metadata.actor, Actor::system(RETENTION));
+    assert_eq!(
+        deletion.metadata.correlation_id,
+        closed.metadata.correlation_id
+    );
+    assert_eq!(deletion.tenant_id, Some(tenant));
+}
+
+async fn a_retried_create_names_the_same_tenant_and_writes_nothing(db: Database) {
+    let store = db.event_store().await.unwrap();
+    let exec = Executor::new(store.clone());
+    let now = chrono::Utc::now();
+    let key = Some(Uuid::now_v7());
+    let first = create_tenant(&exec, &operator(key), now, input("acme", Founder::Operator))
+        .await
+        .unwrap();
+    let retry = create_tenant(&exec, &operator(key), now, input("acme", Founder::Operator))
+        .await
+        .unwrap();
+    assert_eq!(first.tenant, retry.tenant);
+    assert!(!first.outcome.replayed);
+    assert!(retry.outcome.replayed);
+    assert_eq!(first.outcome.position, retry.outcome.position);
+    assert_eq!(store.head().await.unwrap(), first.outcome.position);
+
+    // Without a key every call is a new tenant (the slug is not unique by itself).
+    let a = create_tenant(
+        &exec,
+        &operator(None),
+        now,
+        input("acme", Founder::Operator),
+    )
+    .await
+    .unwrap();
+    let b = create_tenant(
+        &exec,
+        &operator(None),
+        now,
+        input("acme", Founder::Operator),
+    )
+    .await
+    .unwrap();
+    assert_ne!(a.tenant, b.tenant);
+    assert!(!b.outcome.replayed);
+}
+
+async fn an_operator_provisions_without_an_owner_and_a_missing_owner_is_refused(db: Database) {
+    let store = db.event_store().await.unwrap();
+    let exec = Executor::new(store.clone());
+    let now = chrono::Utc::now();
+    let created = create_tenant(
+        &exec,
+        &operator(None),
+        now,
+        input("solo", Founder::Operator),
+    )
+    .await
+    .unwrap();
+    let tenant = exec.load::<Tenant>(created.tenant.as_uuid()).await.unwrap();
+    assert!(tenant.state.status.is_some(), "the tenant is provisioned");
+    let access = exec
+        .load::<TenantAccess>(created.tenant.as_uuid())
+        .await
+        .unwrap();
+    assert!(access.state.members.is_empty(), "nobody owns it yet");
+
+    let head = store.head().await.unwrap();
+    let ghost = Founder::User(UserId::new_v7());
+    let refused = create_tenant(&exec, &operator(None), now, input("ghost", ghost)).await;
+    assert!(
+        matches!(
+            refused,
+            Err(CommandError::Rejected(CreateTenantError::NoSuchOwner))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(store.head().await.unwrap(), head, "nothing was written");
+}
