@@ -18,9 +18,14 @@ pub fn tenant_of_stream(stream: &StreamId) -> Option<TenantId> {
         .map(TenantId::from_uuid)
 }
 
+// The value objects below deserialize without running `parse` again (`transparent`): they are
+// read back from stored events and snapshots, which were valid under the rule of the day they
+// were written. Re-checking them would make a stream unreadable as soon as a rule tightens.
+// Input from outside goes through `parse`, the only way to build one by hand.
+
 /// A tenant's display name: 1 to 100 characters after trimming, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[serde(transparent)]
 pub struct TenantName(String);
 
 impl TenantName {
@@ -53,7 +58,7 @@ impl From<TenantName> for String {
 
 /// A URL-safe handle: 3 to 63 of `a-z 0-9 -`, not starting or ending with `-`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[serde(transparent)]
 pub struct Slug(String);
 
 impl Slug {
@@ -92,10 +97,7 @@ impl From<Slug> for String {
 /// Free-form tenant settings: at most 50 keys of `a-z 0-9 _ .` (1-64 bytes), values of at most
 /// 1,024 bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(
-    try_from = "BTreeMap<String, String>",
-    into = "BTreeMap<String, String>"
-)]
+#[serde(transparent)]
 pub struct TenantSettings(BTreeMap<String, String>);
 
 impl TenantSettings {
@@ -654,7 +656,71 @@ mod tests {
         assert!(Slug::parse("Acme").is_err());
         let bad = BTreeMap::from([("Bad Key".to_owned(), "v".to_owned())]);
         assert!(TenantSettings::parse(bad).is_err());
-        // Stored events that fail parsing do not deserialize.
-        assert!(serde_json::from_str::<Slug>("\"no spaces\"").is_err());
+    }
+
+    /// A rule that tightens later must not make old streams unreadable: what was stored under
+    /// yesterday's rule decodes, evolves, and the tenant can still be acted on.
+    #[test]
+    fn stored_events_decode_and_evolve_even_when_todays_rules_refuse_their_values() {
+        use crate::aggregate::decode_event;
+        use serde_json::json;
+
+        let long_name = "N".repeat(150);
+        let legacy_settings = BTreeMap::from([("Legacy Key".to_owned(), "v".to_owned())]);
+        assert!(TenantName::parse(&long_name).is_err());
+        assert!(Slug::parse("Old_Slug").is_err());
+        assert!(TenantSettings::parse(legacy_settings.clone()).is_err());
+
+        let provisioned = decode_event::<Tenant>(
+            "TenantProvisioned",
+            1,
+            json!({
+                "tenant_id": Uuid::nil(),
+                "name": long_name,
+                "slug": "Old_Slug",
+                "settings": { "Legacy Key": "v" },
+                "at": "2026-01-01T00:00:00Z"
+            }),
+        )
+        .expect("a stored event decodes whatever today's rules say");
+        let renamed = decode_event::<Tenant>(
+            "TenantRenamed",
+            1,
+            json!({ "name": "tab\tname", "at": "2026-01-01T01:00:00Z" }),
+        )
+        .expect("a stored rename decodes");
+        let many: serde_json::Map<String, serde_json::Value> =
+            (0..60).map(|i| (format!("k{i}"), json!("v"))).collect();
+        let settings_changed = decode_event::<Tenant>(
+            "TenantSettingsChanged",
+            1,
+            json!({ "settings": many, "at": "2026-01-01T02:00:00Z" }),
+        )
+        .expect("stored settings decode");
+
+        let state = given(std::slice::from_ref(&provisioned));
+        assert_eq!(
+            state.name.as_ref().map(TenantName::as_str),
+            Some(long_name.as_str())
+        );
+        assert_eq!(state.slug.as_ref().map(Slug::as_str), Some("Old_Slug"));
+        assert_eq!(state.settings.entries(), &legacy_settings);
+
+        let state = given(&[provisioned, renamed, settings_changed]);
+        assert_eq!(
+            state.name.as_ref().map(TenantName::as_str),
+            Some("tab\tname")
+        );
+        assert_eq!(state.settings.entries().len(), 60);
+        let rename = TenantCommand::Rename {
+            name: TenantName::parse("Acme").expect("name"),
+            at: at(3),
+        };
+        assert_eq!(state.decide(&rename).expect("still open").len(), 1);
+
+        // Snapshots hold the same values and decode the same way.
+        let snapshot = serde_json::to_value(&state).expect("snapshot");
+        let back: Tenant = serde_json::from_value(snapshot).expect("snapshot decodes");
+        assert_eq!(back, state);
     }
 }
