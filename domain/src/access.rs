@@ -606,13 +606,7 @@ impl Aggregate for TenantAccess {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
-
-    fn at(h: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 1, 1, h, 0, 0)
-            .single()
-            .expect("valid time")
-    }
+    use crate::testing::aggregate::{Given, at, given};
 
     fn user(n: u128) -> UserId {
         UserId::from_uuid(Uuid::from_u128(n))
@@ -622,18 +616,15 @@ mod tests {
         Sealed::from_sealed_text("sealed".into())
     }
 
-    fn given(members: &[(u128, Role)]) -> TenantAccess {
-        let mut access = TenantAccess::default();
-        for (n, role) in members {
-            access.evolve(&AccessEvent::MemberAdded {
-                user_id: user(*n),
-                email: sealed(),
-                role: *role,
-                invite_id: None,
-                at: at(0),
-            });
-        }
-        access
+    /// A founded tenant whose members (by number) hold these roles.
+    fn with_members(members: &[(u128, Role)]) -> Given<TenantAccess> {
+        given(members.iter().map(|(n, role)| AccessEvent::MemberAdded {
+            user_id: user(*n),
+            email: sealed(),
+            role: *role,
+            invite_id: None,
+            at: at(0),
+        }))
     }
 
     fn change(by: u128, who: u128, role: Role) -> AccessCommand {
@@ -647,63 +638,61 @@ mod tests {
 
     #[test]
     fn the_last_owner_can_be_neither_demoted_nor_removed() {
-        let access = given(&[(1, Role::Owner), (2, Role::Admin)]);
-        assert_eq!(
-            access.decide(&change(1, 1, Role::Admin)),
-            Err(AccessError::LastOwner)
-        );
+        let access = with_members(&[(1, Role::Owner), (2, Role::Admin)]);
+        access
+            .when(&change(1, 1, Role::Admin))
+            .then_refused(AccessError::LastOwner);
         let leave = AccessCommand::RemoveMember {
             by: Accessor::User(user(1)),
             user: user(1),
             at: at(1),
         };
-        assert_eq!(access.decide(&leave), Err(AccessError::LastOwner));
-        let two_owners = given(&[(1, Role::Owner), (3, Role::Owner)]);
-        assert!(two_owners.decide(&change(1, 1, Role::Admin)).is_ok());
+        access.when(&leave).then_refused(AccessError::LastOwner);
+        with_members(&[(1, Role::Owner), (3, Role::Owner)])
+            .when(&change(1, 1, Role::Admin))
+            .then_accepted();
     }
 
     #[test]
     fn roles_bound_what_members_may_do() {
-        let access = given(&[
+        let access = with_members(&[
             (1, Role::Owner),
             (2, Role::Admin),
             (3, Role::Member),
             (4, Role::Viewer),
         ]);
+        // Admins cannot touch owners, nor make them.
+        access
+            .when(&change(2, 1, Role::Viewer))
+            .then_refused(AccessError::Forbidden);
+        access
+            .when(&change(2, 3, Role::Owner))
+            .then_refused(AccessError::Forbidden);
+        access.when(&change(2, 3, Role::Admin)).then_accepted();
+        // Members manage nobody.
+        access
+            .when(&change(3, 4, Role::Member))
+            .then_refused(AccessError::Forbidden);
+        // Strangers learn nothing.
+        access
+            .when(&change(9, 4, Role::Member))
+            .then_refused(AccessError::NotFound);
         assert_eq!(
-            access.decide(&change(2, 1, Role::Viewer)),
-            Err(AccessError::Forbidden),
-            "admins cannot touch owners"
-        );
-        assert_eq!(
-            access.decide(&change(2, 3, Role::Owner)),
-            Err(AccessError::Forbidden),
-            "nor make them"
-        );
-        assert!(access.decide(&change(2, 3, Role::Admin)).is_ok());
-        assert_eq!(
-            access.decide(&change(3, 4, Role::Member)),
-            Err(AccessError::Forbidden),
-            "members manage nobody"
-        );
-        assert_eq!(
-            access.decide(&change(9, 4, Role::Member)),
-            Err(AccessError::NotFound),
-            "strangers learn nothing"
-        );
-        assert_eq!(
-            access.authorize(Accessor::User(user(4)), Permission::Write),
+            access
+                .state()
+                .authorize(Accessor::User(user(4)), Permission::Write),
             Err(AccessError::Forbidden)
         );
         assert_eq!(
-            access.authorize(Accessor::User(user(4)), Permission::Read),
+            access
+                .state()
+                .authorize(Accessor::User(user(4)), Permission::Read),
             Ok(Role::Viewer)
         );
     }
 
     #[test]
     fn api_keys_act_within_their_scope_until_revoked() {
-        let mut access = given(&[(1, Role::Owner)]);
         let key = ApiKeyId::from_uuid(Uuid::from_u128(7));
         let create = AccessCommand::CreateApiKey {
             by: Accessor::User(user(1)),
@@ -713,13 +702,17 @@ mod tests {
             secret: SecretHash::new("h".into()),
             at: at(1),
         };
-        for e in access.decide(&create).expect("owner creates keys") {
-            access.evolve(&e);
-        }
+        // Owners create keys.
+        let access = with_members(&[(1, Role::Owner)])
+            .when(&create)
+            .then_accepted();
         let by_key = Accessor::ApiKey(key);
-        assert_eq!(access.authorize(by_key, Permission::Read), Ok(Role::Viewer));
         assert_eq!(
-            access.authorize(by_key, Permission::Write),
+            access.state().authorize(by_key, Permission::Read),
+            Ok(Role::Viewer)
+        );
+        assert_eq!(
+            access.state().authorize(by_key, Permission::Write),
             Err(AccessError::Forbidden)
         );
         let escalate = AccessCommand::CreateApiKey {
@@ -730,24 +723,21 @@ mod tests {
             secret: SecretHash::new("h".into()),
             at: at(1),
         };
-        assert_eq!(access.decide(&escalate), Err(AccessError::Forbidden));
+        access.when(&escalate).then_refused(AccessError::Forbidden);
         let revoke = AccessCommand::RevokeApiKey {
             by: Accessor::User(user(1)),
             key_id: key,
             at: at(2),
         };
-        for e in access.decide(&revoke).expect("revokes") {
-            access.evolve(&e);
-        }
+        let revoked = access.when(&revoke).then_accepted();
         assert_eq!(
-            access.authorize(by_key, Permission::Read),
+            revoked.state().authorize(by_key, Permission::Read),
             Err(AccessError::NotFound)
         );
     }
 
     #[test]
     fn an_invite_is_accepted_once_by_its_addressee() {
-        let mut access = given(&[(1, Role::Owner)]);
         let invite_id = InviteId::from_uuid(Uuid::from_u128(5));
         let invite = AccessCommand::Invite {
             by: Accessor::User(user(1)),
@@ -759,9 +749,9 @@ mod tests {
             expires_at: at(5),
             at: at(1),
         };
-        for e in access.decide(&invite).expect("invites") {
-            access.evolve(&e);
-        }
+        let invited = with_members(&[(1, Role::Owner)])
+            .when(&invite)
+            .then_accepted();
         let accept = |index: u128, token: &str, when: u32| AccessCommand::AcceptInvite {
             invite_id,
             token: SecretHash::new(token.into()),
@@ -770,27 +760,24 @@ mod tests {
             user_email_index: Uuid::from_u128(index),
             at: at(when),
         };
+        invited
+            .when(&accept(43, "t", 2))
+            .then_refused(AccessError::InviteForAnotherEmail);
+        invited
+            .when(&accept(42, "x", 2))
+            .then_refused(AccessError::InvalidInvite);
+        // Expired.
+        invited
+            .when(&accept(42, "t", 6))
+            .then_refused(AccessError::InvalidInvite);
+        let joined = invited.when(&accept(42, "t", 2)).then_accepted();
         assert_eq!(
-            access.decide(&accept(43, "t", 2)),
-            Err(AccessError::InviteForAnotherEmail)
+            joined.state().role_of(Accessor::User(user(2))),
+            Some(Role::Member)
         );
-        assert_eq!(
-            access.decide(&accept(42, "x", 2)),
-            Err(AccessError::InvalidInvite)
-        );
-        assert_eq!(
-            access.decide(&accept(42, "t", 6)),
-            Err(AccessError::InvalidInvite),
-            "expired"
-        );
-        for e in access.decide(&accept(42, "t", 2)).expect("accepts") {
-            access.evolve(&e);
-        }
-        assert_eq!(access.role_of(Accessor::User(user(2))), Some(Role::Member));
-        assert_eq!(
-            access.decide(&accept(42, "t", 2)),
-            Err(AccessError::InvalidInvite),
-            "used"
-        );
+        // Used.
+        joined
+            .when(&accept(42, "t", 2))
+            .then_refused(AccessError::InvalidInvite);
     }
 }

@@ -480,14 +480,7 @@ impl Aggregate for Tenant {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::replay;
-    use chrono::TimeZone;
-
-    fn at(h: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 1, 1, h, 0, 0)
-            .single()
-            .expect("valid time")
-    }
+    use crate::testing::aggregate::{at, given};
 
     fn provisioned() -> TenantEvent {
         TenantEvent::TenantProvisioned {
@@ -499,10 +492,6 @@ mod tests {
         }
     }
 
-    fn given(events: &[TenantEvent]) -> Tenant {
-        replay::<Tenant>(events)
-    }
-
     #[test]
     fn provisioning_twice_is_refused() {
         let cmd = TenantCommand::Provision {
@@ -512,11 +501,10 @@ mod tests {
             settings: TenantSettings::default(),
             at: at(0),
         };
-        assert_eq!(given(&[]).decide(&cmd), Ok(vec![provisioned()]));
-        assert_eq!(
-            given(&[provisioned()]).decide(&cmd),
-            Err(TenantError::AlreadyProvisioned)
-        );
+        given::<Tenant>([]).when(&cmd).then([provisioned()]);
+        given::<Tenant>([provisioned()])
+            .when(&cmd)
+            .then_refused(TenantError::AlreadyProvisioned);
     }
 
     #[test]
@@ -525,19 +513,20 @@ mod tests {
             name: TenantName::parse(" Acme ").expect("name"),
             at: at(1),
         };
-        assert_eq!(given(&[provisioned()]).decide(&same), Ok(vec![]));
+        given::<Tenant>([provisioned()]).when(&same).then_nothing();
         let other = TenantCommand::Rename {
             name: TenantName::parse("Acme Ltd").expect("name"),
             at: at(1),
         };
-        assert_eq!(given(&[]).decide(&other), Err(TenantError::NotFound));
-        assert_eq!(
-            given(&[provisioned()])
-                .decide(&other)
-                .expect("renamed")
-                .len(),
-            1
-        );
+        given::<Tenant>([])
+            .when(&other)
+            .then_refused(TenantError::NotFound);
+        given::<Tenant>([provisioned()])
+            .when(&other)
+            .then([TenantEvent::TenantRenamed {
+                name: TenantName::parse("Acme Ltd").expect("name"),
+                at: at(1),
+            }]);
     }
 
     #[test]
@@ -551,30 +540,26 @@ mod tests {
             resource_id: Uuid::nil(),
             limit: 5,
         };
-        assert_eq!(
-            given(&[provisioned(), suspended.clone()]).decide(&add),
-            Err(TenantError::Suspended)
-        );
+        given::<Tenant>([provisioned(), suspended.clone()])
+            .when(&add)
+            .then_refused(TenantError::Suspended);
         let reactivated = TenantEvent::TenantReactivated { at: at(2) };
-        assert_eq!(
-            given(&[provisioned(), suspended, reactivated])
-                .decide(&add)
-                .expect("added")
-                .len(),
-            1
-        );
-        assert_eq!(
-            given(&[provisioned()]).decide(&TenantCommand::Reactivate { at: at(2) }),
-            Err(TenantError::NotSuspended)
-        );
+        given::<Tenant>([provisioned(), suspended, reactivated])
+            .when(&add)
+            .then([TenantEvent::TenantResourceAdded {
+                kind: ResourceKind::Project,
+                resource_id: Uuid::nil(),
+            }]);
+        given::<Tenant>([provisioned()])
+            .when(&TenantCommand::Reactivate { at: at(2) })
+            .then_refused(TenantError::NotSuspended);
         let no_reason = TenantCommand::Suspend {
             reason: "  ".into(),
             at: at(1),
         };
-        assert_eq!(
-            given(&[provisioned()]).decide(&no_reason),
-            Err(TenantError::InvalidReason)
-        );
+        given::<Tenant>([provisioned()])
+            .when(&no_reason)
+            .then_refused(TenantError::InvalidReason);
     }
 
     #[test]
@@ -583,37 +568,35 @@ mod tests {
             kind: ResourceKind::Project,
             resource_id: Uuid::from_u128(n),
         };
-        let state = given(&[provisioned(), added(1), added(2)]);
+        let two_held = given::<Tenant>([provisioned(), added(1), added(2)]);
         let add = |n: u128, limit| TenantCommand::AddResource {
             kind: ResourceKind::Project,
             resource_id: Uuid::from_u128(n),
             limit,
         };
-        assert_eq!(
-            state.decide(&add(3, 2)),
-            Err(TenantError::LimitReached {
+        two_held
+            .when(&add(3, 2))
+            .then_refused(TenantError::LimitReached {
                 kind: ResourceKind::Project,
-                limit: 2
-            })
-        );
-        assert_eq!(state.decide(&add(2, 2)), Ok(vec![]));
+                limit: 2,
+            });
+        two_held.when(&add(2, 2)).then_nothing();
         let other_kind = TenantCommand::AddResource {
             kind: ResourceKind::Pipeline,
             resource_id: Uuid::from_u128(3),
             limit: 2,
         };
-        assert_eq!(state.decide(&other_kind).expect("other kind").len(), 1);
+        two_held
+            .when(&other_kind)
+            .then([TenantEvent::TenantResourceAdded {
+                kind: ResourceKind::Pipeline,
+                resource_id: Uuid::from_u128(3),
+            }]);
         let removed = TenantEvent::TenantResourceRemoved {
             kind: ResourceKind::Project,
             resource_id: Uuid::from_u128(1),
         };
-        assert_eq!(
-            given(&[provisioned(), added(1), added(2), removed])
-                .decide(&add(3, 2))
-                .expect("slot freed")
-                .len(),
-            1
-        );
+        two_held.and([removed]).when(&add(3, 2)).then([added(3)]);
     }
 
     #[test]
@@ -622,29 +605,25 @@ mod tests {
             at: at(1),
             retention: Duration::hours(3),
         };
-        let events = given(&[provisioned()]).decide(&close).expect("closed");
-        assert_eq!(
-            events,
-            vec![TenantEvent::TenantClosed {
-                at: at(1),
-                delete_data_after: at(4)
-            }]
-        );
-        let closed = given(&[provisioned(), events[0].clone()]);
-        assert_eq!(closed.decide(&close), Ok(vec![]));
-        assert_eq!(
-            closed.decide(&TenantCommand::RecordDataDeleted { at: at(3) }),
-            Err(TenantError::RetentionNotOver(at(4)))
-        );
-        assert_eq!(
-            closed.decide(&TenantCommand::RecordDataDeleted { at: at(4) }),
-            Ok(vec![TenantEvent::TenantDataDeleted { at: at(4) }])
-        );
+        let closed =
+            given::<Tenant>([provisioned()])
+                .when(&close)
+                .then([TenantEvent::TenantClosed {
+                    at: at(1),
+                    delete_data_after: at(4),
+                }]);
+        closed.when(&close).then_nothing();
+        closed
+            .when(&TenantCommand::RecordDataDeleted { at: at(3) })
+            .then_refused(TenantError::RetentionNotOver(at(4)));
+        closed
+            .when(&TenantCommand::RecordDataDeleted { at: at(4) })
+            .then([TenantEvent::TenantDataDeleted { at: at(4) }]);
         let rename = TenantCommand::Rename {
             name: TenantName::parse("X").expect("name"),
             at: at(5),
         };
-        assert_eq!(closed.decide(&rename), Err(TenantError::Closed));
+        closed.when(&rename).then_refused(TenantError::Closed);
     }
 
     #[test]
@@ -698,7 +677,8 @@ mod tests {
         )
         .expect("stored settings decode");
 
-        let state = given(std::slice::from_ref(&provisioned));
+        let history = given::<Tenant>([provisioned]);
+        let state = history.state();
         assert_eq!(
             state.name.as_ref().map(TenantName::as_str),
             Some(long_name.as_str())
@@ -706,7 +686,8 @@ mod tests {
         assert_eq!(state.slug.as_ref().map(Slug::as_str), Some("Old_Slug"));
         assert_eq!(state.settings.entries(), &legacy_settings);
 
-        let state = given(&[provisioned, renamed, settings_changed]);
+        let history = history.and([renamed, settings_changed]);
+        let state = history.state();
         assert_eq!(
             state.name.as_ref().map(TenantName::as_str),
             Some("tab\tname")
@@ -716,11 +697,11 @@ mod tests {
             name: TenantName::parse("Acme").expect("name"),
             at: at(3),
         };
-        assert_eq!(state.decide(&rename).expect("still open").len(), 1);
+        history.when(&rename).then_accepted();
 
         // Snapshots hold the same values and decode the same way.
-        let snapshot = serde_json::to_value(&state).expect("snapshot");
+        let snapshot = serde_json::to_value(state).expect("snapshot");
         let back: Tenant = serde_json::from_value(snapshot).expect("snapshot decodes");
-        assert_eq!(back, state);
+        assert_eq!(&back, state);
     }
 }

@@ -658,24 +658,15 @@ impl Aggregate for EmailClaim {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{Duration, TimeZone};
-
-    fn at(h: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 1, 1, h, 0, 0)
-            .single()
-            .expect("valid time")
-    }
-
-    fn then<A: Aggregate>(state: &A, events: &[A::Event]) -> A {
-        let mut state = state.clone();
-        for e in events {
-            state.evolve(e);
-        }
-        state
-    }
+    use crate::testing::aggregate::{at, given};
+    use chrono::Duration;
 
     fn hash(s: &str) -> SecretHash {
         SecretHash::new(s.to_owned())
+    }
+
+    fn session(n: u128) -> SessionId {
+        SessionId::from_uuid(Uuid::from_u128(n))
     }
 
     fn signed_up() -> UserEvent {
@@ -688,14 +679,6 @@ mod tests {
             verification_expires_at: at(2),
             at: at(0),
         }
-    }
-
-    fn given(events: &[UserEvent]) -> User {
-        let mut user = User::default();
-        for e in events {
-            user.evolve(e);
-        }
-        user
     }
 
     #[test]
@@ -742,47 +725,43 @@ mod tests {
 
     #[test]
     fn a_session_needs_a_verified_email() {
-        let user = given(&[signed_up()]);
+        let user = given::<User>([signed_up()]);
         let start = UserCommand::StartSession {
-            session_id: SessionId::from_uuid(Uuid::from_u128(1)),
+            session_id: session(1),
             expires_at: at(5),
             recovery_code: None,
             totp_step: None,
             at: at(1),
         };
-        assert_eq!(user.decide(&start), Err(UserError::EmailNotVerified));
-        let wrong = UserCommand::VerifyEmail {
-            token: hash("nope"),
+        user.when(&start).then_refused(UserError::EmailNotVerified);
+        let verify = |token: &str, when: u32| UserCommand::VerifyEmail {
+            token: hash(token),
+            at: at(when),
+        };
+        user.when(&verify("nope", 1))
+            .then_refused(UserError::InvalidToken);
+        user.when(&verify("verify", 3))
+            .then_refused(UserError::InvalidToken);
+        let verified = user
+            .when(&verify("verify", 1))
+            .then([UserEvent::EmailVerified { at: at(1) }]);
+        // A token works once.
+        verified
+            .when(&verify("verify", 1))
+            .then_refused(UserError::InvalidToken);
+        let live = verified.when(&start).then([UserEvent::SessionStarted {
+            session_id: session(1),
+            expires_at: at(5),
             at: at(1),
-        };
-        assert_eq!(user.decide(&wrong), Err(UserError::InvalidToken));
-        let late = UserCommand::VerifyEmail {
-            token: hash("verify"),
-            at: at(3),
-        };
-        assert_eq!(user.decide(&late), Err(UserError::InvalidToken));
-        let ok = UserCommand::VerifyEmail {
-            token: hash("verify"),
-            at: at(1),
-        };
-        let verified = then(&user, &user.decide(&ok).expect("verifies"));
-        assert_eq!(
-            verified.decide(&ok),
-            Err(UserError::InvalidToken),
-            "a token works once"
-        );
-        let events = verified.decide(&start).expect("session");
-        let live = then(&verified, &events);
-        let session = SessionId::from_uuid(Uuid::from_u128(1));
-        assert!(live.session_is_live(session, at(4)));
-        assert!(!live.session_is_live(session, at(5)), "expired");
+        }]);
+        assert!(live.state().session_is_live(session(1), at(4)));
+        assert!(!live.state().session_is_live(session(1), at(5)), "expired");
     }
 
     #[test]
     fn a_password_change_ends_every_other_session_and_a_reset_ends_all() {
-        let s1 = SessionId::from_uuid(Uuid::from_u128(1));
-        let s2 = SessionId::from_uuid(Uuid::from_u128(2));
-        let user = given(&[
+        let (s1, s2) = (session(1), session(2));
+        let user = given::<User>([
             signed_up(),
             UserEvent::EmailVerified { at: at(0) },
             UserEvent::SessionStarted {
@@ -801,33 +780,30 @@ mod tests {
             keep_session: s1,
             at: at(2),
         };
-        let changed = then(&user, &user.decide(&change).expect("changes"));
-        assert!(changed.session_is_live(s1, at(3)));
-        assert!(!changed.session_is_live(s2, at(3)));
+        let changed = user.when(&change).then_accepted();
+        assert!(changed.state().session_is_live(s1, at(3)));
+        assert!(!changed.state().session_is_live(s2, at(3)));
 
         let request = UserCommand::RequestPasswordReset {
             token: hash("reset"),
             expires_at: at(4),
             at: at(2),
         };
-        let requested = then(&changed, &changed.decide(&request).expect("requests"));
+        let requested = changed.when(&request).then_accepted();
         let reset = UserCommand::ResetPassword {
             token: hash("reset"),
             password: hash("newer"),
             at: at(3),
         };
-        let done = then(&requested, &requested.decide(&reset).expect("resets"));
-        assert!(!done.session_is_live(s1, at(3)));
-        assert_eq!(
-            done.decide(&reset),
-            Err(UserError::InvalidToken),
-            "a reset token works once"
-        );
+        let done = requested.when(&reset).then_accepted();
+        assert!(!done.state().session_is_live(s1, at(3)));
+        // A reset token works once.
+        done.when(&reset).then_refused(UserError::InvalidToken);
     }
 
     #[test]
     fn recovery_codes_work_once() {
-        let user = given(&[
+        let user = given::<User>([
             signed_up(),
             UserEvent::EmailVerified { at: at(0) },
             UserEvent::TotpEnrollmentStarted {
@@ -839,47 +815,46 @@ mod tests {
                 at: at(0),
             },
         ]);
-        assert!(user.totp_enabled());
+        assert!(user.state().totp_enabled());
         let start = |id: u128| UserCommand::StartSession {
-            session_id: SessionId::from_uuid(Uuid::from_u128(id)),
+            session_id: session(id),
             expires_at: at(9) + Duration::hours(1),
             recovery_code: Some(hash("rc1")),
             totp_step: None,
             at: at(1),
         };
-        let used = then(&user, &user.decide(&start(1)).expect("first use"));
-        assert_eq!(used.decide(&start(2)), Err(UserError::InvalidRecoveryCode));
+        let used = user.when(&start(1)).then_accepted();
+        used.when(&start(2))
+            .then_refused(UserError::InvalidRecoveryCode);
     }
 
     #[test]
     fn a_totp_code_works_once() {
-        let user = given(&[signed_up(), UserEvent::EmailVerified { at: at(0) }]);
+        let user = given::<User>([signed_up(), UserEvent::EmailVerified { at: at(0) }]);
         let start = |id: u128, step: i64| UserCommand::StartSession {
-            session_id: SessionId::from_uuid(Uuid::from_u128(id)),
+            session_id: session(id),
             expires_at: at(9),
             recovery_code: None,
             totp_step: Some(step),
             at: at(1),
         };
-        let used = then(&user, &user.decide(&start(1, 100)).expect("first use"));
-        assert_eq!(used.decide(&start(2, 100)), Err(UserError::TotpCodeReused));
-        assert_eq!(
-            used.decide(&start(2, 99)),
-            Err(UserError::TotpCodeReused),
-            "nor an older one"
-        );
-        assert!(used.decide(&start(2, 101)).is_ok());
+        let used = user.when(&start(1, 100)).then_accepted();
+        used.when(&start(2, 100))
+            .then_refused(UserError::TotpCodeReused);
+        // Nor an older one.
+        used.when(&start(2, 99))
+            .then_refused(UserError::TotpCodeReused);
+        used.when(&start(2, 101)).then_accepted();
     }
 
     #[test]
     fn an_email_is_claimed_once() {
         let a = UserId::from_uuid(Uuid::from_u128(1));
         let b = UserId::from_uuid(Uuid::from_u128(2));
-        let claim = then(
-            &EmailClaim::default(),
-            &EmailClaim::default().claim(a).expect("free"),
-        );
-        assert_eq!(claim.claim(b), Err(UserError::EmailTaken));
-        assert_eq!(claim.claim(a), Ok(vec![]));
+        let claimed = given::<EmailClaim>([])
+            .when(&a)
+            .then([EmailClaimEvent::EmailClaimed { user_id: a }]);
+        claimed.when(&b).then_refused(UserError::EmailTaken);
+        claimed.when(&a).then_nothing();
     }
 }
