@@ -6,6 +6,8 @@ use crate::ids::ApiKeyId;
 use crate::user::SecretHash;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
 
 /// Most live (unrevoked) API keys a tenant can have.
 pub const MAX_API_KEYS: usize = 100;
@@ -29,6 +31,8 @@ impl ApiKeyScope {
         }
     }
 
+    /// The scope's one text form, as events, read models and the API spell it (the same as
+    /// its serde name, which the stored events pin).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ReadOnly => "read_only",
@@ -37,6 +41,31 @@ impl ApiKeyScope {
         }
     }
 }
+
+/// The inverse of [`ApiKeyScope::as_str`]: exact, lower-case names only.
+impl FromStr for ApiKeyScope {
+    type Err = UnknownApiKeyScope;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "read_only" => Self::ReadOnly,
+            "read_write" => Self::ReadWrite,
+            "admin" => Self::Admin,
+            _ => return Err(UnknownApiKeyScope(s.to_owned())),
+        })
+    }
+}
+
+impl fmt::Display for ApiKeyScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Text that names no [`ApiKeyScope`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no such API key scope: {0:?} (read_only, read_write or admin)")]
+pub struct UnknownApiKeyScope(pub String);
 
 /// A key as the tenant holds it: its scope, the hash of its secret, whether it was revoked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,5 +122,32 @@ impl TenantAccess {
             Some(_) => {}
         }
         Ok(vec![AccessEvent::ApiKeyRevoked { key_id, by, at }])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scope_reads_back_from_its_text_which_is_its_stored_name() {
+        for scope in [
+            ApiKeyScope::ReadOnly,
+            ApiKeyScope::ReadWrite,
+            ApiKeyScope::Admin,
+        ] {
+            assert_eq!(scope.as_str().parse(), Ok(scope));
+            assert_eq!(scope.to_string(), scope.as_str());
+            assert_eq!(
+                serde_json::to_value(scope).ok(),
+                Some(serde_json::Value::from(scope.as_str()))
+            );
+        }
+        for odd in ["", "READ_ONLY", "ReadOnly", "read-only", "owner"] {
+            assert_eq!(
+                odd.parse::<ApiKeyScope>(),
+                Err(UnknownApiKeyScope(odd.to_owned()))
+            );
+        }
     }
 }

@@ -22,14 +22,14 @@ mod role;
 #[cfg(test)]
 mod tests;
 
-pub use api_key::{ApiKeyGrant, ApiKeyScope, MAX_API_KEYS};
+pub use api_key::{ApiKeyGrant, ApiKeyScope, MAX_API_KEYS, UnknownApiKeyScope};
 pub use authorized::{Accessor, Authorized};
 pub use command::AccessCommand;
 pub use error::AccessError;
 pub use event::AccessEvent;
 pub use invite::{MAX_PENDING_INVITES, PendingInvite};
 pub use member::{MAX_MEMBERS, Membership};
-pub use role::{Permission, Role};
+pub use role::{Permission, Role, UnknownRole};
 
 use crate::aggregate::Aggregate;
 use crate::ids::{ApiKeyId, InviteId, UserId};

@@ -23,7 +23,7 @@ pub use event::TenantEvent;
 pub use name::{Slug, TenantName};
 pub use resource::ResourceKind;
 pub use settings::TenantSettings;
-pub use status::TenantStatus;
+pub use status::{TenantStatus, UnknownTenantStatus};
 
 use crate::aggregate::Aggregate;
 use crate::event::StreamId;
