@@ -136,10 +136,8 @@ impl Aggregate for Tenant {
                 kind,
                 resource_id,
                 limit,
-            } => return self.add_resource(*kind, *resource_id, *limit),
-            C::RemoveResource { kind, resource_id } => {
-                return self.remove_resource(*kind, *resource_id);
-            }
+            } => self.add_resource(*kind, *resource_id, *limit)?,
+            C::RemoveResource { kind, resource_id } => self.remove_resource(*kind, *resource_id)?,
             C::RecordDataDeleted { at } => {
                 if self.require()? != TenantStatus::Closed {
                     return Err(TenantError::NotFound);
