@@ -48,8 +48,11 @@ pub enum InvalidEvent {
 }
 
 /// The name of one stream: one aggregate instance, such as `tenant-<uuid>`.
+///
+/// Deserializing does not run [`StreamId::parse`]: stream names come back in stored command
+/// results, and one stored under an older rule must stay readable. Appends check names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[serde(transparent)]
 pub struct StreamId(String);
 
 impl StreamId {
@@ -221,8 +224,10 @@ impl EventMetadata {
 }
 
 /// The name of an event type, such as `TenantProvisioned`.
+///
+/// Like [`StreamId`], deserializing trusts the stored text; [`EventType::parse`] checks input.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[serde(transparent)]
 pub struct EventType(String);
 
 impl EventType {
@@ -491,6 +496,28 @@ mod tests {
         assert_eq!(
             StreamId::for_aggregate("access", id).aggregate_id("tenant"),
             None
+        );
+    }
+
+    #[test]
+    fn stored_stream_ids_and_event_types_decode_without_todays_checks() {
+        let long = "s".repeat(MAX_STREAM_ID_LEN + 1);
+        assert!(StreamId::parse(long.clone()).is_err());
+        let stream: StreamId = serde_json::from_value(json!(long)).expect("stored stream id");
+        assert_eq!(stream.as_str(), long);
+        // A stored append result (a command's outcome) naming such a stream stays readable.
+        let written: crate::event_store::StreamWritten =
+            serde_json::from_value(json!({ "stream": "old stream", "version": 3 }))
+                .expect("stored append result");
+        assert_eq!(written.stream.as_str(), "old stream");
+
+        assert!(EventType::parse("Old Type").is_err());
+        let event_type: EventType =
+            serde_json::from_value(json!("Old Type")).expect("stored event type");
+        assert_eq!(event_type.as_str(), "Old Type");
+        assert_eq!(
+            serde_json::to_value(&event_type).ok(),
+            Some(json!("Old Type"))
         );
     }
 

@@ -10,8 +10,9 @@
 //! (what follows the log and acts on it).
 //!
 //! It must never depend on a database, HTTP, runtime or SDK crate: it does no I/O. The
-//! `testing` feature adds the event-store conformance suite (and the async runtime it needs)
-//! for test code only; the dependency-direction test checks the normal dependency set.
+//! `testing` feature adds given/when/then for aggregate tests and the event-store conformance
+//! suite (and the async runtime it needs) for test code only; the dependency-direction test
+//! checks the normal dependency set.
 
 pub mod access;
 pub mod aggregate;
@@ -26,5 +27,6 @@ pub mod snapshot;
 pub mod tenant;
 pub mod user;
 
-#[cfg(feature = "testing")]
+// Under `cfg(test)` too, for the aggregates' own given/when/then tests.
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;

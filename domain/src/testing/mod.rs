@@ -1,4 +1,7 @@
-//! Test support shared by every crate: the event-store conformance suite that each backend
-//! runs (see [`event_store_conformance!`](crate::event_store_conformance)).
+//! Test support shared by every crate: given/when/then for aggregate tests ([`aggregate`]) and
+//! the event-store conformance suite that each backend runs (see
+//! [`event_store_conformance!`](crate::event_store_conformance), feature `testing`).
 
+pub mod aggregate;
+#[cfg(feature = "testing")]
 pub mod conformance;

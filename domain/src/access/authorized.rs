@@ -1,0 +1,66 @@
+//! Who acts on a tenant ([`Accessor`]), the permission check, and the proof it passed
+//! ([`Authorized`]) that tenant-scoped reads demand.
+
+use super::{AccessError, Permission, Role, TenantAccess};
+use crate::ids::{ApiKeyId, TenantId, UserId};
+use serde::{Deserialize, Serialize};
+
+/// Who acts on a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Accessor {
+    User(UserId),
+    ApiKey(ApiKeyId),
+}
+
+/// Proof that an accessor passed a permission check on a tenant. Only
+/// [`TenantAccess::grant`] makes one, and tenant-scoped read-model queries take one, so a
+/// query cannot be aimed at a tenant nobody checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authorized {
+    tenant: TenantId,
+    role: Role,
+}
+
+impl Authorized {
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+}
+
+impl TenantAccess {
+    /// The role `by` acts with, if it may act on this tenant at all.
+    pub fn role_of(&self, by: Accessor) -> Option<Role> {
+        match by {
+            Accessor::User(user) => self.members.get(&user).map(|m| m.role),
+            Accessor::ApiKey(key) => self
+                .api_keys
+                .get(&key)
+                .filter(|k| !k.revoked)
+                .map(|k| k.scope.role()),
+        }
+    }
+
+    /// Whether `by` may do what `permission` names. Non-members get `NotFound`.
+    pub fn authorize(&self, by: Accessor, permission: Permission) -> Result<Role, AccessError> {
+        let role = self.role_of(by).ok_or(AccessError::NotFound)?;
+        if role < permission.least_role() {
+            return Err(AccessError::Forbidden);
+        }
+        Ok(role)
+    }
+
+    /// Checks `permission` like [`Self::authorize`] and returns the proof read models ask for.
+    pub fn grant(
+        &self,
+        tenant: TenantId,
+        by: Accessor,
+        permission: Permission,
+    ) -> Result<Authorized, AccessError> {
+        let role = self.authorize(by, permission)?;
+        Ok(Authorized { tenant, role })
+    }
+}

@@ -1,0 +1,75 @@
+//! What may be asked of a user's account. Secrets arrive hashed and personal data sealed: the
+//! edge checked passwords and codes before sending the command that records the outcome.
+
+use super::{LoginFailure, SecretHash};
+use crate::ids::{SessionId, UserId};
+use crate::personal_data::Sealed;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserCommand {
+    SignUp {
+        user_id: UserId,
+        email: Sealed,
+        /// The blind index of the e-mail address (see the e-mail claim).
+        email_index: Uuid,
+        password: SecretHash,
+        verification: SecretHash,
+        verification_expires_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    /// A new verification token (the last one was lost or expired).
+    IssueVerification {
+        verification: SecretHash,
+        expires_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    VerifyEmail {
+        token: SecretHash,
+        at: DateTime<Utc>,
+    },
+    /// The edge checked the password (and the second factor, when enabled).
+    StartSession {
+        session_id: SessionId,
+        expires_at: DateTime<Utc>,
+        /// A recovery code spent instead of a TOTP code.
+        recovery_code: Option<SecretHash>,
+        /// The time step of the TOTP code the edge accepted: each step's code works once.
+        totp_step: Option<i64>,
+        at: DateTime<Utc>,
+    },
+    RecordFailedLogin {
+        reason: LoginFailure,
+        at: DateTime<Utc>,
+    },
+    EndSession {
+        session_id: SessionId,
+        at: DateTime<Utc>,
+    },
+    RequestPasswordReset {
+        token: SecretHash,
+        expires_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    ResetPassword {
+        token: SecretHash,
+        password: SecretHash,
+        at: DateTime<Utc>,
+    },
+    /// The edge checked the current password. Every other session ends.
+    ChangePassword {
+        password: SecretHash,
+        keep_session: SessionId,
+        at: DateTime<Utc>,
+    },
+    StartTotpEnrollment {
+        secret: Sealed,
+        at: DateTime<Utc>,
+    },
+    /// The edge checked a code against the pending secret.
+    EnableTotp {
+        recovery_codes: Vec<SecretHash>,
+        at: DateTime<Utc>,
+    },
+}

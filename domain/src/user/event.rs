@@ -1,0 +1,72 @@
+//! The facts stored on a user's stream. Their stored shape is pinned by the golden files in
+//! `domain/tests/golden/user`: change one only with a new schema version and an upcaster.
+
+use super::{LoginFailure, PasswordChangeReason, SecretHash};
+use crate::ids::{SessionId, UserId};
+use crate::personal_data::Sealed;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum UserEvent {
+    UserSignedUp {
+        user_id: UserId,
+        email: Sealed,
+        email_index: Uuid,
+        password: SecretHash,
+        verification: SecretHash,
+        verification_expires_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    EmailVerificationIssued {
+        verification: SecretHash,
+        expires_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    EmailVerified {
+        at: DateTime<Utc>,
+    },
+    SessionStarted {
+        session_id: SessionId,
+        expires_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    RecoveryCodeUsed {
+        code: SecretHash,
+        at: DateTime<Utc>,
+    },
+    /// A TOTP code (of time step `step`) was spent on a log-in.
+    TotpCodeUsed {
+        step: i64,
+        at: DateTime<Utc>,
+    },
+    LoginFailed {
+        reason: LoginFailure,
+        at: DateTime<Utc>,
+    },
+    SessionEnded {
+        session_id: SessionId,
+        at: DateTime<Utc>,
+    },
+    PasswordResetRequested {
+        token: SecretHash,
+        expires_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    /// Every session but `kept_session` ended with it.
+    PasswordChanged {
+        password: SecretHash,
+        reason: PasswordChangeReason,
+        kept_session: Option<SessionId>,
+        at: DateTime<Utc>,
+    },
+    TotpEnrollmentStarted {
+        secret: Sealed,
+        at: DateTime<Utc>,
+    },
+    TotpEnabled {
+        recovery_codes: Vec<SecretHash>,
+        at: DateTime<Utc>,
+    },
+}

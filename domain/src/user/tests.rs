@@ -1,0 +1,160 @@
+//! Given/when/then tests of the User and EmailClaim aggregates.
+
+use super::*;
+use crate::testing::aggregate::{at, given};
+use chrono::Duration;
+
+fn hash(s: &str) -> SecretHash {
+    SecretHash::new(s.to_owned())
+}
+
+fn session(n: u128) -> SessionId {
+    SessionId::from_uuid(Uuid::from_u128(n))
+}
+
+fn signed_up() -> UserEvent {
+    UserEvent::UserSignedUp {
+        user_id: UserId::from_uuid(Uuid::nil()),
+        email: Sealed::from_sealed_text("sealed".into()),
+        email_index: Uuid::nil(),
+        password: hash("pw"),
+        verification: hash("verify"),
+        verification_expires_at: at(2),
+        at: at(0),
+    }
+}
+
+#[test]
+fn a_session_needs_a_verified_email() {
+    let user = given::<User>([signed_up()]);
+    let start = UserCommand::StartSession {
+        session_id: session(1),
+        expires_at: at(5),
+        recovery_code: None,
+        totp_step: None,
+        at: at(1),
+    };
+    user.when(&start).then_refused(UserError::EmailNotVerified);
+    let verify = |token: &str, when: u32| UserCommand::VerifyEmail {
+        token: hash(token),
+        at: at(when),
+    };
+    user.when(&verify("nope", 1))
+        .then_refused(UserError::InvalidToken);
+    user.when(&verify("verify", 3))
+        .then_refused(UserError::InvalidToken);
+    let verified = user
+        .when(&verify("verify", 1))
+        .then([UserEvent::EmailVerified { at: at(1) }]);
+    // A token works once.
+    verified
+        .when(&verify("verify", 1))
+        .then_refused(UserError::InvalidToken);
+    let live = verified.when(&start).then([UserEvent::SessionStarted {
+        session_id: session(1),
+        expires_at: at(5),
+        at: at(1),
+    }]);
+    assert!(live.state().session_is_live(session(1), at(4)));
+    assert!(!live.state().session_is_live(session(1), at(5)), "expired");
+}
+
+#[test]
+fn a_password_change_ends_every_other_session_and_a_reset_ends_all() {
+    let (s1, s2) = (session(1), session(2));
+    let user = given::<User>([
+        signed_up(),
+        UserEvent::EmailVerified { at: at(0) },
+        UserEvent::SessionStarted {
+            session_id: s1,
+            expires_at: at(9),
+            at: at(1),
+        },
+        UserEvent::SessionStarted {
+            session_id: s2,
+            expires_at: at(9),
+            at: at(1),
+        },
+    ]);
+    let change = UserCommand::ChangePassword {
+        password: hash("new"),
+        keep_session: s1,
+        at: at(2),
+    };
+    let changed = user.when(&change).then_accepted();
+    assert!(changed.state().session_is_live(s1, at(3)));
+    assert!(!changed.state().session_is_live(s2, at(3)));
+
+    let request = UserCommand::RequestPasswordReset {
+        token: hash("reset"),
+        expires_at: at(4),
+        at: at(2),
+    };
+    let requested = changed.when(&request).then_accepted();
+    let reset = UserCommand::ResetPassword {
+        token: hash("reset"),
+        password: hash("newer"),
+        at: at(3),
+    };
+    let done = requested.when(&reset).then_accepted();
+    assert!(!done.state().session_is_live(s1, at(3)));
+    // A reset token works once.
+    done.when(&reset).then_refused(UserError::InvalidToken);
+}
+
+#[test]
+fn recovery_codes_work_once() {
+    let user = given::<User>([
+        signed_up(),
+        UserEvent::EmailVerified { at: at(0) },
+        UserEvent::TotpEnrollmentStarted {
+            secret: Sealed::from_sealed_text("s".into()),
+            at: at(0),
+        },
+        UserEvent::TotpEnabled {
+            recovery_codes: vec![hash("rc1")],
+            at: at(0),
+        },
+    ]);
+    assert!(user.state().totp_enabled());
+    let start = |id: u128| UserCommand::StartSession {
+        session_id: session(id),
+        expires_at: at(9) + Duration::hours(1),
+        recovery_code: Some(hash("rc1")),
+        totp_step: None,
+        at: at(1),
+    };
+    let used = user.when(&start(1)).then_accepted();
+    used.when(&start(2))
+        .then_refused(UserError::InvalidRecoveryCode);
+}
+
+#[test]
+fn a_totp_code_works_once() {
+    let user = given::<User>([signed_up(), UserEvent::EmailVerified { at: at(0) }]);
+    let start = |id: u128, step: i64| UserCommand::StartSession {
+        session_id: session(id),
+        expires_at: at(9),
+        recovery_code: None,
+        totp_step: Some(step),
+        at: at(1),
+    };
+    let used = user.when(&start(1, 100)).then_accepted();
+    used.when(&start(2, 100))
+        .then_refused(UserError::TotpCodeReused);
+    // Nor an older one.
+    used.when(&start(2, 99))
+        .then_refused(UserError::TotpCodeReused);
+    used.when(&start(2, 101)).then_accepted();
+}
+
+#[test]
+fn an_email_is_claimed_once() {
+    let a = UserId::from_uuid(Uuid::from_u128(1));
+    let b = UserId::from_uuid(Uuid::from_u128(2));
+    let claimed = given::<EmailClaim>([])
+        .when(&a)
+        .then([EmailClaimEvent::EmailClaimed { user_id: a }]);
+    claimed.when(&b).then_refused(UserError::EmailTaken);
+    claimed.when(&a).then_nothing();
+}
