@@ -140,6 +140,7 @@ pub async fn api_services(
         executor: app.executor.clone(),
         read_db: app.read_db.clone(),
         vault,
+        credentials: Arc::new(infra::crypto::Argon2Credentials),
         mailer,
         signer: SessionSigner::new(&master),
         key_usage: Arc::new(infra::key_usage::DbKeyUsage::new(app.database.clone())),

@@ -151,7 +151,7 @@ async fn the_readme_flow_with_roles_and_keys(backend: Backend) {
         .find(|e| e["node"]["id"] == read_id.as_str())
         .unwrap()
         .clone();
-    assert_eq!(row["node"]["scope"], "read_only");
+    assert_eq!(row["node"]["scope"], "READ_ONLY");
     assert!(
         row["node"]["lastUsedAt"].is_string(),
         "last use is tracked: {row}"
@@ -456,7 +456,7 @@ async fn operators_see_every_tenant_and_nobody_else_does(backend: Backend) {
             json!({"t": a, "p": at}),
         )
         .await;
-    assert_eq!(seen["tenant"]["status"], "suspended");
+    assert_eq!(seen["tenant"]["status"], "SUSPENDED");
     // A suspended tenant's access cannot grow; it can shrink.
     let invite = "mutation($t: ID!) { inviteMember(tenantId: $t, email: \"eve@example.com\", role: ADMIN) { position } }";
     assert_eq!(

@@ -9,11 +9,11 @@
 use crate::error::ApiError;
 use crate::services::Services;
 use chrono::Utc;
-use domain::access::{Accessor, Authorized, Permission, TenantAccess};
+use domain::access::{API_KEY_PREFIX, Accessor, ApiKeyToken, Authorized, Permission, TenantAccess};
 use domain::event::Actor;
 use domain::ids::{ApiKeyId, SessionId, SubjectId, TenantId, UserId};
 use domain::user::User;
-use infra::crypto::{TokenError, token_matches};
+use infra::crypto::TokenError;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +106,7 @@ pub async fn authenticate(services: &Services, token: Option<&str>) -> Result<Pr
     let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
         return Ok(Principal::Anonymous);
     };
-    if token.starts_with("tk1.") {
+    if token.starts_with(API_KEY_PREFIX) {
         return api_key(services, token).await;
     }
     let claims = services
@@ -133,42 +133,28 @@ pub async fn authenticate(services: &Services, token: Option<&str>) -> Result<Pr
     })
 }
 
-/// An API key: `tk1.<tenant>.<key>.<secret>`.
-pub fn api_key_token(tenant: TenantId, key: ApiKeyId, secret: &str) -> String {
-    format!(
-        "tk1.{}.{}.{secret}",
-        tenant.as_uuid().simple(),
-        key.as_uuid().simple()
-    )
-}
-
 async fn api_key(services: &Services, token: &str) -> Result<Principal, ApiError> {
     let invalid = || ApiError::Unauthenticated("the API key is invalid or was revoked".into());
-    let mut parts = token.splitn(4, '.');
-    let (Some("tk1"), Some(tenant), Some(key), Some(secret)) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(invalid());
-    };
-    let tenant = Uuid::parse_str(tenant).map_err(|_| invalid())?;
-    let key = Uuid::parse_str(key).map_err(|_| invalid())?;
-    let access = services.executor.load::<TenantAccess>(tenant).await?.state;
+    let ApiKeyToken {
+        tenant,
+        key,
+        secret,
+    } = ApiKeyToken::parse(token).map_err(|_| invalid())?;
+    let access = services
+        .executor
+        .load::<TenantAccess>(tenant.as_uuid())
+        .await?
+        .state;
     let grant = access
         .api_keys
-        .get(&ApiKeyId::from_uuid(key))
+        .get(&key)
         .filter(|g| !g.revoked)
         .ok_or_else(invalid)?;
-    if !token_matches(secret, &grant.secret) {
+    if !services.credentials.token_matches(&secret, &grant.secret) {
         return Err(invalid());
     }
-    services
-        .key_usage
-        .record(TenantId::from_uuid(tenant), ApiKeyId::from_uuid(key))
-        .await;
-    Ok(Principal::ApiKey {
-        tenant: TenantId::from_uuid(tenant),
-        key: ApiKeyId::from_uuid(key),
-    })
+    services.key_usage.record(tenant, key).await;
+    Ok(Principal::ApiKey { tenant, key })
 }
 
 /// Checks `permission` on `tenant` against its access state; returns the proof read models

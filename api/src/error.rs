@@ -5,8 +5,10 @@
 
 use async_graphql::ErrorExtensions;
 use commands::CommandError;
+use commands::access::{AcceptInviteError, ChangeAccessError};
 use commands::tenancy::{ChangeTenantError, CreateTenantError};
 use domain::access::AccessError;
+use domain::access::GrowthRefused;
 use domain::event_store::EventStoreError;
 use domain::personal_data::PersonalDataError;
 use domain::tenant::TenantError;
@@ -187,6 +189,35 @@ impl From<CreateTenantError> for ApiError {
             CreateTenantError::Tenant(e) => e.into(),
             CreateTenantError::Access(e) => e.into(),
             CreateTenantError::NoSuchOwner => Self::NotFound(error.to_string()),
+        }
+    }
+}
+
+impl From<GrowthRefused> for ApiError {
+    fn from(error: GrowthRefused) -> Self {
+        match error {
+            GrowthRefused::Suspended | GrowthRefused::Closed => Self::Conflict(error.to_string()),
+            GrowthRefused::NoSuchTenant => Self::NotFound(error.to_string()),
+        }
+    }
+}
+
+impl From<ChangeAccessError> for ApiError {
+    fn from(error: ChangeAccessError) -> Self {
+        match error {
+            ChangeAccessError::Access(e) => e.into(),
+            ChangeAccessError::Growth(e) => e.into(),
+            ChangeAccessError::PersonalData(e) => e.into(),
+        }
+    }
+}
+
+impl From<AcceptInviteError> for ApiError {
+    fn from(error: AcceptInviteError) -> Self {
+        match error {
+            AcceptInviteError::Change(e) => e.into(),
+            AcceptInviteError::InvalidToken => Self::bad_input("token", error.to_string()),
+            AcceptInviteError::NoSuchUser => Self::NotFound(error.to_string()),
         }
     }
 }

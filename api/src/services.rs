@@ -69,6 +69,7 @@ pub struct Services {
     pub executor: Executor,
     pub read_db: ReadDb,
     pub vault: Arc<dyn PersonalData>,
+    pub credentials: Arc<dyn domain::credentials::Credentials>,
     pub mailer: Arc<dyn Mailer>,
     pub signer: SessionSigner,
     pub key_usage: Arc<dyn domain::key_usage::KeyUsage>,

@@ -70,6 +70,24 @@ pub enum CommandError<E: std::error::Error + 'static> {
     Decode(#[from] EventDecodeError),
 }
 
+impl<E: std::error::Error + 'static> CommandError<E> {
+    /// The same failure with the refusal turned into another use case's error.
+    pub fn map_rejection<F: std::error::Error + 'static>(
+        self,
+        f: impl FnOnce(E) -> F,
+    ) -> CommandError<F> {
+        match self {
+            Self::Rejected(e) => CommandError::Rejected(f(e)),
+            Self::Contention { stream, attempts } => CommandError::Contention { stream, attempts },
+            Self::IdempotencyKeyReused { command_id } => {
+                CommandError::IdempotencyKeyReused { command_id }
+            }
+            Self::Store(e) => CommandError::Store(e),
+            Self::Decode(e) => CommandError::Decode(e),
+        }
+    }
+}
+
 /// An aggregate as loaded: its state, its stream version and the position of its last event.
 #[derive(Debug, Clone)]
 pub struct Loaded<A> {

@@ -7,8 +7,13 @@
 //! Every command carries a [`CommandContext`]: its command id (which makes it idempotent, also
 //! across restarts), correlation and causation ids, actor and source IP.
 //!
+//! The use cases, one module per area ([`tenancy`], [`access`]), are what the edges (GraphQL,
+//! the CLI, jobs and reactors) call: typed input, the context and the clock passed in, an
+//! error enum per use case. Nothing else writes.
+//!
 //! This crate depends on `domain` only (ports, not adapters), and never on `projections`.
 
+pub mod access;
 mod context;
 mod execute;
 pub mod tenancy;

@@ -6,7 +6,8 @@
 //! with its append/read/subscribe contract), [`aggregate`] (the decide/evolve shape, stored
 //! event encoding and upcasters) and the aggregates themselves ([`tenant`], [`user`] with its
 //! e-mail claims, [`access`]: a tenant's members, invites and API keys), and the ports for
-//! personal data ([`personal_data`]), e-mail ([`mailer`]) and API key use ([`key_usage`]), and the [`reactor`] port
+//! personal data ([`personal_data`]), e-mail ([`mailer`]), API key use ([`key_usage`]) and
+//! password and token hashing ([`credentials`]), and the [`reactor`] port
 //! (what follows the log and acts on it).
 //!
 //! It must never depend on a database, HTTP, runtime or SDK crate: it does no I/O. The
@@ -16,6 +17,7 @@
 
 pub mod access;
 pub mod aggregate;
+pub mod credentials;
 pub mod event;
 pub mod event_store;
 pub mod ids;

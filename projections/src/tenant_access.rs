@@ -79,21 +79,11 @@ impl TenantScope {
             .filter_map(|(tenant, role)| {
                 Some(TenantScope {
                     tenant: TenantId::from_uuid(tenant),
-                    role: parse_role(&role)?,
+                    role: role.parse().ok()?,
                 })
             })
             .collect())
     }
-}
-
-pub fn parse_role(role: &str) -> Option<Role> {
-    Some(match role {
-        "viewer" => Role::Viewer,
-        "member" => Role::Member,
-        "admin" => Role::Admin,
-        "owner" => Role::Owner,
-        _ => return None,
-    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]

@@ -7,13 +7,17 @@ use chrono::{DateTime, Utc};
 use domain::aggregate::{Aggregate, decode_event};
 use domain::event::{Reads, RecordedEvent};
 use domain::ids::TenantId;
-use domain::tenant::{Tenant, TenantEvent, tenant_of_stream};
+use domain::tenant::{Tenant, TenantEvent, TenantStatus, tenant_of_stream};
 use sqlx::types::Json;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// Until subscriptions exist every tenant is on this plan.
 pub const PLACEHOLDER_PLAN: &str = "free";
+
+/// The status of a tenant whose data was deleted after its retention period: a fact the
+/// directory shows, beside the aggregate's own statuses (`TenantStatus::as_str`).
+pub const DELETED: &str = "deleted";
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TenantDirectory;
@@ -198,7 +202,7 @@ fn fold(events: &[RecordedEvent]) -> Result<BTreeMap<Uuid, Patch>, ProjectionErr
                 patch.insert = Some(NewRow {
                     name: name.as_str().to_owned(),
                     slug: slug.as_str().to_owned(),
-                    status: "active",
+                    status: TenantStatus::Active.as_str(),
                     settings: settings.entries().clone(),
                     created_at: at,
                 });
@@ -208,10 +212,14 @@ fn fold(events: &[RecordedEvent]) -> Result<BTreeMap<Uuid, Patch>, ProjectionErr
             TenantEvent::TenantSettingsChanged { settings, .. } => {
                 (None, None, Some(settings.entries().clone()))
             }
-            TenantEvent::TenantSuspended { .. } => (None, Some("suspended"), None),
-            TenantEvent::TenantReactivated { .. } => (None, Some("active"), None),
-            TenantEvent::TenantClosed { .. } => (None, Some("closed"), None),
-            TenantEvent::TenantDataDeleted { .. } => (None, Some("deleted"), Some(BTreeMap::new())),
+            TenantEvent::TenantSuspended { .. } => {
+                (None, Some(TenantStatus::Suspended.as_str()), None)
+            }
+            TenantEvent::TenantReactivated { .. } => {
+                (None, Some(TenantStatus::Active.as_str()), None)
+            }
+            TenantEvent::TenantClosed { .. } => (None, Some(TenantStatus::Closed.as_str()), None),
+            TenantEvent::TenantDataDeleted { .. } => (None, Some(DELETED), Some(BTreeMap::new())),
             TenantEvent::TenantResourceAdded { .. } | TenantEvent::TenantResourceRemoved { .. } => {
                 (None, None, None)
             }

@@ -1,97 +1,43 @@
 //! Who belongs to a tenant: invites, acceptance, roles, removal, and API keys. Each
-//! mutation runs a TenantAccess command, whose rules decide who may do it.
+//! mutation parses its arguments, calls a use case of `commands::access` and presents the
+//! result.
 
 use super::tenancy::{
     ApiKeyNode, ApiKeyPayload, InviteNode, InvitePayload, MemberNode, MemberPayload,
-    RemovedPayload, RoleValue, ScopeValue, TenantPayload, command_context, tenant_after,
+    RemovedPayload, RoleValue, ScopeValue, TenantPayload, request_context, tenant_after,
     tenant_arg, tenant_node,
 };
 use super::{principal, services, uuid_arg};
-use crate::auth::{Principal, api_key_token, grant};
-use crate::error::{ApiError, GqlError, GqlResult};
+use crate::auth::{Principal, grant};
+use crate::error::{ApiError, GqlResult};
 use crate::services::Services;
 use async_graphql::{Context, ID, Object};
-use chrono::{Duration, Utc};
-use commands::{CommandContext, CommandOutcome};
-use domain::access::{AccessCommand, Permission, Role, TenantAccess};
+use chrono::Utc;
+use commands::CommandOutcome;
+use commands::access::{
+    AccessChange, INVITE_VALID_DAYS, accept_invite, change_access, create_api_key, invite_member,
+};
+use domain::access::{InviteToken, Permission, Role, TenantAccess};
 use domain::aggregate::Aggregate;
-use domain::ids::{ApiKeyId, InviteId, SubjectId, TenantId, UserId};
+use domain::ids::{ApiKeyId, InviteId, TenantId, UserId};
 use domain::mailer::Mail;
-use domain::tenant::{Tenant, TenantStatus};
-use domain::user::{Email, User};
-use infra::crypto::{hash_token, new_token};
+use domain::user::Email;
 use projections::tenant_access::{TenantAccessDirectory, TenantScope};
-use uuid::Uuid;
 
-const INVITE_VALID_DAYS: i64 = 7;
-
-async fn run_access(
-    services: &Services,
-    principal: &Principal,
+/// An access change by the caller; `NOT_FOUND` for another tenant's API key.
+async fn change(
+    ctx: &Context<'_>,
     tenant: TenantId,
-    ctx: &CommandContext,
-    command: AccessCommand,
+    key: Option<&ID>,
+    change: AccessChange,
 ) -> Result<CommandOutcome, ApiError> {
-    principal.accessor_for(tenant)?;
-    // Growing a tenant's access (invites, roles, keys) needs an active tenant; removing
-    // members, invites and keys works whatever its state. Decided on the tenant's state in
-    // the same atomic append.
-    let may_grow = matches!(
-        command,
-        AccessCommand::Invite { .. }
-            | AccessCommand::AcceptInvite { .. }
-            | AccessCommand::ChangeRole { .. }
-            | AccessCommand::CreateApiKey { .. }
-    );
-    // A role change grows access only when it raises the role.
-    let grows = |access: &TenantAccess| match &command {
-        AccessCommand::ChangeRole { user, role, .. } => {
-            access.members.get(user).is_some_and(|m| *role > m.role)
-        }
-        _ => may_grow,
-    };
-    let result = services
-        .executor
-        .execute_with::<TenantAccess, Tenant, ApiError>(
-            tenant.as_uuid(),
-            may_grow.then_some(tenant.as_uuid()),
-            ctx,
-            |access, state| {
-                let events = access.decide(&command)?;
-                if grows(access) {
-                    match state.status {
-                        Some(TenantStatus::Active) => {}
-                        Some(TenantStatus::Suspended) => {
-                            return Err(ApiError::Conflict("the tenant is suspended".into()));
-                        }
-                        Some(TenantStatus::Closed) => {
-                            return Err(ApiError::Conflict("the tenant is closed".into()));
-                        }
-                        None => return Err(ApiError::NotFound("no such tenant".into())),
-                    }
-                }
-                Ok((events, vec![]))
-            },
-        )
-        .await;
-    services.counted(TenantAccess::CATEGORY, result)
-}
-
-/// An invite token: `<tenant>.<invite>.<secret>`.
-fn parse_invite_token(token: &str) -> Result<(TenantId, InviteId, String), ApiError> {
-    let invalid = || ApiError::bad_input("token", "the invite token is invalid");
-    let mut parts = token.trim().splitn(3, '.');
-    let (Some(tenant), Some(invite), Some(secret)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Err(invalid());
-    };
-    let tenant = Uuid::parse_str(tenant).map_err(|_| invalid())?;
-    let invite = Uuid::parse_str(invite).map_err(|_| invalid())?;
-    Ok((
-        TenantId::from_uuid(tenant),
-        InviteId::from_uuid(invite),
-        secret.to_owned(),
-    ))
+    let (services, principal) = (services(ctx), principal(ctx));
+    let by = principal.accessor_for(tenant)?;
+    let cmd_ctx = request_context(ctx, key).await?;
+    services.counted(
+        TenantAccess::CATEGORY,
+        change_access(&services.executor, &cmd_ctx, Utc::now(), tenant, by, change).await,
+    )
 }
 
 async fn member_after(
@@ -133,33 +79,26 @@ impl AccessMutation {
         let tenant = tenant_arg(&tenant_id)?;
         let email = Email::parse(&email)?;
         let grant = grant(services, &principal, tenant, Permission::ManageMembers).await?;
-        let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
-        let invite = InviteId::from_uuid(cmd_ctx.new_id("invite"));
-        let sealed = services
-            .vault
-            .seal(SubjectId::from_uuid(invite.as_uuid()), email.as_str())
-            .await?;
-        let secret = new_token();
-        let now = Utc::now();
-        let command = AccessCommand::Invite {
-            by: principal.accessor()?,
-            invite_id: invite,
-            email: sealed,
-            email_index: services.email_index(&email),
-            role: role.into(),
-            token: hash_token(&secret),
-            expires_at: now + Duration::days(INVITE_VALID_DAYS),
-            at: now,
-        };
-        let outcome = run_access(services, &principal, tenant, &cmd_ctx, command).await?;
+        let by = principal.accessor_for(tenant)?;
+        let cmd_ctx = request_context(ctx, idempotency_key.as_ref()).await?;
+        let invited = services.counted(
+            TenantAccess::CATEGORY,
+            invite_member(
+                &services.executor,
+                services.vault.as_ref(),
+                services.credentials.as_ref(),
+                &cmd_ctx,
+                Utc::now(),
+                tenant,
+                by,
+                (email.clone(), role.into()),
+            )
+            .await,
+        )?;
+        let (invite, outcome) = (invited.invite, invited.outcome);
         let scope = TenantScope::from(&grant);
         let mut email_sent = false;
-        if outcome.appended > 0 {
-            let token = format!(
-                "{}.{}.{secret}",
-                tenant.as_uuid().simple(),
-                invite.as_uuid().simple()
-            );
+        if let Some(token) = invited.token.map(|t| t.to_text()) {
             let tenant_name = tenant_node(services, scope)
                 .await
                 .map(|t| t.display_name().to_owned())
@@ -169,9 +108,10 @@ impl AccessMutation {
                     to: email.as_str().to_owned(),
                     subject: format!("You are invited to {tenant_name} on Tenantry"),
                     body: format!(
-                        "You are invited to join {tenant_name} as {}.\n\nAccept: {}\n\nToken: {token}\n\nThe invite is valid for {INVITE_VALID_DAYS} days. Log in (or sign up with this address) first.\n",
+                        "You are invited to join {tenant_name} as {}.\n\nAccept: {}\n\nToken: {token}\n\nThe invite is valid for {} days. Log in (or sign up with this address) first.\n",
                         Role::from(role).as_str(),
-                        services.link("accept-invite", &token)
+                        services.link("accept-invite", &token),
+                        INVITE_VALID_DAYS
                     ),
                 })
                 .await;
@@ -200,16 +140,15 @@ impl AccessMutation {
         invite_id: ID,
         idempotency_key: Option<ID>,
     ) -> GqlResult<RemovedPayload> {
-        let (services, principal) = (services(ctx), principal(ctx));
         let tenant = tenant_arg(&tenant_id)?;
         let invite = InviteId::from_uuid(uuid_arg("inviteId", &invite_id)?);
-        let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
-        let command = AccessCommand::RevokeInvite {
-            by: principal.accessor()?,
-            invite_id: invite,
-            at: Utc::now(),
-        };
-        let outcome = run_access(services, &principal, tenant, &cmd_ctx, command).await?;
+        let outcome = change(
+            ctx,
+            tenant,
+            idempotency_key.as_ref(),
+            AccessChange::RevokeInvite(invite),
+        )
+        .await?;
         Ok(RemovedPayload {
             id: invite_id,
             position: outcome.position.0.to_string(),
@@ -225,33 +164,23 @@ impl AccessMutation {
         idempotency_key: Option<ID>,
     ) -> GqlResult<TenantPayload> {
         let (services, principal) = (services(ctx), principal(ctx));
-        let (user_id, _) = principal.user()?;
-        let (tenant, invite, secret) = parse_invite_token(&token)?;
-        let user = services
-            .executor
-            .load::<User>(user_id.as_uuid())
-            .await?
-            .state;
-        let (Some(email), Some(email_index)) = (user.email, user.email_index) else {
-            return Err(GqlError::from(ApiError::NotFound("no such user".into())));
-        };
-        let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
-        let command = AccessCommand::AcceptInvite {
-            invite_id: invite,
-            token: hash_token(&secret),
-            user: user_id,
-            user_email: email,
-            user_email_index: email_index,
-            at: Utc::now(),
-        };
-        let outcome = run_access(services, &principal, tenant, &cmd_ctx, command)
-            .await
-            .map_err(|e| match e {
-                ApiError::NotFound(_) => {
-                    ApiError::bad_input("token", "the invite token is invalid")
-                }
-                other => other,
-            })?;
+        let (user, _) = principal.user()?;
+        let token = InviteToken::parse(&token)
+            .map_err(|_| ApiError::bad_input("token", "the invite token is invalid"))?;
+        let tenant = token.tenant;
+        let cmd_ctx = request_context(ctx, idempotency_key.as_ref()).await?;
+        let outcome = services.counted(
+            TenantAccess::CATEGORY,
+            accept_invite(
+                &services.executor,
+                services.credentials.as_ref(),
+                &cmd_ctx,
+                Utc::now(),
+                user,
+                &token,
+            )
+            .await,
+        )?;
         Ok(TenantPayload {
             tenant: tenant_after(
                 services,
@@ -278,14 +207,14 @@ impl AccessMutation {
         let (services, principal) = (services(ctx), principal(ctx));
         let tenant = tenant_arg(&tenant_id)?;
         let user = UserId::from_uuid(uuid_arg("userId", &user_id)?);
-        let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
-        let command = AccessCommand::ChangeRole {
-            by: principal.accessor()?,
-            user,
-            role: role.into(),
-            at: Utc::now(),
-        };
-        let outcome = run_access(services, &principal, tenant, &cmd_ctx, command).await?;
+        let role = role.into();
+        let outcome = change(
+            ctx,
+            tenant,
+            idempotency_key.as_ref(),
+            AccessChange::ChangeRole { user, role },
+        )
+        .await?;
         Ok(MemberPayload {
             member: member_after(services, &principal, tenant, user, &outcome).await?,
             position: outcome.position.0.to_string(),
@@ -300,16 +229,15 @@ impl AccessMutation {
         user_id: ID,
         idempotency_key: Option<ID>,
     ) -> GqlResult<RemovedPayload> {
-        let (services, principal) = (services(ctx), principal(ctx));
         let tenant = tenant_arg(&tenant_id)?;
         let user = UserId::from_uuid(uuid_arg("userId", &user_id)?);
-        let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
-        let command = AccessCommand::RemoveMember {
-            by: principal.accessor()?,
-            user,
-            at: Utc::now(),
-        };
-        let outcome = run_access(services, &principal, tenant, &cmd_ctx, command).await?;
+        let outcome = change(
+            ctx,
+            tenant,
+            idempotency_key.as_ref(),
+            AccessChange::RemoveMember(user),
+        )
+        .await?;
         Ok(RemovedPayload {
             id: user_id,
             position: outcome.position.0.to_string(),
@@ -329,25 +257,28 @@ impl AccessMutation {
         let tenant = tenant_arg(&tenant_id)?;
         let readable =
             TenantScope::from(&grant(services, &principal, tenant, Permission::ManageKeys).await?);
-        let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
-        let key = ApiKeyId::from_uuid(cmd_ctx.new_id("api-key"));
-        let secret = new_token();
-        let command = AccessCommand::CreateApiKey {
-            by: principal.accessor()?,
-            key_id: key,
-            name,
-            scope: scope.into(),
-            secret: hash_token(&secret),
-            at: Utc::now(),
-        };
-        let outcome = run_access(services, &principal, tenant, &cmd_ctx, command).await?;
-        let api_key = api_key_after(services, readable, key, &outcome).await?;
+        let by = principal.accessor_for(tenant)?;
+        let cmd_ctx = request_context(ctx, idempotency_key.as_ref()).await?;
+        let created = services.counted(
+            TenantAccess::CATEGORY,
+            create_api_key(
+                &services.executor,
+                services.credentials.as_ref(),
+                &cmd_ctx,
+                Utc::now(),
+                tenant,
+                by,
+                name,
+                scope.into(),
+            )
+            .await,
+        )?;
+        let api_key = api_key_after(services, readable, created.key, &created.outcome).await?;
         Ok(ApiKeyPayload {
             api_key,
             // A replayed request cannot show the secret again: it was never stored.
-            secret: (outcome.appended > 0 && !outcome.replayed)
-                .then(|| api_key_token(tenant, key, &secret)),
-            position: outcome.position.0.to_string(),
+            secret: created.token.map(|t| t.to_text()),
+            position: created.outcome.position.0.to_string(),
         })
     }
 
@@ -364,13 +295,13 @@ impl AccessMutation {
         let key = ApiKeyId::from_uuid(uuid_arg("apiKeyId", &api_key_id)?);
         let scope =
             TenantScope::from(&grant(services, &principal, tenant, Permission::ManageKeys).await?);
-        let cmd_ctx = command_context(ctx, idempotency_key.as_ref(), tenant).await?;
-        let command = AccessCommand::RevokeApiKey {
-            by: principal.accessor()?,
-            key_id: key,
-            at: Utc::now(),
-        };
-        let outcome = run_access(services, &principal, tenant, &cmd_ctx, command).await?;
+        let outcome = change(
+            ctx,
+            tenant,
+            idempotency_key.as_ref(),
+            AccessChange::RevokeApiKey(key),
+        )
+        .await?;
         Ok(ApiKeyPayload {
             api_key: api_key_after(services, scope, key, &outcome).await?,
             secret: None,

@@ -19,11 +19,11 @@ use commands::{CommandContext, CommandOutcome};
 use domain::access::{ApiKeyScope, Permission, Role};
 use domain::aggregate::Aggregate;
 use domain::ids::{ApiKeyId, SubjectId, TenantId};
-use domain::tenant::{Slug, Tenant, TenantName, TenantSettings};
+use domain::tenant::{Slug, Tenant, TenantName, TenantSettings, TenantStatus};
 use projections::tenant_access::{
     ApiKeyView, InviteView, MemberView, TenantAccessDirectory, TenantScope,
 };
-use projections::tenant_directory::{TenantDirectory, TenantView};
+use projections::tenant_directory::{DELETED, TenantDirectory, TenantView};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -59,7 +59,7 @@ impl From<RoleValue> for Role {
 }
 
 fn role_of(text: &str) -> Option<RoleValue> {
-    projections::tenant_access::parse_role(text).map(RoleValue::from)
+    text.parse::<Role>().ok().map(RoleValue::from)
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -68,6 +68,42 @@ pub enum ScopeValue {
     ReadOnly,
     ReadWrite,
     Admin,
+}
+
+impl From<ApiKeyScope> for ScopeValue {
+    fn from(scope: ApiKeyScope) -> Self {
+        match scope {
+            ApiKeyScope::ReadOnly => Self::ReadOnly,
+            ApiKeyScope::ReadWrite => Self::ReadWrite,
+            ApiKeyScope::Admin => Self::Admin,
+        }
+    }
+}
+
+/// Where a tenant is in its life; `DELETED` once its data was deleted after the retention
+/// period.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "TenantStatus")]
+pub enum StatusValue {
+    Active,
+    Suspended,
+    Closed,
+    Deleted,
+}
+
+impl StatusValue {
+    /// The directory's stored status.
+    fn of(text: &str) -> Result<Self, ApiError> {
+        if text == DELETED {
+            return Ok(Self::Deleted);
+        }
+        match text.parse::<TenantStatus>() {
+            Ok(TenantStatus::Active) => Ok(Self::Active),
+            Ok(TenantStatus::Suspended) => Ok(Self::Suspended),
+            Ok(TenantStatus::Closed) => Ok(Self::Closed),
+            Err(error) => Err(ApiError::internal(error)),
+        }
+    }
 }
 
 impl From<ScopeValue> for ApiKeyScope {
@@ -128,9 +164,8 @@ impl TenantNode {
     async fn slug(&self) -> &str {
         &self.view.slug
     }
-    /// `active`, `suspended`, `closed` or `deleted`.
-    async fn status(&self) -> &str {
-        &self.view.status
+    async fn status(&self) -> GqlResult<StatusValue> {
+        Ok(StatusValue::of(&self.view.status)?)
     }
     async fn plan(&self) -> &str {
         &self.view.plan
@@ -290,9 +325,13 @@ impl ApiKeyNode {
     async fn name(&self) -> &str {
         &self.0.name
     }
-    /// `read_only`, `read_write` or `admin`.
-    async fn scope(&self) -> &str {
-        &self.0.scope
+    async fn scope(&self) -> GqlResult<ScopeValue> {
+        Ok(self
+            .0
+            .scope
+            .parse::<ApiKeyScope>()
+            .map(ScopeValue::from)
+            .map_err(ApiError::internal)?)
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
@@ -316,7 +355,7 @@ pub struct TenantSummary {
     pub id: ID,
     pub name: String,
     pub slug: String,
-    pub status: String,
+    pub status: StatusValue,
     pub plan: String,
     pub created_at: DateTime<Utc>,
 }
@@ -399,7 +438,7 @@ impl TenancyQuery {
                     id: ID(view.id.to_string()),
                     name: view.name,
                     slug: view.slug,
-                    status: view.status,
+                    status: StatusValue::of(&view.status)?,
                     plan: view.plan,
                     created_at: view.created_at,
                 },
@@ -480,14 +519,6 @@ pub(crate) async fn request_context(
             &meta,
         )
         .await
-}
-
-pub(crate) async fn command_context(
-    ctx: &Context<'_>,
-    key: Option<&ID>,
-    tenant: TenantId,
-) -> Result<CommandContext, ApiError> {
-    Ok(request_context(ctx, key).await?.for_tenant(tenant))
 }
 
 /// A member's change to a tenant; returns the tenant as written.

@@ -7,17 +7,20 @@
 //! same state (a non-member learns nothing, not even that the tenant exists).
 //!
 //! This file holds the [`TenantAccess`] state, folds events into it and routes each command
-//! to the file of its concept: members, invites, API keys; roles and the permission check
-//! have files of their own.
+//! to the file of its concept: members, invites, API keys; roles and the permission check,
+//! the bearer forms of tokens, and the rule over access and tenant state (growth) have files
+//! of their own.
 
 mod api_key;
 mod authorized;
 mod command;
 mod error;
 mod event;
+mod growth;
 mod invite;
 mod member;
 mod role;
+mod token;
 
 #[cfg(test)]
 mod tests;
@@ -27,9 +30,11 @@ pub use authorized::{Accessor, Authorized};
 pub use command::AccessCommand;
 pub use error::AccessError;
 pub use event::AccessEvent;
+pub use growth::{GrowthRefused, check_growth, may_grow};
 pub use invite::{MAX_PENDING_INVITES, PendingInvite};
 pub use member::{MAX_MEMBERS, Membership};
 pub use role::{Permission, Role, UnknownRole};
+pub use token::{API_KEY_PREFIX, ApiKeyToken, InviteToken, MalformedToken};
 
 use crate::aggregate::Aggregate;
 use crate::ids::{ApiKeyId, InviteId, UserId};

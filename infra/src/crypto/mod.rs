@@ -8,7 +8,9 @@ mod subject_keys;
 mod totp;
 
 pub use master_key::{KeySource, MasterKey, MasterKeyError};
-pub use secrets::{hash_password, hash_token, new_token, password_matches, token_matches};
+pub use secrets::{
+    Argon2Credentials, hash_password, hash_token, new_token, password_matches, token_matches,
+};
 pub use session_token::{SessionClaims, SessionSigner, TokenError};
 pub use subject_keys::SubjectKeyVault;
 pub use totp::Totp;

@@ -56,6 +56,42 @@ pub fn token_matches(token: &str, hash: &SecretHash) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The `Credentials` port: argon2id off the async threads, random tokens stored as SHA-256.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Argon2Credentials;
+
+#[async_trait::async_trait]
+impl domain::credentials::Credentials for Argon2Credentials {
+    async fn hash_password(
+        &self,
+        password: &str,
+    ) -> Result<SecretHash, domain::credentials::CredentialsError> {
+        let password = password.to_owned();
+        tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|e| domain::credentials::CredentialsError(e.to_string()))
+    }
+
+    async fn password_matches(&self, password: &str, hash: &SecretHash) -> bool {
+        let (password, hash) = (password.to_owned(), hash.clone());
+        tokio::task::spawn_blocking(move || password_matches(&password, &hash))
+            .await
+            .unwrap_or(false)
+    }
+
+    fn new_token(&self) -> String {
+        new_token()
+    }
+
+    fn hash_token(&self, token: &str) -> SecretHash {
+        hash_token(token)
+    }
+
+    fn token_matches(&self, token: &str, hash: &SecretHash) -> bool {
+        token_matches(token, hash)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,24 @@
+//! The Credentials port: password hashing and one-time tokens (verification, reset, invite and
+//! API key secrets). Use cases name it; the adapter (argon2id, SHA-256, the OS's random
+//! numbers) lives in `infra`. Events only ever hold the hashes.
+
+use crate::user::SecretHash;
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+#[error("password hashing failed: {0}")]
+pub struct CredentialsError(pub String);
+
+#[async_trait]
+pub trait Credentials: Send + Sync + std::fmt::Debug + 'static {
+    /// Hashes a password (slow by design: adapters run it off the async threads).
+    async fn hash_password(&self, password: &str) -> Result<SecretHash, CredentialsError>;
+    /// Whether `password` matches `hash` (as slow as hashing, whatever the answer).
+    async fn password_matches(&self, password: &str, hash: &SecretHash) -> bool;
+    /// A new random one-time secret, in a form that can travel in a URL.
+    fn new_token(&self) -> String;
+    /// The stored form of a token.
+    fn hash_token(&self, token: &str) -> SecretHash;
+    /// Whether `token` matches `hash`, in constant time.
+    fn token_matches(&self, token: &str, hash: &SecretHash) -> bool;
+}
