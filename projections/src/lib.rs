@@ -7,17 +7,23 @@
 //! Each projector runs in one process at a time ([`lease`]): several `tenantry` processes on
 //! one PostgreSQL share the projectors and take over from each other.
 //!
-//! Read models for each area live here with their SQL ([`tenant_directory`],
-//! [`tenant_access`]: members, invites, API keys). Tenant-scoped queries take a
-//! [`tenant_access::TenantScope`], which only an authorization decision makes. This crate
-//! depends on `domain` (ports, events) and sqlx, never on `commands` or `infra`.
+//! Reactors run under the same runner ([`reacting`]); periodic jobs under leases of their own
+//! ([`jobs`]).
+//!
+//! Read models live here, one file each with their DDL and queries for both backends side by
+//! side ([`tenant_directory`], [`tenant_access`]: members, invites, API keys,
+//! [`tenant_retention`]: closed tenants waiting for deletion). Tenant-scoped queries take a
+//! [`scope::TenantScope`], which only an authorization decision makes; [`db`] holds the
+//! backend dispatch. This crate depends on `domain` (ports, events) and sqlx, never on
+//! `commands` or `infra`.
 
-mod db;
+pub mod db;
 pub mod jobs;
 mod lease;
 mod projector;
 pub mod read_your_writes;
 pub mod runner;
+pub mod scope;
 pub mod tenant_access;
 pub mod tenant_directory;
 pub mod tenant_retention;

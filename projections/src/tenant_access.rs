@@ -2,50 +2,26 @@
 //! the `access-<tenant>` streams. Personal data stays sealed here (the API opens it), so a
 //! forgotten subject's e-mail is unreadable in the read model too.
 //!
-//! Every query takes [`TenantScope`]s, which only an authorization decision makes: from a
-//! permission check on the tenant's access state ([`domain::access::Authorized`]), or from the
-//! caller's own memberships ([`TenantScope::memberships`]). No query takes a bare tenant id.
+//! Every query takes [`TenantScope`]s (see [`crate::scope`]); the caller's own memberships
+//! ([`TenantScope::memberships`]) are read here. No query takes a bare tenant id.
 
+pub use crate::scope::TenantScope;
+use crate::scope::fetch_for;
 use crate::{ProjectionError, Projector, ReadDb, ReadTx, exec};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::access::{AccessEvent, Authorized, Role, TenantAccess};
+use domain::access::{AccessEvent, TenantAccess};
 use domain::aggregate::{Aggregate, decode_event};
 use domain::event::{Reads, RecordedEvent};
 use domain::ids::{TenantId, UserId};
 use domain::personal_data::Sealed;
-use sqlx::{FromRow, postgres::PgRow, sqlite::SqliteRow};
+use sqlx::FromRow;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TenantAccessDirectory;
 
-/// Permission to read one tenant's data. See the module documentation for who makes one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TenantScope {
-    tenant: TenantId,
-    role: Role,
-}
-
-impl From<&Authorized> for TenantScope {
-    fn from(grant: &Authorized) -> Self {
-        Self {
-            tenant: grant.tenant(),
-            role: grant.role(),
-        }
-    }
-}
-
 impl TenantScope {
-    pub fn tenant(&self) -> TenantId {
-        self.tenant
-    }
-
-    /// The caller's role in the tenant.
-    pub fn role(&self) -> Role {
-        self.role
-    }
-
     /// The tenants `user` is a member of, ordered by tenant id, after `after`, at most `limit`.
     pub async fn memberships(
         db: &ReadDb,
@@ -77,10 +53,10 @@ impl TenantScope {
         Ok(rows
             .into_iter()
             .filter_map(|(tenant, role)| {
-                Some(TenantScope {
-                    tenant: TenantId::from_uuid(tenant),
-                    role: role.parse().ok()?,
-                })
+                Some(TenantScope::of_membership(
+                    TenantId::from_uuid(tenant),
+                    role.parse().ok()?,
+                ))
             })
             .collect())
     }
@@ -127,44 +103,6 @@ pub struct ApiKeyView {
     pub scope: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
-}
-
-/// `$first, $first+1, ...` for `n` binds.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-pub(crate) async fn fetch_for<R>(
-    db: &ReadDb,
-    sql: &str,
-    scopes: &[TenantScope],
-) -> Result<Vec<R>, sqlx::Error>
-where
-    R: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
-{
-    if scopes.is_empty() {
-        return Ok(vec![]);
-    }
-    let sql = sql.replace("{tenants}", &placeholders(1, scopes.len()));
-    match db {
-        ReadDb::Sqlite { reader, .. } => {
-            let mut query = sqlx::query_as(&sql);
-            for scope in scopes {
-                query = query.bind(scope.tenant.as_uuid());
-            }
-            query.fetch_all(reader).await
-        }
-        ReadDb::Postgres(pool) => {
-            let mut query = sqlx::query_as(&sql);
-            for scope in scopes {
-                query = query.bind(scope.tenant.as_uuid());
-            }
-            query.fetch_all(pool).await
-        }
-    }
 }
 
 impl TenantAccessDirectory {

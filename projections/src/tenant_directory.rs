@@ -102,7 +102,7 @@ impl TenantDirectory {
         let sql = format!(
             "SELECT {COLUMNS} FROM tenant_directory WHERE tenant_id IN ({{tenants}}) ORDER BY tenant_id"
         );
-        let rows: Vec<Row> = crate::tenant_access::fetch_for(db, &sql, scopes).await?;
+        let rows: Vec<Row> = crate::scope::fetch_for(db, &sql, scopes).await?;
         Ok(rows.into_iter().map(TenantView::from).collect())
     }
 
