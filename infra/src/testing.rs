@@ -5,7 +5,8 @@
 //!
 //! Each database's name carries the run that made it (`tenantry_t_<run>_<uuidv7>`, the run
 //! from `TENANTRY_TEST_RUN`, which `.ci/test` sets), so a run drops its own databases and
-//! nothing else: not another run's, not a benchmark's (`tenantry_bench_*`).
+//! nothing else: not another run's, not a benchmark's (`tenantry_bench_*`). SQLite files go
+//! to the run's own temp directory, `tenantry-test-<run>`.
 #![expect(
     clippy::expect_used,
     reason = "test support: a panic is the failure report"
@@ -75,12 +76,12 @@ pub async fn fresh_pg_database() -> Database {
         .expect("open test database")
 }
 
-/// A path for a new SQLite file in the system temp directory.
+/// A path for a new SQLite file, in the current run's directory under the system temp
+/// directory (`tenantry-test-<run>`, which `.ci/test` removes when the run ends).
 pub fn fresh_sqlite_path() -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "tenantry-test-{}.db",
-        uuid::Uuid::now_v7().simple()
-    ))
+    let dir = std::env::temp_dir().join(format!("tenantry-test-{}", test_run()));
+    std::fs::create_dir_all(&dir).expect("create the run's test directory");
+    dir.join(format!("{}.db", uuid::Uuid::now_v7().simple()))
 }
 
 /// A fresh, migrated SQLite database in a new file.
