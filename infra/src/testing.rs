@@ -2,6 +2,11 @@
 //! SQLite file. PostgreSQL is reached at `TENANTRY_TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); when it cannot be reached the test fails,
 //! it never skips.
+//!
+//! Each database's name carries the run that made it (`tenantry_t_<run>_<uuidv7>`, the run
+//! from `TENANTRY_TEST_RUN`, which `.ci/test` sets), so a run drops its own databases and
+//! nothing else: not another run's, not a benchmark's (`tenantry_bench_*`). SQLite files go
+//! to the run's own temp directory, `tenantry-test-<run>`.
 #![expect(
     clippy::expect_used,
     reason = "test support: a panic is the failure report"
@@ -10,11 +15,40 @@
 use crate::database::{Database, DatabaseOptions, with_database};
 use domain::event_store::EventStore;
 use sqlx::Connection;
+use std::fmt::Debug;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-/// Prefix of every database a test creates; `.ci/test` drops leftovers by it.
+/// Prefix of every database a test creates, followed by the run and a UUIDv7.
 pub const TEST_DATABASE_PREFIX: &str = "tenantry_t_";
+/// The environment variable naming the current test run (`[a-z0-9]{1,16}`).
+pub const TEST_RUN_VAR: &str = "TENANTRY_TEST_RUN";
+/// The run name used when [`TEST_RUN_VAR`] is not set (`cargo test` by hand).
+pub const DEFAULT_TEST_RUN: &str = "adhoc";
+
+/// The current run's name, checked so it fits in a PostgreSQL identifier.
+pub fn test_run() -> String {
+    let run = std::env::var(TEST_RUN_VAR).unwrap_or_else(|_| DEFAULT_TEST_RUN.to_owned());
+    assert!(
+        !run.is_empty()
+            && run.len() <= 16
+            && run
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+        "{TEST_RUN_VAR} must be 1 to 16 lowercase letters or digits, got {run:?}"
+    );
+    run
+}
+
+/// The name of a new test database of the current run.
+pub fn test_database_name() -> String {
+    format!(
+        "{TEST_DATABASE_PREFIX}{}_{}",
+        test_run(),
+        uuid::Uuid::now_v7().simple()
+    )
+}
 
 pub fn pg_admin_url() -> String {
     std::env::var("TENANTRY_TEST_DATABASE_URL")
@@ -27,7 +61,7 @@ pub async fn fresh_pg_url() -> String {
     let mut conn = sqlx::PgConnection::connect(&admin)
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL is required for this test ({admin}): {e}"));
-    let name = format!("{TEST_DATABASE_PREFIX}{}", uuid::Uuid::now_v7().simple());
+    let name = test_database_name();
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await
@@ -42,12 +76,12 @@ pub async fn fresh_pg_database() -> Database {
         .expect("open test database")
 }
 
-/// A path for a new SQLite file in the system temp directory.
+/// A path for a new SQLite file, in the current run's directory under the system temp
+/// directory (`tenantry-test-<run>`, which `.ci/test` removes when the run ends).
 pub fn fresh_sqlite_path() -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "tenantry-test-{}.db",
-        uuid::Uuid::now_v7().simple()
-    ))
+    let dir = std::env::temp_dir().join(format!("tenantry-test-{}", test_run()));
+    std::fs::create_dir_all(&dir).expect("create the run's test directory");
+    dir.join(format!("{}.db", uuid::Uuid::now_v7().simple()))
 }
 
 /// A fresh, migrated SQLite database in a new file.
@@ -72,6 +106,27 @@ pub async fn fresh_sqlite_store() -> Arc<dyn EventStore> {
         .event_store()
         .await
         .expect("start event store")
+}
+
+/// Polls `check` every 10 ms until it returns `Ok`, and returns that value. Past `within`,
+/// panics with `what` and the last `Err` (the state that was not good enough yet).
+pub async fn eventually<T, E, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    E: Debug,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(last) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: not within {within:?}; last seen: {last:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Runs async test functions `fn name(db: Database)` once on a fresh SQLite database and once

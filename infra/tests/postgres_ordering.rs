@@ -9,6 +9,7 @@ use domain::ids::EventId;
 use futures_util::StreamExt;
 use infra::database::{Database, DatabaseOptions};
 use infra::event_store::PgEventStore;
+use infra::testing::eventually;
 use serde_json::json;
 use sqlx::Connection;
 use std::collections::HashSet;
@@ -180,22 +181,38 @@ async fn live_subscriber_sees_every_committed_event_once_in_order() {
         "the test must roll some appends back"
     );
 
-    // Wait for the subscriber to reach everything, then a little longer to catch extras.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while seen.lock().unwrap().len() < committed.len() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "subscriber stalled at {} of {}",
-            seen.lock().unwrap().len(),
-            committed.len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // One last event after everything: once the subscriber has delivered it, anything it
+    // would deliver extra (a duplicate, a rolled-back event) has been delivered before it.
+    let last = store
+        .append(AppendRequest::to_stream(
+            StreamId::for_aggregate("last", uuid::Uuid::now_v7()),
+            ExpectedVersion::NoStream,
+            events(1, WRITERS + SABOTEURS),
+        ))
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "the subscriber reaching the last event",
+        || async {
+            let seen = seen.lock().unwrap();
+            match seen.last() {
+                Some(e) if e.position >= last.last_position => Ok(()),
+                _ => Err(format!(
+                    "{} of {} delivered",
+                    seen.len(),
+                    committed.len() + 1
+                )),
+            }
+        },
+    )
+    .await;
     subscriber.abort();
 
     let head = store.head().await.unwrap();
-    let seen = seen.lock().unwrap();
+    assert_eq!(head, last.last_position);
+    let mut seen = seen.lock().unwrap();
+    assert_eq!(seen.pop().map(|e| e.position), Some(last.last_position));
     let positions: Vec<u64> = seen.iter().map(|e| e.position.0).collect();
     let expected: Vec<u64> = (1..=committed.len() as u64).collect();
     assert!(
@@ -213,5 +230,5 @@ async fn live_subscriber_sees_every_committed_event_once_in_order() {
         seen_ids.is_disjoint(&rolled_back),
         "a rolled-back event was delivered"
     );
-    assert_eq!(head, Position(committed.len() as u64));
+    assert_eq!(head, Position(committed.len() as u64 + 1));
 }

@@ -8,6 +8,7 @@ use domain::event_store::{AppendRequest, EventStore, ExpectedVersion};
 use domain::ids::TenantId;
 use domain::tenant::{Slug, TenantEvent, TenantName, TenantSettings};
 use infra::database::Database;
+use infra::testing::eventually;
 use projections::read_your_writes::{WaitError, wait_for};
 use projections::runner::{self, RunnerConfig, checkpoints};
 use projections::tenant_directory::{TenantDirectory, TenantView};
@@ -232,19 +233,13 @@ async fn waiting_past_the_bound_is_a_clear_error(db: Database) {
         vec![Arc::new(Fragile::default())],
         fast(),
     );
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while checkpoints(&read)
-        .await
-        .unwrap()
-        .first()
-        .is_none_or(|cp| cp.status != "live")
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "an idle projector never showed live"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(WAIT, "an idle projector showing live", || async {
+        match checkpoints(&read).await.unwrap().first() {
+            Some(cp) if cp.status == "live" => Ok(()),
+            other => Err(other.cloned()),
+        }
+    })
+    .await;
     drop(idle);
     let _runner = runner::spawn(
         store.clone(),
@@ -364,27 +359,24 @@ async fn a_failing_projector_stops_alone_records_where_and_recovers(db: Database
         .await
         .unwrap();
     // The fragile one stops just before the poisoned event and says so.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    let cp = eventually(WAIT, "fragile reporting failing", || async {
         let cps = checkpoints(&read).await.unwrap();
-        let cp = cps.iter().find(|c| c.name == "fragile").unwrap();
+        let cp = cps.into_iter().find(|c| c.name == "fragile").unwrap();
         if cp.status == "failing" {
-            assert_eq!(cp.error_position, Some(poison_at.0 as i64));
-            assert!(
-                cp.last_error
-                    .as_deref()
-                    .unwrap_or_default()
-                    .contains("poisoned")
-            );
-            assert_eq!(cp.position, poison_at.0 as i64 - 1);
-            break;
+            Ok(cp)
+        } else {
+            Err(cp)
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "fragile never reported failing: {cp:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    })
+    .await;
+    assert_eq!(cp.error_position, Some(poison_at.0 as i64));
+    assert!(
+        cp.last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("poisoned")
+    );
+    assert_eq!(cp.position, poison_at.0 as i64 - 1);
     fragile.cured.store(true, Ordering::SeqCst);
     wait_for(&read, &["fragile"], head, WAIT).await.unwrap();
     let cps = checkpoints(&read).await.unwrap();
@@ -529,19 +521,16 @@ async fn a_new_version_is_built_beside_the_old_one_and_swapped_in(db: Database) 
         })
     };
     let _runner = runner::spawn(store.clone(), read.clone(), vec![v2], fast());
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    let cp = eventually(WAIT, "the swap to version 2", || async {
         let cp = checkpoints(&read).await.unwrap().remove(0);
         if cp.version == TenantDirectory.version() as i32 + 1 {
-            assert_eq!(cp.generation, 2);
-            break;
+            Ok(cp)
+        } else {
+            Err(cp)
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never swapped: {cp:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    })
+    .await;
+    assert_eq!(cp.generation, 2);
     assert_eq!(reads.await.unwrap(), 200);
     wait_for(
         &read,
@@ -647,31 +636,28 @@ async fn a_failing_rebuild_on_a_version_change_shows_in_status_and_reads_go_on(d
     };
     *v2.poisoned.lock().unwrap() = Some(poisoned);
     let _runner = runner::spawn(store.clone(), read.clone(), vec![Arc::new(v2)], fast());
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    let cp = eventually(WAIT, "the failed rebuild showing", || async {
         let cp = checkpoints(&read).await.unwrap().remove(0);
         if cp.status == "failing" {
-            assert!(
-                cp.last_error
-                    .as_deref()
-                    .unwrap_or_default()
-                    .contains("rebuilding to version 2"),
-                "{cp:?}"
-            );
-            assert_eq!(cp.error_position, Some(poison_at.0 as i64));
-            assert_eq!(
-                (cp.version, cp.generation),
-                (1, 1),
-                "the old generation stays live"
-            );
-            break;
+            Ok(cp)
+        } else {
+            Err(cp)
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the failed rebuild never showed: {cp:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    })
+    .await;
+    assert!(
+        cp.last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("rebuilding to version 2"),
+        "{cp:?}"
+    );
+    assert_eq!(cp.error_position, Some(poison_at.0 as i64));
+    assert_eq!(
+        (cp.version, cp.generation),
+        (1, 1),
+        "the old generation stays live"
+    );
     let counted = fragile_count(&read).await;
     assert_eq!(counted, 10, "reads are served from the old generation");
 }

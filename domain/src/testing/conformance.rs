@@ -6,9 +6,13 @@
 )]
 
 use crate::event::{
-    Actor, EventMetadata, NewEvent, Position, RecordedEvent, StreamId, StreamVersion,
+    Actor, EventMetadata, InvalidEvent, MAX_EVENT_TYPE_LEN, MAX_METADATA_BYTES, MAX_SCHEMA_VERSION,
+    NewEvent, Position, RecordedEvent, StreamId, StreamVersion,
 };
-use crate::event_store::{AppendRequest, EventStore, EventStoreError, ExpectedVersion, StreamRead};
+use crate::event_store::{
+    AppendRequest, EventStore, EventStoreError, ExpectedVersion, MAX_BYTES_PER_APPEND,
+    MAX_EVENTS_PER_APPEND, StreamRead,
+};
 use crate::ids::{CommandId, CorrelationId, EventId, TenantId, UserId};
 use futures_util::StreamExt;
 use serde_json::json;
@@ -32,6 +36,11 @@ macro_rules! event_store_conformance {
             expectation_only_stream_guards_an_append,
             command_id_makes_appends_idempotent,
             invalid_events_write_nothing,
+            more_than_10_000_events_in_one_append_are_refused,
+            more_than_32_mib_in_one_append_are_refused,
+            metadata_over_16_kib_is_refused,
+            event_types_over_128_bytes_or_with_other_characters_are_refused,
+            schema_version_0_is_refused_and_the_largest_is_kept,
             reads_stream_forwards_and_backwards_from_a_version,
             global_log_is_dense_and_ordered_in_batches,
             concurrent_writers_to_one_stream_exactly_one_wins,
@@ -430,6 +439,196 @@ pub async fn invalid_events_write_nothing(store: Store) {
     assert_eq!(all(&store, &s).await.len(), 1);
 }
 
+/// Appends `events` after a valid event in one request, and asserts the request is refused as
+/// `expected` says, with nothing written.
+async fn assert_refused_whole(
+    store: &Store,
+    events: Vec<NewEvent>,
+    expected: impl Fn(&EventStoreError) -> bool,
+    about: &str,
+) {
+    let head = store.head().await.unwrap();
+    let s = stream();
+    let mut request = vec![event(0)];
+    request.extend(events);
+    let outcome = append(store, &s, ExpectedVersion::Any, request).await;
+    match outcome {
+        Err(e) if expected(&e) => {}
+        other => panic!("{about}: expected a refusal, got {other:?}"),
+    }
+    assert_eq!(
+        store.head().await.unwrap(),
+        head,
+        "{about}: something was written"
+    );
+    assert!(all(store, &s).await.is_empty(), "{about}: the stream grew");
+}
+
+fn invalid_event(error: &EventStoreError, expected: &InvalidEvent) -> bool {
+    matches!(error, EventStoreError::InvalidEvent(e) if e == expected)
+}
+
+/// An event whose payload and metadata serialize to exactly `bytes` bytes together.
+fn event_of_size(bytes: usize) -> NewEvent {
+    let shell = NewEvent::new("Something.Happened", json!({ "pad": "" }), meta());
+    let overhead = serde_json::to_vec(&shell.payload).unwrap().len()
+        + serde_json::to_vec(&shell.metadata).unwrap().len();
+    let sized = NewEvent::new(
+        "Something.Happened",
+        json!({ "pad": "x".repeat(bytes - overhead) }),
+        meta(),
+    );
+    assert_eq!(sized.validate().unwrap(), bytes);
+    sized
+}
+
+pub async fn more_than_10_000_events_in_one_append_are_refused(store: Store) {
+    let s = stream();
+    let most = append(
+        &store,
+        &s,
+        ExpectedVersion::NoStream,
+        events(0..MAX_EVENTS_PER_APPEND as u64),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        most.version_of(&s),
+        Some(StreamVersion(MAX_EVENTS_PER_APPEND as u64))
+    );
+    assert_eq!(MAX_EVENTS_PER_APPEND, 10_000, "the documented limit");
+    assert_refused_whole(
+        &store,
+        events(1..MAX_EVENTS_PER_APPEND as u64 + 1),
+        |e| matches!(e, EventStoreError::InvalidAppend(m) if m.contains("at most 10000 events")),
+        "10,001 events",
+    )
+    .await;
+}
+
+pub async fn more_than_32_mib_in_one_append_are_refused(store: Store) {
+    assert_eq!(
+        MAX_BYTES_PER_APPEND,
+        32 * 1024 * 1024,
+        "the documented limit"
+    );
+    // The valid first event `assert_refused_whole` adds, then events of 250,000 bytes, the
+    // last one sized so the whole request is one byte over the limit.
+    let first = event(0).validate().unwrap();
+    let mut left = MAX_BYTES_PER_APPEND + 1 - first;
+    let mut big = Vec::new();
+    while left > 0 {
+        // Never leave a remainder too small to be an event of its own.
+        let size = match left {
+            251_000.. => 250_000,
+            250_001..251_000 => left - 1_000,
+            _ => left,
+        };
+        big.push(event_of_size(size));
+        left -= size;
+    }
+    assert_refused_whole(
+        &store,
+        big,
+        |e| matches!(e, EventStoreError::InvalidAppend(m) if m.contains("bytes")),
+        "an append one byte over 32 MiB",
+    )
+    .await;
+}
+
+pub async fn metadata_over_16_kib_is_refused(store: Store) {
+    assert_eq!(MAX_METADATA_BYTES, 16 * 1024, "the documented limit");
+    let with_metadata_of = |bytes: usize| {
+        let mut metadata = meta();
+        metadata.source_ip = Some(String::new());
+        let overhead = serde_json::to_vec(&metadata).unwrap().len();
+        metadata.source_ip = Some("1".repeat(bytes - overhead));
+        assert_eq!(serde_json::to_vec(&metadata).unwrap().len(), bytes);
+        NewEvent::new("Something.Happened", json!({}), metadata)
+    };
+    let s = stream();
+    let at_limit = with_metadata_of(MAX_METADATA_BYTES);
+    append(
+        &store,
+        &s,
+        ExpectedVersion::NoStream,
+        vec![at_limit.clone()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(all(&store, &s).await[0].metadata, at_limit.metadata);
+    assert_refused_whole(
+        &store,
+        vec![with_metadata_of(MAX_METADATA_BYTES + 1)],
+        |e| invalid_event(e, &InvalidEvent::MetadataTooLarge(MAX_METADATA_BYTES + 1)),
+        "metadata of 16 KiB + 1 byte",
+    )
+    .await;
+}
+
+pub async fn event_types_over_128_bytes_or_with_other_characters_are_refused(store: Store) {
+    assert_eq!(MAX_EVENT_TYPE_LEN, 128, "the documented limit");
+    let typed = |name: &str| NewEvent::new(name, json!({}), meta());
+    let s = stream();
+    let longest = format!("Aa0._:-{}", "x".repeat(MAX_EVENT_TYPE_LEN - 7));
+    append(&store, &s, ExpectedVersion::NoStream, vec![typed(&longest)])
+        .await
+        .unwrap();
+    assert_eq!(all(&store, &s).await[0].event_type, longest);
+
+    let too_long = "x".repeat(MAX_EVENT_TYPE_LEN + 1);
+    assert_refused_whole(
+        &store,
+        vec![typed(&too_long)],
+        |e| invalid_event(e, &InvalidEvent::EventTypeTooLong(too_long.clone())),
+        "an event type of 129 bytes",
+    )
+    .await;
+    for bad in [
+        "Tenant Provisioned",
+        "Tenant/Provisioned",
+        "Tenant\nProvisioned",
+        "Événement",
+        "Tenant;DROP",
+        "Tenant'Provisioned",
+    ] {
+        assert_refused_whole(
+            &store,
+            vec![typed(bad)],
+            |e| invalid_event(e, &InvalidEvent::EventTypeCharacters(bad.into())),
+            &format!("the event type {bad:?}"),
+        )
+        .await;
+    }
+}
+
+pub async fn schema_version_0_is_refused_and_the_largest_is_kept(store: Store) {
+    assert_refused_whole(
+        &store,
+        vec![event(1).with_schema_version(0)],
+        |e| invalid_event(e, &InvalidEvent::SchemaVersionOutOfRange),
+        "schema version 0",
+    )
+    .await;
+    let s = stream();
+    append(
+        &store,
+        &s,
+        ExpectedVersion::NoStream,
+        vec![event(2).with_schema_version(MAX_SCHEMA_VERSION)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(all(&store, &s).await[0].schema_version, MAX_SCHEMA_VERSION);
+    assert_refused_whole(
+        &store,
+        vec![event(3).with_schema_version(MAX_SCHEMA_VERSION + 1)],
+        |e| invalid_event(e, &InvalidEvent::SchemaVersionOutOfRange),
+        "schema version 2^31",
+    )
+    .await;
+}
+
 pub async fn reads_stream_forwards_and_backwards_from_a_version(store: Store) {
     let s = stream();
     append(&store, &s, ExpectedVersion::NoStream, events(0..10))
@@ -693,9 +892,14 @@ pub async fn subscription_catches_up_then_goes_live(store: Store) {
     assert_eq!(positions, (1..=50).collect::<Vec<_>>());
     let ids: HashSet<EventId> = first.iter().chain(&live).map(|e| e.event_id).collect();
     assert_eq!(ids.len(), 50);
-    // Nothing more arrives that was not written.
-    let extra = tokio::time::timeout(Duration::from_millis(200), sub.next()).await;
-    assert!(extra.is_err(), "unexpected extra event {extra:?}");
+    // Nothing more arrives that was not written: the next event delivered is the next one
+    // appended (a duplicate or a stray would come before it).
+    let next = append(&store, &stream(), ExpectedVersion::Any, events(0..1))
+        .await
+        .unwrap();
+    let delivered = collect(&mut sub, 1).await;
+    assert_eq!(delivered[0].position, next.first_position);
+    assert_eq!(next.first_position, Position(51));
 }
 
 pub async fn subscription_from_a_position_skips_earlier_events(store: Store) {
