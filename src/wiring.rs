@@ -51,19 +51,8 @@ pub async fn assemble(database: Database) -> anyhow::Result<App> {
         database: database.clone(),
         store,
         executor,
-        read_db: read_db(&database),
+        read_db: database.read_db(),
     })
-}
-
-/// Read models live in the same database as the event store.
-pub fn read_db(database: &Database) -> ReadDb {
-    match database {
-        Database::Sqlite(db) => ReadDb::Sqlite {
-            writer: db.writer.clone(),
-            reader: db.reader.clone(),
-        },
-        Database::Postgres(pool) => ReadDb::Postgres(pool.clone()),
-    }
 }
 
 pub fn runner_config(batch_size: usize) -> RunnerConfig {

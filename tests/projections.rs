@@ -18,16 +18,6 @@ use std::process::Command;
 use std::time::Duration;
 use support::{Server, temp_dir, tenantry};
 
-fn read_db(db: &Database) -> ReadDb {
-    match db {
-        Database::Sqlite(s) => ReadDb::Sqlite {
-            writer: s.writer.clone(),
-            reader: s.reader.clone(),
-        },
-        Database::Postgres(pool) => ReadDb::Postgres(pool.clone()),
-    }
-}
-
 async fn provision_many(exec: &Executor, n: usize) -> Vec<TenantId> {
     let mut ids = Vec::new();
     for i in 0..n {
@@ -74,7 +64,7 @@ async fn status_and_rebuild_from_the_cli_on_the_embedded_default() {
 
     let server = Server::start(tenantry(&dir));
     wait_for(
-        &read_db(&db),
+        &db.read_db(),
         &["tenant_directory"],
         head,
         Duration::from_secs(30),
@@ -129,7 +119,7 @@ async fn status_and_rebuild_from_the_cli_on_the_embedded_default() {
     let cols: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(cols[2], "2", "a rebuild makes a new generation: {row}");
     assert_eq!(cols[4], "0", "and catches up to the head: {row}");
-    let listed = TenantDirectory::list(&read_db(&db), None, 100)
+    let listed = TenantDirectory::list(&db.read_db(), None, 100)
         .await
         .unwrap();
     assert_eq!(listed.len(), tenants.len());
@@ -199,7 +189,7 @@ async fn a_sigkill_during_a_load_neither_loses_nor_doubles_an_effect() {
     let db = Database::open(&url, &DatabaseOptions::default())
         .await
         .unwrap();
-    let read = read_db(&db);
+    let read = db.read_db();
     let exec = Executor::new(db.event_store().await.unwrap());
     provision_many(&exec, 50).await;
     let before_load = exec.store().head().await.unwrap();
@@ -325,7 +315,7 @@ async fn two_processes_share_a_projector_and_one_takes_over_when_the_other_dies(
     let db = Database::open(&url, &DatabaseOptions::default())
         .await
         .unwrap();
-    let read = read_db(&db);
+    let read = db.read_db();
     let exec = Executor::new(db.event_store().await.unwrap());
     let Database::Postgres(admin) = &db else {
         unreachable!()

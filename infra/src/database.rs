@@ -76,6 +76,17 @@ pub enum Database {
 }
 
 impl Database {
+    /// The read models' database: the same one (its pools shared).
+    pub fn read_db(&self) -> projections::ReadDb {
+        match self {
+            Self::Sqlite(db) => projections::ReadDb::Sqlite {
+                writer: db.writer.clone(),
+                reader: db.reader.clone(),
+            },
+            Self::Postgres(pool) => projections::ReadDb::Postgres(pool.clone()),
+        }
+    }
+
     /// Connects (creating the SQLite file and its directory if needed). Does not migrate.
     pub async fn connect(url: &str, options: &DatabaseOptions) -> Result<Self, DatabaseError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {

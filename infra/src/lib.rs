@@ -19,4 +19,6 @@ pub mod smtp;
 pub mod snapshot_store;
 
 #[cfg(feature = "testing")]
+pub mod projector_harness;
+#[cfg(feature = "testing")]
 pub mod testing;

@@ -30,7 +30,7 @@ infra::on_both_backends!(
 
 async fn committed_batches_are_announced_with_their_tenants_after_the_commit(db: Database) {
     let store = db.event_store().await.unwrap();
-    let read = read_db(&db);
+    let read = db.read_db();
     let updates = tokio::sync::broadcast::channel(16).0;
     let mut listener = updates.subscribe();
     let config = RunnerConfig {
@@ -55,16 +55,6 @@ async fn committed_batches_are_announced_with_their_tenants_after_the_commit(db:
     // Announced after the commit: a reader reacting to it sees the change.
     let view = TenantDirectory::get(&read, tenant).await.unwrap().unwrap();
     assert_eq!(view.name, "Tenant 1");
-}
-
-fn read_db(db: &Database) -> ReadDb {
-    match db {
-        Database::Sqlite(s) => ReadDb::Sqlite {
-            writer: s.writer.clone(),
-            reader: s.reader.clone(),
-        },
-        Database::Postgres(pool) => ReadDb::Postgres(pool.clone()),
-    }
 }
 
 fn fast() -> RunnerConfig {
@@ -120,7 +110,7 @@ const WAIT: Duration = Duration::from_secs(20);
 
 async fn the_directory_follows_the_log_and_reads_can_wait_for_a_write(db: Database) {
     let store = db.event_store().await.unwrap();
-    let read = read_db(&db);
+    let read = db.read_db();
     let tenants: Vec<TenantId> = (0..30).map(|_| TenantId::new_v7()).collect();
     for (n, t) in tenants.iter().enumerate() {
         emit(&store, *t, provisioned(*t, n)).await;
@@ -225,7 +215,7 @@ async fn the_directory_follows_the_log_and_reads_can_wait_for_a_write(db: Databa
 
 async fn waiting_past_the_bound_is_a_clear_error(db: Database) {
     let store = db.event_store().await.unwrap();
-    let read = read_db(&db);
+    let read = db.read_db();
     // On an empty log a new projector is live at once.
     let idle = runner::spawn(
         store.clone(),
@@ -335,7 +325,7 @@ impl Projector for Fragile {
 
 async fn a_failing_projector_stops_alone_records_where_and_recovers(db: Database) {
     let store = db.event_store().await.unwrap();
-    let read = read_db(&db);
+    let read = db.read_db();
     let fragile = Arc::new(Fragile::default());
     let poisoned = TenantId::new_v7();
     *fragile.poisoned.lock().unwrap() = Some(poisoned);
@@ -436,7 +426,7 @@ impl Projector for Unreliable {
 
 async fn injected_failures_leave_the_same_read_model_as_a_fresh_rebuild(db: Database) {
     let store = db.event_store().await.unwrap();
-    let read = read_db(&db);
+    let read = db.read_db();
     let tenants: Vec<TenantId> = (0..40).map(|_| TenantId::new_v7()).collect();
     for (n, t) in tenants.iter().enumerate() {
         emit(&store, *t, provisioned(*t, n)).await;
@@ -476,7 +466,7 @@ async fn injected_failures_leave_the_same_read_model_as_a_fresh_rebuild(db: Data
 
 async fn a_new_version_is_built_beside_the_old_one_and_swapped_in(db: Database) {
     let store = db.event_store().await.unwrap();
-    let read = read_db(&db);
+    let read = db.read_db();
     let tenants: Vec<TenantId> = (0..120).map(|_| TenantId::new_v7()).collect();
     for (n, t) in tenants.iter().enumerate() {
         emit(&store, *t, provisioned(*t, n)).await;
@@ -554,7 +544,7 @@ async fn a_new_version_is_built_beside_the_old_one_and_swapped_in(db: Database) 
 
 async fn a_rebuild_while_the_runner_is_live_loses_nothing_and_the_runner_carries_on(db: Database) {
     let store = db.event_store().await.unwrap();
-    let read = read_db(&db);
+    let read = db.read_db();
     let fragile = Arc::new(Fragile::default()); // never poisoned: counts every tenant event once
     let _runner = runner::spawn(
         store.clone(),
@@ -609,7 +599,7 @@ async fn a_rebuild_while_the_runner_is_live_loses_nothing_and_the_runner_carries
 
 async fn a_failing_rebuild_on_a_version_change_shows_in_status_and_reads_go_on(db: Database) {
     let store = db.event_store().await.unwrap();
-    let read = read_db(&db);
+    let read = db.read_db();
     let poisoned = TenantId::new_v7();
     let mut poison_at = Position::START;
     for n in 0..10 {

@@ -67,7 +67,7 @@ async fn bench(backend: &str, db: &Database, args: &ProjectionBenchArgs) -> anyh
         args.events as f64 / started.elapsed().as_secs_f64()
     ));
 
-    let read = wiring::read_db(db);
+    let read = db.read_db();
     let config = RunnerConfig {
         batch_size: args.batch_size.max(1),
         ..RunnerConfig::default()
