@@ -323,6 +323,18 @@ pub async fn platform(backend: Backend, extra: &[&str]) -> Platform {
     }
 }
 
+/// Logs in through `api`; the session token.
+pub async fn log_in_via(api: &Api, email: &str, password: &str) -> String {
+    let data = api
+        .ok(
+            None,
+            "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }",
+            json!({"e": email, "p": password}),
+        )
+        .await;
+    data["logIn"]["token"].as_str().expect("token").to_owned()
+}
+
 pub struct Person {
     pub email: String,
     pub user_id: String,
@@ -362,14 +374,7 @@ impl Platform {
             )
             .await;
         assert_eq!(code(&again), Some("BAD_USER_INPUT"), "{again}");
-        let data = api
-            .ok(
-                None,
-                "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }",
-                json!({"e": email, "p": PASSWORD}),
-            )
-            .await;
-        let token = data["logIn"]["token"].as_str().expect("token").to_owned();
+        let token = log_in_via(api, email, PASSWORD).await;
         Person {
             email: email.to_owned(),
             user_id,
@@ -378,15 +383,7 @@ impl Platform {
     }
 
     pub async fn log_in(&self, email: &str, password: &str) -> String {
-        let data = self
-            .api
-            .ok(
-                None,
-                "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }",
-                json!({"e": email, "p": password}),
-            )
-            .await;
-        data["logIn"]["token"].as_str().expect("token").to_owned()
+        log_in_via(&self.api, email, password).await
     }
 
     /// Creates a tenant; returns its id.
