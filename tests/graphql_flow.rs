@@ -180,7 +180,9 @@ async fn the_readme_flow_with_roles_and_keys(backend: Backend) {
         "a revoked key stops at once: {after}"
     );
 
-    // The owner renames; read-your-writes through atPosition.
+    // The owner renames; another member reads with the position. (The mutation already
+    // waited for the read models, so this shows only that the argument is accepted; that
+    // atPosition and X-Consistency-Position make a read wait is in graphql_consistency.rs.)
     let renamed = api
         .ok(
             Some(&ada.token),
