@@ -1,6 +1,10 @@
-//! Isolation, the property users trust most: for every query and mutation in the schema
-//! (enumerated from the schema itself, so a new field is covered the day it is added), a
-//! caller aimed at another tenant's ids gets NOT_FOUND or FORBIDDEN, and nothing changes.
+//! Isolation, the property users trust most. For every query, mutation and subscription in
+//! the schema (enumerated from the schema itself, so a new field is covered the day it is
+//! added), a caller mixing tenants' ids gets what the README promises: another tenant's ids
+//! answer NOT_FOUND "as if they did not exist" (the answer ids nobody has get), and nothing
+//! is written. The mixes: another tenant's id with that tenant's object ids; another
+//! tenant's id with the caller's own object ids; the caller's own tenant id with another
+//! tenant's API key, invite and user ids. The callers: an owner's session and an admin key.
 #![expect(clippy::unwrap_used, reason = "tests")]
 
 mod support;
@@ -8,6 +12,7 @@ mod support;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use support::graphql::{Backend, Platform, code, platform};
+use support::ws::{acked, next, send};
 
 /// Fields that address no tenant by id: they act on the caller itself (or create a tenant,
 /// or redeem a token). Each is checked separately below; any other field must take a tenant
@@ -29,11 +34,36 @@ const CALLER_SCOPED: &[&str] = &[
     "acceptInvite",
 ];
 
+/// Fields refused to all but platform operators whatever the ids: FORBIDDEN, which is also
+/// what a tenant nobody has gets, so it tells nothing.
+const OPERATOR_ONLY: &[&str] = &["suspendTenant", "reactivateTenant"];
+
+/// Where the server is known to answer the caller's own tenant id with another tenant's
+/// object id unlike the README, and what it answers instead. `revokeInvite` answers
+/// BAD_USER_INPUT (naming a `token` argument it does not have) where NOT_FOUND is promised;
+/// ids nobody has get the same answer, so nothing leaks. The fix: `TenantAccess::decide`
+/// refusing `RevokeInvite` of an invite the tenant does not have with
+/// `AccessError::NotFound`. The entry is checked, not just tolerated: once the server is
+/// fixed this test fails until the entry is removed.
+const KNOWN_DEVIATIONS: &[(&str, &str)] = &[("revokeInvite", "BAD_USER_INPUT")];
+
+/// Arguments naming an object inside a tenant.
+const OBJECT_ARGS: &[&str] = &["userId", "apiKeyId", "inviteId"];
+
 const TYPE_REF: &str = "kind name ofType { kind name ofType { kind name ofType { kind name } } }";
 
-/// The other tenant's ids, by argument name.
-struct Target {
-    ids: BTreeMap<&'static str, String>,
+/// Ids by argument name: the tenant (`tenantId`, and `id` for `tenant`) and its objects.
+type Ids = BTreeMap<&'static str, String>;
+
+fn ids(tenant: &str, objects: &Ids) -> Ids {
+    let mut ids = objects.clone();
+    ids.insert("tenantId", tenant.to_owned());
+    ids.insert("id", tenant.to_owned());
+    ids
+}
+
+fn nobodys() -> String {
+    uuid::Uuid::now_v7().to_string()
 }
 
 fn literal(value: &Value) -> String {
@@ -59,17 +89,17 @@ struct Schema {
 }
 
 impl Schema {
-    /// A value for an argument or input field of type `ty` named `name`.
-    fn value(&self, name: &str, ty: &Value, target: &Target) -> Value {
+    /// A value for an argument or input field of type `ty` named `name`: an id from `ids` by
+    /// name (a fresh UUID otherwise); an enum's last value (the least privileged role or
+    /// scope, so no role rule stands in front of the lookup).
+    fn value(&self, name: &str, ty: &Value, ids: &Ids) -> Value {
         match ty["kind"].as_str().unwrap() {
-            "NON_NULL" => self.value(name, &ty["ofType"], target),
-            "LIST" => json!([self.value(name, &ty["ofType"], target)]),
+            "NON_NULL" => self.value(name, &ty["ofType"], ids),
+            "LIST" => json!([self.value(name, &ty["ofType"], ids)]),
             "ENUM" => {
                 let t = &self.types[ty["name"].as_str().unwrap()];
-                json!(format!(
-                    "ENUM:{}",
-                    t["enumValues"][0]["name"].as_str().unwrap()
-                ))
+                let last = t["enumValues"].as_array().unwrap().last().unwrap();
+                json!(format!("ENUM:{}", last["name"].as_str().unwrap()))
             }
             "INPUT_OBJECT" => {
                 let t = &self.types[ty["name"].as_str().unwrap()];
@@ -78,19 +108,13 @@ impl Schema {
                     let field_name = field["name"].as_str().unwrap();
                     object.insert(
                         field_name.to_owned(),
-                        self.value(field_name, &field["type"], target),
+                        self.value(field_name, &field["type"], ids),
                     );
                 }
                 Value::Object(object)
             }
             _ => match (ty["name"].as_str().unwrap(), name) {
-                ("ID", n) => json!(
-                    target
-                        .ids
-                        .get(n)
-                        .cloned()
-                        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
-                ),
+                ("ID", n) => json!(ids.get(n).cloned().unwrap_or_else(nobodys)),
                 ("String", "email") => json!("mallory@example.com"),
                 ("String", _) => json!("mallory"), // valid as a name, slug, key or reason
                 ("Int", _) => json!(1),
@@ -99,12 +123,43 @@ impl Schema {
             },
         }
     }
+
+    /// `keyword { name(args) { __typename } }`: the required arguments and every argument
+    /// `ids` names (other optional ones are left out).
+    fn operation(&self, keyword: &str, field: &Value, ids: &Ids) -> String {
+        let rendered: Vec<String> = field["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| {
+                a["type"]["kind"] == "NON_NULL" || ids.contains_key(a["name"].as_str().unwrap())
+            })
+            .map(|a| {
+                let arg = a["name"].as_str().unwrap();
+                format!("{arg}: {}", literal(&self.value(arg, &a["type"], ids)))
+            })
+            .collect();
+        let name = field["name"].as_str().unwrap();
+        format!(
+            "{keyword} {{ {name}({}) {{ __typename }} }}",
+            rendered.join(", ")
+        )
+    }
+}
+
+fn args(field: &Value) -> Vec<&str> {
+    field["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect()
 }
 
 async fn schema(p: &Platform) -> (Schema, Vec<(&'static str, Value)>) {
     let query = format!(
-        "{{ __schema {{ queryType {{ name }} mutationType {{ name }} types {{ name kind \
-         fields {{ name args {{ name type {{ {TYPE_REF} }} }} }} \
+        "{{ __schema {{ queryType {{ name }} mutationType {{ name }} subscriptionType {{ name }} \
+         types {{ name kind fields {{ name args {{ name type {{ {TYPE_REF} }} }} }} \
          inputFields {{ name type {{ {TYPE_REF} }} }} enumValues {{ name }} }} }} }}"
     );
     let data = p.api.ok(None, &query, json!({})).await;
@@ -115,10 +170,14 @@ async fn schema(p: &Platform) -> (Schema, Vec<(&'static str, Value)>) {
         .map(|t| (t["name"].as_str().unwrap().to_owned(), t.clone()))
         .collect();
     let mut roots = Vec::new();
-    for (keyword, root) in [("query", "Query"), ("mutation", "Mutation")] {
+    for (keyword, root) in [
+        ("query", "Query"),
+        ("mutation", "Mutation"),
+        ("subscription", "Subscription"),
+    ] {
         let root_name = data["__schema"][format!("{keyword}Type")]["name"]
             .as_str()
-            .unwrap();
+            .unwrap_or_else(|| panic!("the schema has no {keyword} root"));
         assert!(root_name.starts_with(root), "{root_name}");
         for field in types[root_name]["fields"].as_array().unwrap() {
             roots.push((keyword, field.clone()));
@@ -127,7 +186,7 @@ async fn schema(p: &Platform) -> (Schema, Vec<(&'static str, Value)>) {
     (Schema { types }, roots)
 }
 
-/// What another tenant looks like from its owner's side: must not change under attack.
+/// A tenant as its owner sees it: must not change under attack.
 async fn state_of(p: &Platform, token: &str, tenant: &str) -> Value {
     p.api
         .ok(
@@ -140,46 +199,108 @@ async fn state_of(p: &Platform, token: &str, tenant: &str) -> Value {
         .await
 }
 
-async fn every_field_refuses_another_tenants_ids(backend: Backend) {
+/// One attack: an operation, who sends it, and the code it must get.
+struct Attack {
+    operation: String,
+    /// The same operation with ids nobody has: what "as if they did not exist" looks like.
+    control: String,
+    expected: &'static str,
+}
+
+/// The code of a refused query or mutation (and the response), checking it returned no data.
+async fn http_code(p: &Platform, token: &str, operation: &str) -> (String, Value) {
+    let response = p.api.gql(Some(token), operation, json!({})).await;
+    let data_is_empty = response["data"].is_null()
+        || response["data"]
+            .as_object()
+            .is_some_and(|d| d.values().all(Value::is_null));
+    assert!(data_is_empty, "{operation}\n=> {response:#}");
+    let got = code(&response)
+        .unwrap_or_else(|| panic!("{operation} was not refused: {response:#}"))
+        .to_owned();
+    (got, response)
+}
+
+/// The code of a refused subscription (and its `error` message), over a connection of
+/// `token`.
+async fn ws_code(p: &Platform, token: &str, operation: &str) -> (String, Value) {
+    let mut ws = acked(p, token).await;
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "id": "attack", "payload": {"query": operation}}),
+    )
+    .await;
+    let message = next(&mut ws)
+        .await
+        .unwrap_or_else(|close| panic!("{operation}: closed with {close}"));
+    assert_eq!(message["type"], "error", "{operation}\n=> {message:#}");
+    assert_eq!(message["id"], "attack");
+    let got = message["payload"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{operation}: no code in {message:#}"))
+        .to_owned();
+    (got, message)
+}
+
+async fn every_field_refuses_mixed_tenants_ids(backend: Backend) {
     let p = platform(backend, &[]).await;
+    let invite = "mutation($t: ID!, $e: String!) { inviteMember(tenantId: $t, email: $e, role: MEMBER) { invite { id } } }";
+
+    // Tenant A: the caller's. alice owns it; dan is a member; a key and an invite.
     let alice = p.person("alice@example.com").await;
     let tenant_a = p.tenant(&alice, "alpha").await;
     let (_, alice_key) = p.api_key(&alice, &tenant_a, "ADMIN").await;
+    let dan = p.person("dan@example.com").await;
+    p.join(&alice, &tenant_a, &dan, "MEMBER").await;
+    let (key_a, _) = p.api_key(&alice, &tenant_a, "READ_ONLY").await;
+    let invited = p
+        .api
+        .ok(
+            Some(&alice.token),
+            invite,
+            json!({"t": tenant_a, "e": "erin@example.com"}),
+        )
+        .await;
+    let own: Ids = BTreeMap::from([
+        ("userId", dan.user_id.clone()),
+        ("apiKeyId", key_a),
+        (
+            "inviteId",
+            invited["inviteMember"]["invite"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ),
+    ]);
 
+    // Tenant B: another's. bob owns it; carol is a member; a key and an invite.
     let bob = p.person("bob@example.com").await;
     let tenant_b = p.tenant(&bob, "bravo").await;
     let carol = p.person("carol@example.com").await;
     p.join(&bob, &tenant_b, &carol, "MEMBER").await;
-    let (bob_key_id, _) = p.api_key(&bob, &tenant_b, "READ_ONLY").await;
+    let (key_b, _) = p.api_key(&bob, &tenant_b, "READ_ONLY").await;
     let invited = p
         .api
         .ok(
             Some(&bob.token),
-            "mutation($t: ID!) { inviteMember(tenantId: $t, email: \"dave@example.com\", role: ADMIN) { invite { id } } }",
-            json!({"t": tenant_b}),
+            invite,
+            json!({"t": tenant_b, "e": "frank@example.com"}),
         )
         .await;
     let invite_b = invited["inviteMember"]["invite"]["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let forged_invite = format!(
-        "{}.{}.not-the-secret",
-        uuid::Uuid::parse_str(&tenant_b).unwrap().simple(),
-        uuid::Uuid::parse_str(&invite_b).unwrap().simple()
-    );
+    let theirs: Ids = BTreeMap::from([
+        ("userId", carol.user_id.clone()),
+        ("apiKeyId", key_b),
+        ("inviteId", invite_b.clone()),
+    ]);
+    let nobody: Ids = OBJECT_ARGS.iter().map(|arg| (*arg, nobodys())).collect();
 
-    let target = Target {
-        ids: BTreeMap::from([
-            ("tenantId", tenant_b.clone()),
-            ("id", tenant_b.clone()),
-            ("userId", carol.user_id.clone()),
-            ("apiKeyId", bob_key_id.clone()),
-            ("inviteId", invite_b.clone()),
-        ]),
-    };
     let (schema, roots) = schema(&p).await;
-    let before = state_of(&p, &bob.token, &tenant_b).await;
+    let before_a = state_of(&p, &alice.token, &tenant_a).await;
+    let before_b = state_of(&p, &bob.token, &tenant_b).await;
     let head = p.api.head().await;
 
     // Every mutation takes an optional idempotency key.
@@ -199,54 +320,45 @@ async fn every_field_refuses_another_tenants_ids(backend: Backend) {
     }
 
     let mut unclassified = BTreeSet::new();
-    let mut attacked = 0;
+    let mut attacks = Vec::new();
     for (keyword, field) in &roots {
         let name = field["name"].as_str().unwrap();
-        let args = field["args"].as_array().unwrap();
-        let addresses_tenant = args.iter().any(|a| {
-            let arg = a["name"].as_str().unwrap();
-            arg == "tenantId" || (name == "tenant" && arg == "id")
-        });
+        let names = args(field);
+        let addresses_tenant = names
+            .iter()
+            .any(|arg| *arg == "tenantId" || (name == "tenant" && *arg == "id"));
         if !addresses_tenant {
-            if !CALLER_SCOPED.contains(&name) {
+            if *keyword == "subscription" || !CALLER_SCOPED.contains(&name) {
                 unclassified.insert(name.to_owned());
             }
             continue;
         }
-        // Required arguments, and every id argument; optional ones are left out.
-        let rendered: Vec<String> = args
-            .iter()
-            .filter(|a| {
-                a["type"]["kind"] == "NON_NULL"
-                    || target.ids.contains_key(a["name"].as_str().unwrap())
-            })
-            .map(|a| {
-                let arg = a["name"].as_str().unwrap();
-                format!(
-                    "{arg}: {}",
-                    literal(&schema.value(arg, &a["type"], &target))
-                )
-            })
-            .collect();
-        let operation = format!(
-            "{keyword} {{ {name}({}) {{ __typename }} }}",
-            rendered.join(", ")
-        );
-        for (who, token) in [
-            ("alice's session", &alice.token),
-            ("alice's admin key", &alice_key),
-        ] {
-            let response = p.api.gql(Some(token), &operation, json!({})).await;
-            let got = code(&response);
-            assert!(
-                matches!(got, Some("NOT_FOUND" | "FORBIDDEN")),
-                "{who}: {operation}\n=> {response:#}"
-            );
-            assert!(
-                response["data"].is_null() || response["data"][name].is_null(),
-                "{response}"
-            );
-            attacked += 1;
+        let expected = if OPERATOR_ONLY.contains(&name) {
+            "FORBIDDEN"
+        } else {
+            "NOT_FOUND"
+        };
+        let mut attack = |ids: Ids, control: Ids, own_tenant: bool| {
+            let known = KNOWN_DEVIATIONS.iter().find(|(field, _)| *field == name);
+            let expected = match known {
+                Some((_, instead)) if own_tenant => instead,
+                _ => expected,
+            };
+            attacks.push((
+                *keyword,
+                Attack {
+                    operation: schema.operation(keyword, field, &ids),
+                    control: schema.operation(keyword, field, &control),
+                    expected,
+                },
+            ));
+        };
+        // Another tenant's id, with its own objects' ids and with the caller's.
+        attack(ids(&tenant_b, &theirs), ids(&nobodys(), &nobody), false);
+        attack(ids(&tenant_b, &own), ids(&nobodys(), &nobody), false);
+        // The caller's own tenant with another tenant's objects, where it names objects.
+        if names.iter().any(|arg| OBJECT_ARGS.contains(arg)) {
+            attack(ids(&tenant_a, &theirs), ids(&tenant_a, &nobody), true);
         }
     }
     assert!(
@@ -254,10 +366,52 @@ async fn every_field_refuses_another_tenants_ids(backend: Backend) {
         "fields that take no tenant id and are not known to be caller-scoped: {unclassified:?}; \
          classify them in CALLER_SCOPED (and test them) or give them a tenantId"
     );
+    let count = |k: &str| attacks.iter().filter(|(keyword, _)| *keyword == k).count();
     assert!(
-        attacked >= 2 * 12,
-        "only {attacked} attacks: the enumeration found too few fields"
+        count("query") >= 2 && count("mutation") >= 2 * 12 && count("subscription") >= 2 * 2,
+        "too few fields found: {} queries, {} mutations, {} subscriptions",
+        count("query"),
+        count("mutation"),
+        count("subscription")
     );
+    assert!(
+        attacks
+            .iter()
+            .filter(|(_, a)| a.operation.contains(&tenant_a))
+            .count()
+            >= 4,
+        "too few fields name objects inside a tenant"
+    );
+
+    let mut wrong = Vec::new();
+    for (keyword, attack) in &attacks {
+        for (who, token) in [
+            ("alice's session", &alice.token),
+            ("alice's admin key", &alice_key),
+        ] {
+            let (got, control) = if *keyword == "subscription" {
+                (
+                    ws_code(&p, token, &attack.operation).await,
+                    ws_code(&p, token, &attack.control).await,
+                )
+            } else {
+                (
+                    http_code(&p, token, &attack.operation).await,
+                    http_code(&p, token, &attack.control).await,
+                )
+            };
+            if got.0 != attack.expected {
+                wrong.push(format!("{who}: {}\n=> {}", attack.operation, got.1));
+            }
+            if got.0 != control.0 {
+                wrong.push(format!(
+                    "{who}: answered unlike ids nobody has: {}\n=> {}",
+                    attack.control, control.1
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
 
     // The caller-scoped fields, aimed at the other tenant the only ways they can be.
     let me = p
@@ -285,21 +439,43 @@ async fn every_field_refuses_another_tenants_ids(backend: Backend) {
         assert_eq!(code(&all), Some("FORBIDDEN"), "{all}");
     }
     let accept = "mutation($t: String!) { acceptInvite(token: $t) { tenant { id } } }";
-    let forged = p
+    let forged = |tenant: &str, invite: &str| {
+        format!(
+            "{}.{}.not-the-secret",
+            uuid::Uuid::parse_str(tenant).unwrap().simple(),
+            uuid::Uuid::parse_str(invite).unwrap().simple()
+        )
+    };
+    let theirs = p
         .api
-        .gql(Some(&alice.token), accept, json!({"t": forged_invite}))
+        .gql(
+            Some(&alice.token),
+            accept,
+            json!({"t": forged(&tenant_b, &invite_b)}),
+        )
         .await;
-    assert!(
-        matches!(code(&forged), Some("BAD_USER_INPUT" | "FORBIDDEN")),
-        "{forged}"
-    );
+    let nobodys_invite = p
+        .api
+        .gql(
+            Some(&alice.token),
+            accept,
+            json!({"t": forged(&nobodys(), &nobodys())}),
+        )
+        .await;
+    assert_eq!(code(&theirs), Some("BAD_USER_INPUT"), "{theirs}");
+    assert_eq!(code(&theirs), code(&nobodys_invite), "{nobodys_invite}");
 
     assert_eq!(p.api.head().await, head, "a refused attack wrote nothing");
     assert_eq!(
+        state_of(&p, &alice.token, &tenant_a).await,
+        before_a,
+        "the caller's tenant is unchanged"
+    );
+    assert_eq!(
         state_of(&p, &bob.token, &tenant_b).await,
-        before,
+        before_b,
         "the other tenant is unchanged"
     );
 }
 
-on_both!(every_field_refuses_another_tenants_ids);
+on_both!(every_field_refuses_mixed_tenants_ids);

@@ -202,10 +202,20 @@ async fn bad_input_gets_its_code_writes_nothing_and_the_server_serves_on(backend
     let again = api.ok(Some(&ada.token), create, json!({"k": reused})).await;
     assert_eq!(first, again, "a retried mutation returns the first result");
     assert_eq!(api.head().await, head_after_create, "and writes nothing");
+    // The same key on another mutation is another request: it runs, and writes.
+    let keyed_rename = "mutation($t: ID!, $n: String!, $k: ID) { renameTenant(tenantId: $t, name: $n, idempotencyKey: $k) { tenant { name } position } }";
     let other_use = api
-        .gql(Some(&ada.token), rename, json!({"t": tenant, "n": "x"}))
+        .ok(
+            Some(&ada.token),
+            keyed_rename,
+            json!({"t": tenant, "n": "Renamed with a used key", "k": reused}),
+        )
         .await;
-    assert!(other_use.get("errors").is_none());
+    assert_eq!(
+        other_use["renameTenant"]["tenant"]["name"], "Renamed with a used key",
+        "{other_use}"
+    );
+    assert!(api.head().await > head_after_create, "the rename wrote");
     let head = api.head().await;
 
     // Tampered, expired and garbage tokens.
@@ -390,7 +400,95 @@ async fn introspection_can_be_switched_off(backend: Backend) {
     );
 }
 
+/// Walks a connection page by page (`first`, `after`), checking `hasNextPage`; the ids seen.
+async fn walk(
+    api: &support::graphql::Api,
+    token: &str,
+    query: &str,
+    tenant: &str,
+    list: &[&str],
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut after = Value::Null;
+    let mut pages = 0;
+    loop {
+        let data = api
+            .ok(Some(token), query, json!({"t": tenant, "f": 2, "a": after}))
+            .await;
+        let connection = list.iter().fold(&data, |value, key| &value[key]);
+        let edges = connection["edges"].as_array().unwrap();
+        seen.extend(
+            edges
+                .iter()
+                .map(|e| e["node"]["id"].as_str().unwrap().to_owned()),
+        );
+        pages += 1;
+        let info = &connection["pageInfo"];
+        if info["hasNextPage"] == false {
+            assert!(edges.len() <= 2, "{data}");
+            return seen;
+        }
+        assert_eq!(edges.len(), 2, "a full page before the last: {data}");
+        assert!(pages < 10, "the pages do not end: {data}");
+        after = info["endCursor"].clone();
+    }
+}
+
+async fn lists_page_with_after_and_refuse_pages_over_100(backend: Backend) {
+    let p = platform(backend, &[]).await;
+    let api = &p.api;
+    let ada = p.person("ada@example.com").await;
+    let mut tenants = Vec::new();
+    for slug in ["one", "two", "three"] {
+        tenants.push(p.tenant(&ada, slug).await);
+    }
+    let mut keys = Vec::new();
+    for _ in 0..5 {
+        keys.push(p.api_key(&ada, &tenants[0], "READ_ONLY").await.0);
+    }
+    let mine = "query($f: Int, $a: String) { me { tenants(first: $f, after: $a) { edges { node { id } } pageInfo { hasNextPage endCursor } } } }";
+    let key_list = "query($t: ID!, $f: Int, $a: String) { tenant(id: $t) { apiKeys(first: $f, after: $a) { edges { node { id } } pageInfo { hasNextPage endCursor } } } }";
+    let mut seen = walk(api, &ada.token, mine, &tenants[0], &["me", "tenants"]).await;
+    seen.sort();
+    tenants.sort();
+    assert_eq!(seen, tenants, "every tenant once, over two pages");
+    let mut seen = walk(
+        api,
+        &ada.token,
+        key_list,
+        &tenants[0],
+        &["tenant", "apiKeys"],
+    )
+    .await;
+    seen.sort();
+    keys.sort();
+    assert_eq!(seen, keys, "every key once, over three pages");
+
+    // Pages of 1 to 100; a cursor must be one the API issued.
+    for (first, ok) in [(100, true), (101, false), (0, false)] {
+        let response = api
+            .gql(Some(&ada.token), mine, json!({"f": first, "a": null}))
+            .await;
+        if ok {
+            assert!(response.get("errors").is_none(), "{response}");
+        } else {
+            assert_refused(&response, "BAD_USER_INPUT", "first");
+            assert_eq!(response["errors"][0]["extensions"]["field"], "first");
+        }
+    }
+    let response = api
+        .gql(
+            Some(&ada.token),
+            key_list,
+            json!({"t": tenants[0], "f": 2, "a": "not a cursor!"}),
+        )
+        .await;
+    assert_eq!(code(&response), Some("BAD_USER_INPUT"), "{response}");
+    assert_eq!(response["errors"][0]["extensions"]["field"], "after");
+}
+
 on_both!(
+    lists_page_with_after_and_refuse_pages_over_100,
     bad_input_gets_its_code_writes_nothing_and_the_server_serves_on,
     nested_lists_cost_a_bounded_number_of_queries,
     requests_carry_ids_and_metrics_tell_what_happened,

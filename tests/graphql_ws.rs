@@ -7,75 +7,11 @@ mod support;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::time::Duration;
-use support::graphql::{Backend, Platform, platform};
+use support::graphql::{Backend, PASSWORD, platform};
+use support::ws::{
+    MEMBERS_CHANGED, TENANT_UPDATED, acked, closed_with, connect, next, round_trip, send, subscribe,
+};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(p: &Platform, protocol: bool) -> Ws {
-    let url = format!("{}/graphql/ws", p.api.base.replace("http://", "ws://"));
-    let mut request = url.into_client_request().unwrap();
-    if protocol {
-        request.headers_mut().insert(
-            "sec-websocket-protocol",
-            "graphql-transport-ws".parse().unwrap(),
-        );
-    }
-    tokio_tungstenite::connect_async(request).await.unwrap().0
-}
-
-async fn send(ws: &mut Ws, message: Value) {
-    ws.send(Message::Text(message.to_string().into()))
-        .await
-        .unwrap();
-}
-
-/// The next protocol message, or the close code.
-async fn next(ws: &mut Ws) -> Result<Value, u16> {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a message within 10 s");
-        match message {
-            Some(Ok(Message::Text(text))) => {
-                return Ok(serde_json::from_str(text.as_str()).unwrap());
-            }
-            Some(Ok(Message::Close(Some(frame)))) => return Err(u16::from(frame.code)),
-            Some(Ok(Message::Close(None))) | None => return Err(1005),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => panic!("websocket error: {e}"),
-        }
-    }
-}
-
-async fn closed_with(ws: &mut Ws) -> u16 {
-    loop {
-        if let Err(code) = next(ws).await {
-            return code;
-        }
-    }
-}
-
-async fn acked(p: &Platform, token: &str) -> Ws {
-    let mut ws = connect(p, true).await;
-    send(
-        &mut ws,
-        json!({"type": "connection_init", "payload": {"authToken": token}}),
-    )
-    .await;
-    assert_eq!(next(&mut ws).await.unwrap()["type"], "connection_ack");
-    ws
-}
-
-fn subscribe(id: &str, query: &str, tenant: &str) -> Value {
-    json!({"type": "subscribe", "id": id, "payload": {"query": query, "variables": {"t": tenant}}})
-}
-
-const MEMBERS_CHANGED: &str =
-    "subscription($t: ID!) { membersChanged(tenantId: $t) { email role } }";
-const TENANT_UPDATED: &str = "subscription($t: ID!) { tenantUpdated(tenantId: $t) { name } }";
 
 async fn the_protocol_closes_with_the_right_codes(backend: Backend) {
     let p = platform(backend, &[]).await;
@@ -124,9 +60,7 @@ async fn the_protocol_closes_with_the_right_codes(backend: Backend) {
     );
 
     // Logging out over HTTP ends the socket's access too: its next subscribe is refused.
-    let second = p
-        .log_in("ada@example.com", support::graphql::PASSWORD)
-        .await;
+    let second = p.log_in("ada@example.com", PASSWORD).await;
     let mut ws = acked(&p, &second).await;
     p.api
         .ok(Some(&second), "mutation { logOut { position } }", json!({}))
@@ -139,9 +73,7 @@ async fn the_protocol_closes_with_the_right_codes(backend: Backend) {
     );
 
     // A running subscription stops at the next event once its session has ended.
-    let third = p
-        .log_in("ada@example.com", support::graphql::PASSWORD)
-        .await;
+    let third = p.log_in("ada@example.com", PASSWORD).await;
     let mut ws = acked(&p, &third).await;
     send(&mut ws, subscribe("live", TENANT_UPDATED, &tenant)).await;
     let rename =
@@ -327,8 +259,168 @@ async fn silent_clients_are_pinged_then_disconnected(backend: Backend) {
     assert!(matches!(ended, None | Some(1001)), "{ended:?}");
 }
 
+const RENAME: &str =
+    "mutation($t: ID!, $n: String!) { renameTenant(tenantId: $t, name: $n) { position } }";
+
+async fn a_socket_holds_20_subscriptions_and_64_kib_text_messages(backend: Backend) {
+    let p = platform(backend, &[]).await;
+    let ada = p.person("ada@example.com").await;
+    let tenant = p.tenant(&ada, "acme").await;
+
+    let mut ws = acked(&p, &ada.token).await;
+    for i in 0..20 {
+        send(
+            &mut ws,
+            subscribe(&format!("s{i}"), TENANT_UPDATED, &tenant),
+        )
+        .await;
+    }
+    assert_eq!(
+        round_trip(&mut ws).await,
+        Vec::<Value>::new(),
+        "20 are accepted"
+    );
+    send(&mut ws, subscribe("s20", TENANT_UPDATED, &tenant)).await;
+    let refused = next(&mut ws).await.unwrap();
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["id"], "s20");
+    assert_eq!(
+        refused["payload"][0]["extensions"]["code"], "RATE_LIMITED",
+        "the 21st: {refused}"
+    );
+    // Completing one makes room for another.
+    send(&mut ws, json!({"type": "complete", "id": "s0"})).await;
+    send(&mut ws, subscribe("s20", TENANT_UPDATED, &tenant)).await;
+    assert_eq!(round_trip(&mut ws).await, Vec::<Value>::new(), "room again");
+    p.api
+        .ok(
+            Some(&ada.token),
+            RENAME,
+            json!({"t": tenant, "n": "Acme Corp"}),
+        )
+        .await;
+    let mut pushed = std::collections::BTreeSet::new();
+    while pushed.len() < 20 {
+        let message = next(&mut ws).await.unwrap();
+        assert_eq!(message["type"], "next", "{message}");
+        pushed.insert(message["id"].as_str().unwrap().to_owned());
+    }
+    assert!(
+        !pushed.contains("s0") && pushed.contains("s20"),
+        "{pushed:?}"
+    );
+
+    // Messages up to 64 KiB are read; a larger one ends the connection.
+    let padded = |bytes: usize| {
+        let frame = json!({"type": "ping", "payload": {"pad": ""}}).to_string();
+        json!({"type": "ping", "payload": {"pad": "x".repeat(bytes - frame.len())}}).to_string()
+    };
+    let fits = padded(64 * 1024);
+    assert_eq!(fits.len(), 64 * 1024);
+    ws.send(Message::Text(fits.into())).await.unwrap();
+    assert_eq!(
+        next(&mut ws).await.unwrap()["type"],
+        "pong",
+        "64 KiB is read"
+    );
+    ws.send(Message::Text(padded(64 * 1024 + 1).into()))
+        .await
+        .unwrap();
+    let code = closed_with(&mut ws).await;
+    assert!(
+        matches!(code, 1009 | 1006),
+        "a message over 64 KiB ends the connection: {code}"
+    );
+
+    let mut ws = acked(&p, &ada.token).await;
+    ws.send(Message::Binary(b"{\"type\": \"ping\"}".to_vec().into()))
+        .await
+        .unwrap();
+    assert_eq!(closed_with(&mut ws).await, 4400, "a binary message");
+}
+
+/// Reads pushes until one carries `name` (earlier ones may still be in flight).
+async fn until_named(ws: &mut support::ws::Ws, id: &str, name: &str) {
+    loop {
+        let message = next(ws).await.unwrap();
+        assert_eq!(message["type"], "next", "{message}");
+        if message["id"] == id && message["payload"]["data"]["tenantUpdated"]["name"] == name {
+            return;
+        }
+    }
+}
+
+async fn revoking_a_key_or_changing_the_password_closes_its_sockets(backend: Backend) {
+    let p = platform(backend, &[]).await;
+    let api = &p.api;
+    let ada = p.person("ada@example.com").await;
+    let tenant = p.tenant(&ada, "acme").await;
+    let revoke =
+        "mutation($t: ID!, $k: ID!) { revokeApiKey(tenantId: $t, apiKeyId: $k) { position } }";
+
+    // A key's running subscription: live until the key is revoked, then 4403.
+    let (key_id, key) = p.api_key(&ada, &tenant, "READ_ONLY").await;
+    let mut ws = acked(&p, &key).await;
+    send(&mut ws, subscribe("live", TENANT_UPDATED, &tenant)).await;
+    api.ok(Some(&ada.token), RENAME, json!({"t": tenant, "n": "One"}))
+        .await;
+    until_named(&mut ws, "live", "One").await;
+    api.ok(Some(&ada.token), revoke, json!({"t": tenant, "k": key_id}))
+        .await;
+    api.ok(Some(&ada.token), RENAME, json!({"t": tenant, "n": "Two"}))
+        .await;
+    assert_eq!(
+        closed_with(&mut ws).await,
+        4403,
+        "an event after the key was revoked"
+    );
+
+    // A key revoked while its socket is idle: the next subscribe is refused.
+    let (other_id, other) = p.api_key(&ada, &tenant, "READ_ONLY").await;
+    let mut ws = acked(&p, &other).await;
+    api.ok(
+        Some(&ada.token),
+        revoke,
+        json!({"t": tenant, "k": other_id}),
+    )
+    .await;
+    send(&mut ws, subscribe("late", TENANT_UPDATED, &tenant)).await;
+    assert_eq!(
+        closed_with(&mut ws).await,
+        4403,
+        "a subscribe after the key was revoked"
+    );
+
+    // A password change ends the other sessions' sockets; the changing session's lives on.
+    let second = p.log_in(&ada.email, PASSWORD).await;
+    let mut others = acked(&p, &second).await;
+    let mut own = acked(&p, &ada.token).await;
+    send(&mut others, subscribe("live", TENANT_UPDATED, &tenant)).await;
+    send(&mut own, subscribe("live", TENANT_UPDATED, &tenant)).await;
+    api.ok(Some(&ada.token), RENAME, json!({"t": tenant, "n": "Three"}))
+        .await;
+    until_named(&mut others, "live", "Three").await;
+    until_named(&mut own, "live", "Three").await;
+    api.ok(
+        Some(&ada.token),
+        "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) { position } }",
+        json!({"c": PASSWORD, "n": "another good passphrase"}),
+    )
+    .await;
+    api.ok(Some(&ada.token), RENAME, json!({"t": tenant, "n": "Four"}))
+        .await;
+    assert_eq!(
+        closed_with(&mut others).await,
+        4403,
+        "an event after another session changed the password"
+    );
+    until_named(&mut own, "live", "Four").await;
+}
+
 on_both!(
     silent_clients_are_pinged_then_disconnected,
     the_protocol_closes_with_the_right_codes,
     subscriptions_push_changes_for_the_callers_tenant_only,
+    a_socket_holds_20_subscriptions_and_64_kib_text_messages,
+    revoking_a_key_or_changing_the_password_closes_its_sockets,
 );

@@ -63,6 +63,16 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graphql::identity::client_key;
+    use crate::services::RequestMeta;
+
+    fn from(ip: &str) -> RequestMeta {
+        RequestMeta {
+            ip: ip.parse().ok(),
+            request_id: String::new(),
+            operation: String::new(),
+        }
+    }
 
     #[test]
     fn refuses_past_the_limit_per_key_and_action() {
@@ -80,5 +90,55 @@ mod tests {
             limiter.attempt("signup", "1.2.3.4").is_ok(),
             "another action"
         );
+    }
+
+    #[test]
+    fn attempts_leave_the_window_as_it_slides() {
+        let window = Duration::from_millis(300);
+        let limiter = RateLimiter::new(2, window);
+        let started = Instant::now();
+        assert!(limiter.attempt("log_in", "1.2.3.4").is_ok());
+        std::thread::sleep(window / 2);
+        assert!(limiter.attempt("log_in", "1.2.3.4").is_ok());
+        assert!(limiter.attempt("log_in", "1.2.3.4").is_err(), "full");
+        // Waiting out the window is the behaviour under test: once the first attempt is
+        // older than the window, one attempt is free again, and only one.
+        std::thread::sleep((started + window + Duration::from_millis(20)) - Instant::now());
+        assert!(
+            limiter.attempt("log_in", "1.2.3.4").is_ok(),
+            "the first attempt left the window"
+        );
+        assert!(
+            limiter.attempt("log_in", "1.2.3.4").is_err(),
+            "the second is still in it"
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        let key = |ip: &str| client_key(&from(ip));
+        assert_eq!(
+            key("2001:db8:1:2::1"),
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            "one /64"
+        );
+        assert_ne!(
+            key("2001:db8:1:2::1"),
+            key("2001:db8:1:3::1"),
+            "another /64"
+        );
+        assert_eq!(key("::ffff:1.2.3.4"), key("1.2.3.4"), "IPv4-mapped is IPv4");
+        assert_ne!(
+            key("1.2.3.4"),
+            key("1.2.3.5"),
+            "IPv4 addresses count singly"
+        );
+
+        // Rotating addresses inside a /64 spends one budget.
+        let limiter = RateLimiter::new(2, Duration::from_secs(60));
+        assert!(limiter.attempt("log_in", &key("2001:db8::1")).is_ok());
+        assert!(limiter.attempt("log_in", &key("2001:db8::2")).is_ok());
+        assert!(limiter.attempt("log_in", &key("2001:db8::3")).is_err());
+        assert!(limiter.attempt("log_in", &key("2001:db8:0:1::1")).is_ok());
     }
 }

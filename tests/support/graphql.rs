@@ -4,10 +4,11 @@
 use super::{Server, temp_dir, tenantry};
 use serde_json::{Value, json};
 use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The master key every test server uses (so tests can sign tokens of their own).
 pub const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -20,83 +21,136 @@ pub enum Backend {
     Postgres,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+/// aiosmtpd on a port it picks itself (printed on its first line, so no port is chosen
+/// before it is bound), storing messages in a maildir; while the `fail` file exists it
+/// refuses every message, as a broken mail system would.
+const SMTP_SERVER: &str = r#"
+import asyncio, os, sys
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import SMTP
 
-/// aiosmtpd, storing every message it receives in a maildir.
+class Handler(Mailbox):
+    async def handle_DATA(self, server, session, envelope):
+        if os.path.exists(sys.argv[2]):
+            return "554 5.3.0 delivery switched off by the test"
+        return await super().handle_DATA(server, session, envelope)
+
+async def main():
+    handler = Handler(sys.argv[1])
+    server = await asyncio.get_running_loop().create_server(lambda: SMTP(handler), "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+asyncio.run(main())
+"#;
+
+/// A real SMTP server (aiosmtpd), storing every message it receives in a maildir.
 pub struct Smtp {
     child: Child,
     pub port: u16,
     dir: PathBuf,
+    fail: PathBuf,
     read: Mutex<HashSet<PathBuf>>,
+}
+
+/// One stored message: its `To:` and `Subject:` headers and its decoded text.
+struct Stored {
+    path: PathBuf,
+    to: String,
+    subject: String,
+    text: String,
 }
 
 impl Smtp {
     pub fn start() -> Self {
-        let port = free_port();
-        let dir = temp_dir().join("maildir");
-        let child = Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+        let root = temp_dir();
+        let (dir, fail) = (root.join("maildir"), root.join("fail"));
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(SMTP_SERVER)
             .arg(&dir)
-            .stdout(Stdio::null())
+            .arg(&fail)
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start aiosmtpd (pip install aiosmtpd)");
-        let smtp = Self {
+            .expect("start python3");
+        let mut first = String::new();
+        let read = child
+            .stdout
+            .take()
+            .map(|out| BufReader::new(out).read_line(&mut first));
+        let port = first.trim().parse().unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("aiosmtpd did not start ({read:?}: {first:?}); pip install aiosmtpd")
+        });
+        Self {
             child,
             port,
             dir,
+            fail,
             read: Mutex::new(HashSet::new()),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "aiosmtpd did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
         }
-        smtp
+    }
+
+    /// Makes the server refuse (`true`) or accept (`false`) every message from now on.
+    pub fn set_failing(&self, failing: bool) {
+        if failing {
+            std::fs::write(&self.fail, b"").expect("write the fail switch");
+        } else {
+            std::fs::remove_file(&self.fail).expect("remove the fail switch");
+        }
+    }
+
+    fn stored(&self) -> Vec<Stored> {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("new")) else {
+            return Vec::new();
+        };
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        paths
+            .into_iter()
+            .filter_map(|path| {
+                let text = std::fs::read_to_string(&path).ok()?;
+                let header = |name: &str| {
+                    text.lines()
+                        .find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                Some(Stored {
+                    to: header("to"),
+                    subject: header("subject"),
+                    text: quoted_printable(&text),
+                    path,
+                })
+            })
+            .collect()
+    }
+
+    /// How many messages to `to` whose subject contains `subject` were received so far.
+    /// The server sends mail before it answers, so after an answer this count is final.
+    pub fn count(&self, to: &str, subject: &str) -> usize {
+        self.stored()
+            .iter()
+            .filter(|m| m.to.contains(to) && m.subject.contains(subject))
+            .count()
     }
 
     /// The body of the next unread message to `to` whose subject contains `subject`.
     pub async fn message(&self, to: &str, subject: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(entries) = std::fs::read_dir(self.dir.join("new")) {
-                let mut paths: Vec<PathBuf> =
-                    entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-                paths.sort();
-                for path in paths {
-                    if self.read.lock().expect("lock").contains(&path) {
-                        continue;
-                    }
-                    let Ok(text) = std::fs::read_to_string(&path) else {
-                        continue;
-                    };
-                    let header = |name: &str| {
-                        text.lines()
-                            .find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
-                            .unwrap_or_default()
-                            .to_owned()
-                    };
-                    if header("to").contains(to) && header("subject").contains(subject) {
-                        self.read.lock().expect("lock").insert(path);
-                        return quoted_printable(&text);
-                    }
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no e-mail to {to} about {subject:?} arrived"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        super::eventually(
+            &format!("an e-mail to {to} about {subject:?}"),
+            Duration::from_secs(15),
+            || async {
+                let mut read = self.read.lock().expect("lock");
+                let found = self.stored().into_iter().find(|m| {
+                    !read.contains(&m.path) && m.to.contains(to) && m.subject.contains(subject)
+                })?;
+                read.insert(found.path);
+                Some(found.text)
+            },
+        )
+        .await
     }
 
     /// The `Token:` line of the next unread message to `to` about `subject`.
@@ -149,6 +203,18 @@ pub fn code(response: &Value) -> Option<&str> {
 }
 
 impl Api {
+    /// The same API, called from another loopback address (127.0.0.0/8 is all local on
+    /// Linux), which the server sees as another client IP.
+    pub fn at_ip(&self, ip: [u8; 4]) -> Api {
+        Api {
+            base: self.base.clone(),
+            client: reqwest::Client::builder()
+                .local_address(std::net::IpAddr::from(ip))
+                .build()
+                .expect("HTTP client"),
+        }
+    }
+
     pub async fn post(&self, token: Option<&str>, body: &Value) -> (u16, Value) {
         let mut request = self
             .client
@@ -257,6 +323,18 @@ pub async fn platform(backend: Backend, extra: &[&str]) -> Platform {
     }
 }
 
+/// Logs in through `api`; the session token.
+pub async fn log_in_via(api: &Api, email: &str, password: &str) -> String {
+    let data = api
+        .ok(
+            None,
+            "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }",
+            json!({"e": email, "p": password}),
+        )
+        .await;
+    data["logIn"]["token"].as_str().expect("token").to_owned()
+}
+
 pub struct Person {
     pub email: String,
     pub user_id: String,
@@ -266,8 +344,12 @@ pub struct Person {
 impl Platform {
     /// Signs up, verifies the address from the e-mail, logs in.
     pub async fn person(&self, email: &str) -> Person {
-        let data = self
-            .api
+        self.person_via(&self.api, email).await
+    }
+
+    /// [`Self::person`] through `api` (from the client address it has).
+    pub async fn person_via(&self, api: &Api, email: &str) -> Person {
+        let data = api
             .ok(
                 None,
                 "mutation($e: String!, $p: String!) { signUp(input: {email: $e, password: $p}) { userId emailSent position } }",
@@ -277,16 +359,14 @@ impl Platform {
         let user_id = data["signUp"]["userId"].as_str().expect("id").to_owned();
         assert_eq!(data["signUp"]["emailSent"], true);
         let token = self.smtp.token(email, "Verify").await;
-        self.api
-            .ok(
-                None,
-                "mutation($t: String!) { verifyEmail(token: $t) { position } }",
-                json!({"t": token}),
-            )
-            .await;
+        api.ok(
+            None,
+            "mutation($t: String!) { verifyEmail(token: $t) { position } }",
+            json!({"t": token}),
+        )
+        .await;
         // A verification token works once, and a used one reveals nothing.
-        let again = self
-            .api
+        let again = api
             .gql(
                 None,
                 "mutation($t: String!) { verifyEmail(token: $t) { position } }",
@@ -294,7 +374,7 @@ impl Platform {
             )
             .await;
         assert_eq!(code(&again), Some("BAD_USER_INPUT"), "{again}");
-        let token = self.log_in(email, PASSWORD).await;
+        let token = log_in_via(api, email, PASSWORD).await;
         Person {
             email: email.to_owned(),
             user_id,
@@ -303,15 +383,7 @@ impl Platform {
     }
 
     pub async fn log_in(&self, email: &str, password: &str) -> String {
-        let data = self
-            .api
-            .ok(
-                None,
-                "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }",
-                json!({"e": email, "p": password}),
-            )
-            .await;
-        data["logIn"]["token"].as_str().expect("token").to_owned()
+        log_in_via(&self.api, email, password).await
     }
 
     /// Creates a tenant; returns its id.

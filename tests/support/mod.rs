@@ -2,12 +2,14 @@
 #![allow(dead_code, reason = "each test file uses part of the support module")]
 
 pub mod graphql;
+pub mod ws;
 
+use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tenantry");
 
@@ -95,17 +97,12 @@ impl Server {
             .status()
             .expect("run kill");
         assert!(status.success());
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        let exit = loop {
-            if let Some(exit) = self.child.try_wait().expect("wait") {
-                break exit;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "server did not stop after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let child = &mut self.child;
+        let exit = wait_until(
+            "the server to stop after SIGTERM",
+            Duration::from_secs(15),
+            || child.try_wait().expect("wait"),
+        );
         let mut logs = Vec::new();
         while let Ok(line) = self.logs.recv_timeout(Duration::from_millis(200)) {
             logs.push(line);
@@ -127,4 +124,34 @@ pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
     let body = response.text().await.expect("body");
     let json = serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"));
     (status, json)
+}
+
+/// How often the polling helpers look again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Polls `check` until it gives a value; panics, naming `what`, once `timeout` has passed.
+pub fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(POLL);
+    }
+}
+
+/// [`wait_until`] for async checks: polls `check` until it gives a value, with a deadline.
+pub async fn eventually<T, F>(what: &str, timeout: Duration, mut check: impl FnMut() -> F) -> T
+where
+    F: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(POLL).await;
+    }
 }
