@@ -39,13 +39,10 @@ const CALLER_SCOPED: &[&str] = &[
 const OPERATOR_ONLY: &[&str] = &["suspendTenant", "reactivateTenant"];
 
 /// Where the server is known to answer the caller's own tenant id with another tenant's
-/// object id unlike the README, and what it answers instead. `revokeInvite` answers
-/// BAD_USER_INPUT (naming a `token` argument it does not have) where NOT_FOUND is promised;
-/// ids nobody has get the same answer, so nothing leaks. The fix: `TenantAccess::decide`
-/// refusing `RevokeInvite` of an invite the tenant does not have with
-/// `AccessError::NotFound`. The entry is checked, not just tolerated: once the server is
-/// fixed this test fails until the entry is removed.
-const KNOWN_DEVIATIONS: &[(&str, &str)] = &[("revokeInvite", "BAD_USER_INPUT")];
+/// object id unlike the README, and what it answers instead (none today: `revokeInvite`
+/// answered BAD_USER_INPUT until unknown invites became NOT_FOUND). An entry is checked, not
+/// just tolerated: once the server is fixed the test fails until the entry is removed.
+const KNOWN_DEVIATIONS: &[(&str, &str)] = &[];
 
 /// Arguments naming an object inside a tenant.
 const OBJECT_ARGS: &[&str] = &["userId", "apiKeyId", "inviteId"];

@@ -152,7 +152,7 @@ impl From<AccessError> for ApiError {
         match error {
             A::NotFound => Self::NotFound(message),
             A::Forbidden => Self::Forbidden(message),
-            A::NoSuchMember | A::NoSuchApiKey => Self::NotFound(message),
+            A::NoSuchMember | A::NoSuchApiKey | A::NoSuchInvite => Self::NotFound(message),
             A::InvalidInvite => Self::bad_input("token", message),
             A::InviteForAnotherEmail => Self::Forbidden(message),
             A::InvalidKeyName => Self::bad_input("name", message),

@@ -3,7 +3,6 @@
 //! single-event command with 1 and 16 concurrent clients. Prints figures; asserts nothing.
 
 use super::scratch::{ScratchArgs, percentile};
-use crate::wiring;
 use commands::{CommandContext, Executor};
 use domain::aggregate::encode_event;
 use domain::event::{Actor, EventMetadata, NewEvent, StreamId};

@@ -21,6 +21,8 @@ pub enum AccessError {
     InviteForAnotherEmail,
     #[error("no such API key")]
     NoSuchApiKey,
+    #[error("no such invite")]
+    NoSuchInvite,
     #[error("an API key name must be 1 to 100 characters without control characters")]
     InvalidKeyName,
     #[error("a tenant may have at most {0} of these")]

@@ -61,7 +61,8 @@ impl TenantAccess {
         let role = invite.map_or(Role::Viewer, |i| i.role);
         self.may_manage(by, Role::Viewer, role)?;
         if invite.is_none() {
-            return Err(AccessError::InvalidInvite);
+            // Not a token problem: the id names nothing here (as another tenant's invite).
+            return Err(AccessError::NoSuchInvite);
         }
         Ok(vec![AccessEvent::InviteRevoked { invite_id, at }])
     }

@@ -178,3 +178,22 @@ fn an_invite_is_accepted_once_by_its_addressee() {
         .when(&accept(42, "t", 2))
         .then_refused(AccessError::InvalidInvite);
 }
+
+#[test]
+fn revoking_an_invite_the_tenant_does_not_have_is_not_found() {
+    let owner = Accessor::User(UserId::from_uuid(Uuid::from_u128(1)));
+    let founded = given::<TenantAccess>([AccessEvent::MemberAdded {
+        user_id: UserId::from_uuid(Uuid::from_u128(1)),
+        email: Sealed::from_sealed_text("sealed".into()),
+        role: Role::Owner,
+        invite_id: None,
+        at: at(0),
+    }]);
+    founded
+        .when(&AccessCommand::RevokeInvite {
+            by: owner,
+            invite_id: InviteId::from_uuid(Uuid::from_u128(9)),
+            at: at(1),
+        })
+        .then_refused(AccessError::NoSuchInvite);
+}
