@@ -6,6 +6,7 @@
 use async_graphql::ErrorExtensions;
 use commands::CommandError;
 use commands::access::{AcceptInviteError, ChangeAccessError};
+use commands::identity::{ResetPasswordError, SignUpError};
 use commands::tenancy::{ChangeTenantError, CreateTenantError};
 use domain::access::AccessError;
 use domain::access::GrowthRefused;
@@ -189,6 +190,25 @@ impl From<CreateTenantError> for ApiError {
             CreateTenantError::Tenant(e) => e.into(),
             CreateTenantError::Access(e) => e.into(),
             CreateTenantError::NoSuchOwner => Self::NotFound(error.to_string()),
+        }
+    }
+}
+
+impl From<SignUpError> for ApiError {
+    fn from(error: SignUpError) -> Self {
+        match error {
+            SignUpError::User(e) => e.into(),
+            SignUpError::PersonalData(e) => e.into(),
+            SignUpError::Credentials(e) => Self::internal(e),
+        }
+    }
+}
+
+impl From<ResetPasswordError> for ApiError {
+    fn from(error: ResetPasswordError) -> Self {
+        match error {
+            ResetPasswordError::User(e) => e.into(),
+            ResetPasswordError::Credentials(e) => Self::internal(e),
         }
     }
 }

@@ -93,7 +93,7 @@ pub struct RequestMeta {
 
 impl Services {
     pub fn email_index(&self, email: &domain::user::Email) -> Uuid {
-        self.vault.blind_index("email", email.as_str())
+        commands::identity::email_index(self.vault.as_ref(), email)
     }
 
     /// A command context for `actor`: the command id comes from the caller's idempotency key

@@ -8,21 +8,21 @@ use crate::services::{RequestMeta, Services};
 use async_graphql::connection::Connection;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use commands::CommandOutcome;
+use commands::identity::{
+    RESET_VALID_MINUTES, SignUp, TokenPurpose, VERIFICATION_VALID_HOURS, account_of, issue_token,
+    reset_password, sign_up, verify_email,
+};
 use domain::aggregate::Aggregate;
 use domain::event::Actor;
 use domain::ids::{SubjectId, UserId};
 use domain::mailer::Mail;
-use domain::user::{Email, EmailClaim, NewPassword, SecretHash, User, UserCommand, UserError};
-use infra::crypto::{hash_password, hash_token, new_token, password_matches};
+use domain::user::{Email, NewPassword, SecretHash, User, UserCommand, UserError, UserToken};
+use infra::crypto::{hash_password, password_matches};
 use projections::tenant_access::TenantScope;
 use std::sync::OnceLock;
 use uuid::Uuid;
-
-/// How long e-mailed tokens stay valid.
-const VERIFICATION_VALID_HOURS: i64 = 48;
-const RESET_VALID_MINUTES: i64 = 60;
 
 /// The logged-in user.
 pub struct UserNode {
@@ -255,20 +255,8 @@ pub(crate) fn decoy_hash() -> SecretHash {
         .clone()
 }
 
-/// A user-bound one-time token: `<user id>.<secret>`; the event stores the secret's hash.
-fn user_token(user: UserId) -> (String, SecretHash) {
-    let secret = new_token();
-    (
-        format!("{}.{secret}", user.as_uuid().simple()),
-        hash_token(&secret),
-    )
-}
-
-fn parse_user_token(token: &str) -> Result<(UserId, SecretHash), ApiError> {
-    let invalid = || ApiError::from(UserError::InvalidToken);
-    let (user, secret) = token.trim().split_once('.').ok_or_else(invalid)?;
-    let user = Uuid::parse_str(user).map_err(|_| invalid())?;
-    Ok((UserId::from_uuid(user), hash_token(secret)))
+fn parse_user_token(token: &str) -> Result<UserToken, ApiError> {
+    UserToken::parse(token).ok_or_else(|| ApiError::from(UserError::InvalidToken))
 }
 
 /// The user who owns the e-mail address, if any.
@@ -276,12 +264,7 @@ pub(crate) async fn user_by_email(
     services: &Services,
     email: &Email,
 ) -> Result<Option<UserId>, ApiError> {
-    let claim = services
-        .executor
-        .load::<EmailClaim>(services.email_index(email))
-        .await?
-        .state;
-    Ok(claim.user)
+    Ok(account_of(&services.executor, services.vault.as_ref(), email).await?)
 }
 
 pub(crate) async fn run_user(
@@ -330,7 +313,7 @@ async fn mail_token(
     email: &str,
     key: Option<&ID>,
     page: &str,
-    command: impl FnOnce(SecretHash, DateTime<Utc>) -> UserCommand,
+    purpose: TokenPurpose,
     mail: impl FnOnce(&str, String) -> (String, String),
 ) -> Result<Accepted, ApiError> {
     services.limiter.attempt(action, &client_key(meta))?;
@@ -339,22 +322,32 @@ async fn mail_token(
         .limiter
         .attempt(action, &format!("account {}", services.email_index(&email)))?;
     if let Some(user) = user_by_email(services, &email).await? {
-        let (token, hash) = user_token(user);
         let ctx_cmd = user_context(services, user, Actor::Anonymous, key, meta).await?;
-        match run_user(services, user, &command(hash, Utc::now()), &ctx_cmd).await {
-            Ok(outcome) if !outcome.replayed => {
-                let (subject, body) = mail(&token, services.link(page, &token));
-                services
-                    .send_mail(Mail {
-                        to: email.as_str().to_owned(),
-                        subject,
-                        body,
-                    })
-                    .await;
-            }
-            Ok(_) => {}                      // the first request sent it
-            Err(ApiError::Conflict(_)) => {} // nothing to send (already verified)
+        let issued = issue_token(
+            &services.executor,
+            services.credentials.as_ref(),
+            &ctx_cmd,
+            Utc::now(),
+            user,
+            purpose,
+        )
+        .await;
+        let issued = match services.counted(User::CATEGORY, issued) {
+            Ok(issued) => issued,
+            // Nothing to issue (already verified): the same answer as for anyone else.
+            Err(ApiError::Conflict(_)) => return Ok(Accepted { accepted: true }),
             Err(e) => return Err(e),
+        };
+        // The first request sent it; nothing to send when nothing was written.
+        if let Some(token) = issued.token.map(|t| t.to_text()) {
+            let (subject, body) = mail(&token, services.link(page, &token));
+            services
+                .send_mail(Mail {
+                    to: email.as_str().to_owned(),
+                    subject,
+                    body,
+                })
+                .await;
         }
     }
     Ok(Accepted { accepted: true })
@@ -389,42 +382,33 @@ impl IdentityMutation {
         let user = UserId::from_uuid(ctx_cmd.new_id("user"));
         let subject = SubjectId::from_uuid(user.as_uuid());
         let ctx_cmd = services.with_sealed_ip(ctx_cmd, subject, &meta).await?;
-        let sealed_email = services.vault.seal(subject, email.as_str()).await?;
-        let password = hash_off_thread(password.expose().to_owned()).await?;
-        let (token, token_hash) = user_token(user);
-        let now = Utc::now();
-        let command = UserCommand::SignUp {
-            user_id: user,
-            email: sealed_email,
-            email_index,
-            password,
-            verification: token_hash,
-            verification_expires_at: now + Duration::hours(VERIFICATION_VALID_HOURS),
-            at: now,
-        };
-        let result = services
-            .executor
-            .execute_with::<User, EmailClaim, ApiError>(
-                user.as_uuid(),
-                Some(email_index),
+        let signed_up = services.counted(
+            User::CATEGORY,
+            sign_up(
+                &services.executor,
+                services.vault.as_ref(),
+                services.credentials.as_ref(),
                 &ctx_cmd,
-                |state, claim| {
-                    let events = state.decide(&command)?;
-                    Ok((events, claim.claim(user)?))
+                Utc::now(),
+                SignUp {
+                    user,
+                    email: email.clone(),
+                    password,
                 },
             )
-            .await;
-        let result = services.counted(User::CATEGORY, result);
-        let outcome = result?;
+            .await,
+        )?;
+        let outcome = signed_up.outcome;
         let mut email_sent = false;
-        if !outcome.replayed {
+        if let Some(token) = signed_up.verification.map(|t| t.to_text()) {
             email_sent = services
                 .send_mail(Mail {
                     to: email.as_str().to_owned(),
                     subject: "Verify your e-mail address".into(),
                     body: format!(
-                        "Welcome to Tenantry.\n\nVerify your address: {}\n\nToken: {token}\n\nThe token is valid for {VERIFICATION_VALID_HOURS} hours.\n",
-                        services.link("verify-email", &token)
+                        "Welcome to Tenantry.\n\nVerify your address: {}\n\nToken: {token}\n\nThe token is valid for {} hours.\n",
+                        services.link("verify-email", &token),
+                        VERIFICATION_VALID_HOURS
                     ),
                 })
                 .await;
@@ -447,29 +431,26 @@ impl IdentityMutation {
         services
             .limiter
             .attempt("verify_email", &client_key(&meta))?;
-        let (user, token) = parse_user_token(&token)?;
+        let token = parse_user_token(&token)?;
         let ctx_cmd = user_context(
             services,
-            user,
+            token.user,
             Actor::Anonymous,
             idempotency_key.as_ref(),
             &meta,
         )
         .await?;
-        let outcome = run_user(
-            services,
-            user,
-            &UserCommand::VerifyEmail {
-                token,
-                at: Utc::now(),
-            },
-            &ctx_cmd,
-        )
-        .await
-        .map_err(|e| match e {
-            ApiError::NotFound(_) => UserError::InvalidToken.into(),
-            other => other,
-        })?;
+        let outcome = services.counted(
+            User::CATEGORY,
+            verify_email(
+                &services.executor,
+                services.credentials.as_ref(),
+                &ctx_cmd,
+                Utc::now(),
+                &token,
+            )
+            .await,
+        )?;
         Ok(Done {
             position: outcome.position.0.to_string(),
         })
@@ -482,11 +463,6 @@ impl IdentityMutation {
         email: String,
         idempotency_key: Option<ID>,
     ) -> GqlResult<Accepted> {
-        let command = |verification, now: DateTime<Utc>| UserCommand::IssueVerification {
-            verification,
-            expires_at: now + Duration::hours(VERIFICATION_VALID_HOURS),
-            at: now,
-        };
         let mail = |token: &str, link: String| {
             (
                 "Verify your e-mail address".to_owned(),
@@ -500,7 +476,7 @@ impl IdentityMutation {
             &email,
             idempotency_key.as_ref(),
             "verify-email",
-            command,
+            TokenPurpose::Verification,
             mail,
         )
         .await?)
@@ -513,16 +489,12 @@ impl IdentityMutation {
         email: String,
         idempotency_key: Option<ID>,
     ) -> GqlResult<Accepted> {
-        let command = |token, now: DateTime<Utc>| UserCommand::RequestPasswordReset {
-            token,
-            expires_at: now + Duration::minutes(RESET_VALID_MINUTES),
-            at: now,
-        };
         let mail = |token: &str, link: String| {
             (
                 "Reset your password".to_owned(),
                 format!(
-                    "Someone asked to reset your Tenantry password. If it was you: {link}\n\nToken: {token}\n\nThe token is valid for {RESET_VALID_MINUTES} minutes. If it was not you, ignore this message.\n"
+                    "Someone asked to reset your Tenantry password. If it was you: {link}\n\nToken: {token}\n\nThe token is valid for {} minutes. If it was not you, ignore this message.\n",
+                    RESET_VALID_MINUTES
                 ),
             )
         };
@@ -533,7 +505,7 @@ impl IdentityMutation {
             &email,
             idempotency_key.as_ref(),
             "reset-password",
-            command,
+            TokenPurpose::PasswordReset,
             mail,
         )
         .await?)
@@ -552,27 +524,27 @@ impl IdentityMutation {
             .limiter
             .attempt("password_reset", &client_key(&meta))?;
         let password = NewPassword::parse(&new_password)?;
-        let (user, token) = parse_user_token(&token)?;
-        let password = hash_off_thread(password.expose().to_owned()).await?;
+        let token = parse_user_token(&token)?;
         let ctx_cmd = user_context(
             services,
-            user,
+            token.user,
             Actor::Anonymous,
             idempotency_key.as_ref(),
             &meta,
         )
         .await?;
-        let command = UserCommand::ResetPassword {
-            token,
-            password,
-            at: Utc::now(),
-        };
-        let outcome = run_user(services, user, &command, &ctx_cmd)
-            .await
-            .map_err(|e| match e {
-                ApiError::NotFound(_) => UserError::InvalidToken.into(),
-                other => other,
-            })?;
+        let outcome = services.counted(
+            User::CATEGORY,
+            reset_password(
+                &services.executor,
+                services.credentials.as_ref(),
+                &ctx_cmd,
+                Utc::now(),
+                &token,
+                &password,
+            )
+            .await,
+        )?;
         Ok(Done {
             position: outcome.position.0.to_string(),
         })

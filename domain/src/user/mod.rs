@@ -17,6 +17,7 @@ mod event;
 mod password;
 mod secret;
 mod session;
+mod token;
 mod totp;
 mod verification;
 
@@ -31,6 +32,7 @@ pub use event::UserEvent;
 pub use password::{NewPassword, PasswordChangeReason};
 pub use secret::{PendingToken, SecretHash};
 pub use session::LoginFailure;
+pub use token::UserToken;
 
 use crate::aggregate::Aggregate;
 use crate::ids::{SessionId, UserId};
