@@ -131,7 +131,7 @@ pub async fn api_services(
         vault,
         credentials: Arc::new(infra::crypto::Argon2Credentials),
         mailer,
-        signer: SessionSigner::new(&master),
+        signer: Arc::new(SessionSigner::new(&master)),
         key_usage: Arc::new(infra::key_usage::DbKeyUsage::new(app.database.clone())),
         limiter: api::rate_limit::RateLimiter::new(config.auth_attempts, config.auth_window),
         metrics: api::metrics::Metrics::default(),

@@ -226,11 +226,14 @@ async fn bad_input_gets_its_code_writes_nothing_and_the_server_serves_on(backend
     let signer = infra::crypto::SessionSigner::new(
         &infra::crypto::MasterKey::from_base64(MASTER_KEY).unwrap(),
     );
-    let expired = signer.sign(&infra::crypto::SessionClaims {
-        user: domain::ids::UserId::from_uuid(uuid::Uuid::parse_str(&ada.user_id).unwrap()),
-        session: domain::ids::SessionId::new_v7(),
-        expires_at: Utc::now() - Duration::minutes(1),
-    });
+    let expired = domain::session_token::SessionTokens::sign(
+        &signer,
+        &infra::crypto::SessionClaims {
+            user: domain::ids::UserId::from_uuid(uuid::Uuid::parse_str(&ada.user_id).unwrap()),
+            session: domain::ids::SessionId::new_v7(),
+            expires_at: Utc::now() - Duration::minutes(1),
+        },
+    );
     for token in [tampered.as_str(), expired.as_str(), "garbage", "tk1.x.y.z"] {
         let (status, body) = api
             .post(Some(token), &json!({"query": "{ me { id } }"}))

@@ -71,6 +71,9 @@ pub struct JobSettings {
     pub retention_check: Duration,
 }
 
+/// The names of the periodic jobs `jobs` returns (each holds a lease of its name).
+pub const JOBS: &[&str] = &[commands::tenancy::RETENTION];
+
 /// Every periodic job.
 pub fn jobs(exec: Executor, read_db: ReadDb, settings: JobSettings) -> Vec<Job> {
     vec![Job::new(

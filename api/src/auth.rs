@@ -12,8 +12,8 @@ use chrono::Utc;
 use domain::access::{API_KEY_PREFIX, Accessor, ApiKeyToken, Authorized, Permission, TenantAccess};
 use domain::event::Actor;
 use domain::ids::{ApiKeyId, SessionId, SubjectId, TenantId, UserId};
+use domain::session_token::TokenError;
 use domain::user::User;
-use infra::crypto::TokenError;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

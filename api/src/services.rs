@@ -9,7 +9,6 @@ use domain::event::{Actor, Position};
 use domain::ids::SubjectId;
 use domain::mailer::{Mail, Mailer};
 use domain::personal_data::PersonalData;
-use infra::crypto::SessionSigner;
 use projections::ReadDb;
 use projections::runner::Updates;
 use std::collections::HashSet;
@@ -71,7 +70,7 @@ pub struct Services {
     pub vault: Arc<dyn PersonalData>,
     pub credentials: Arc<dyn domain::credentials::Credentials>,
     pub mailer: Arc<dyn Mailer>,
-    pub signer: SessionSigner,
+    pub signer: Arc<dyn domain::session_token::SessionTokens>,
     pub key_usage: Arc<dyn domain::key_usage::KeyUsage>,
     pub config: ApiConfig,
     pub limiter: RateLimiter,

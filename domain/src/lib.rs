@@ -7,7 +7,7 @@
 //! event encoding and upcasters) and the aggregates themselves ([`tenant`], [`user`] with its
 //! e-mail claims, [`access`]: a tenant's members, invites and API keys), and the ports for
 //! personal data ([`personal_data`]), e-mail ([`mailer`]), API key use ([`key_usage`]) and
-//! password and token hashing ([`credentials`]), and the [`reactor`] port
+//! password and token hashing ([`credentials`]), session tokens ([`session_token`]), and the [`reactor`] port
 //! (what follows the log and acts on it).
 //!
 //! It must never depend on a database, HTTP, runtime or SDK crate: it does no I/O. The
@@ -25,6 +25,7 @@ pub mod key_usage;
 pub mod mailer;
 pub mod personal_data;
 pub mod reactor;
+pub mod session_token;
 pub mod snapshot;
 pub mod tenant;
 pub mod user;

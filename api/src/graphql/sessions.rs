@@ -14,8 +14,9 @@ use chrono::{DateTime, Duration, Utc};
 use domain::event::Actor;
 use domain::ids::{SessionId, SubjectId, UserId};
 use domain::personal_data::Sealed;
+use domain::session_token::SessionClaims;
 use domain::user::{Email, LoginFailure, NewPassword, User, UserCommand, UserError};
-use infra::crypto::{SessionClaims, Totp, hash_token, new_token};
+use infra::crypto::{Totp, hash_token, new_token};
 
 const RECOVERY_CODES: usize = 10;
 

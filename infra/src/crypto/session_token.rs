@@ -14,22 +14,8 @@ use uuid::Uuid;
 
 const PREFIX: &str = "ses1";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionClaims {
-    pub user: UserId,
-    pub session: SessionId,
-    pub expires_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
-    #[error("the token is malformed")]
-    Malformed,
-    #[error("the token's signature is invalid")]
-    BadSignature,
-    #[error("the token has expired")]
-    Expired,
-}
+use domain::session_token::SessionTokens;
+pub use domain::session_token::{SessionClaims, TokenError};
 
 #[derive(Clone)]
 pub struct SessionSigner {
@@ -56,7 +42,7 @@ impl SessionSigner {
         mac
     }
 
-    pub fn sign(&self, claims: &SessionClaims) -> String {
+    fn sign_claims(&self, claims: &SessionClaims) -> String {
         let mut bytes = Vec::with_capacity(40);
         bytes.extend_from_slice(claims.user.as_uuid().as_bytes());
         bytes.extend_from_slice(claims.session.as_uuid().as_bytes());
@@ -69,8 +55,7 @@ impl SessionSigner {
         )
     }
 
-    /// The claims of a token this signer issued, if it has not expired at `now`.
-    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<SessionClaims, TokenError> {
+    fn verify_token(&self, token: &str, now: DateTime<Utc>) -> Result<SessionClaims, TokenError> {
         let mut parts = token.split('.');
         let (Some(PREFIX), Some(claims), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -105,6 +90,16 @@ impl SessionSigner {
             session: SessionId::from_uuid(uuid(16..32)?),
             expires_at,
         })
+    }
+}
+
+impl SessionTokens for SessionSigner {
+    fn sign(&self, claims: &SessionClaims) -> String {
+        self.sign_claims(claims)
+    }
+
+    fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<SessionClaims, TokenError> {
+        self.verify_token(token, now)
     }
 }
 
