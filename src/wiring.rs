@@ -130,6 +130,7 @@ pub async fn api_services(
         read_db: app.read_db.clone(),
         vault,
         credentials: Arc::new(infra::crypto::Argon2Credentials),
+        codes: Arc::new(infra::crypto::TotpCodes),
         mailer,
         signer: Arc::new(SessionSigner::new(&master)),
         key_usage: Arc::new(infra::key_usage::DbKeyUsage::new(app.database.clone())),

@@ -7,6 +7,7 @@ use async_graphql::ErrorExtensions;
 use commands::CommandError;
 use commands::access::{AcceptInviteError, ChangeAccessError};
 use commands::identity::{ResetPasswordError, SignUpError};
+use commands::sessions::{ChangePasswordError, LogInError, TotpError};
 use commands::tenancy::{ChangeTenantError, CreateTenantError};
 use domain::access::AccessError;
 use domain::access::GrowthRefused;
@@ -209,6 +210,45 @@ impl From<ResetPasswordError> for ApiError {
         match error {
             ResetPasswordError::User(e) => e.into(),
             ResetPasswordError::Credentials(e) => Self::internal(e),
+        }
+    }
+}
+
+impl From<LogInError> for ApiError {
+    fn from(error: LogInError) -> Self {
+        match error {
+            LogInError::WrongPassword
+            | LogInError::SecondFactorRequired
+            | LogInError::WrongSecondFactor => Self::Unauthenticated(error.to_string()),
+            LogInError::User(e) => e.into(),
+            LogInError::SessionEnded => Self::Conflict(error.to_string()),
+            LogInError::PersonalData(e) => e.into(),
+        }
+    }
+}
+
+impl From<ChangePasswordError> for ApiError {
+    fn from(error: ChangePasswordError) -> Self {
+        match error {
+            ChangePasswordError::WrongCurrentPassword => {
+                Self::bad_input("currentPassword", error.to_string())
+            }
+            ChangePasswordError::User(e) => e.into(),
+            ChangePasswordError::Credentials(e) => Self::internal(e),
+        }
+    }
+}
+
+impl From<TotpError> for ApiError {
+    fn from(error: TotpError) -> Self {
+        match error {
+            TotpError::User(e) => e.into(),
+            TotpError::PersonalData(e) => e.into(),
+            TotpError::AlreadyConfirmed | TotpError::CodesShownOnce => {
+                Self::Conflict(error.to_string())
+            }
+            TotpError::WrongCode => Self::bad_input("code", error.to_string()),
+            TotpError::SecretUnreadable => Self::internal(error),
         }
     }
 }

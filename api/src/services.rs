@@ -69,6 +69,7 @@ pub struct Services {
     pub read_db: ReadDb,
     pub vault: Arc<dyn PersonalData>,
     pub credentials: Arc<dyn domain::credentials::Credentials>,
+    pub codes: Arc<dyn domain::credentials::OneTimeCodes>,
     pub mailer: Arc<dyn Mailer>,
     pub signer: Arc<dyn domain::session_token::SessionTokens>,
     pub key_usage: Arc<dyn domain::key_usage::KeyUsage>,

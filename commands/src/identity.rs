@@ -1,7 +1,7 @@
 //! Identity use cases, the account half: sign up, verify the address, have a verification
 //! or password-reset token issued, reset the password. The edge (GraphQL) builds the context
 //! (the IP sealed under the user's key), applies rate limits and sends the e-mails; these
-//! decide and write.
+//! decide and write. Log-in, log-out, password changes and TOTP are in [`crate::sessions`].
 
 use crate::{CommandContext, CommandError, CommandOutcome, Executor, LoadError};
 use chrono::{DateTime, Duration, Utc};

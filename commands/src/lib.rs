@@ -7,7 +7,7 @@
 //! Every command carries a [`CommandContext`]: its command id (which makes it idempotent, also
 //! across restarts), correlation and causation ids, actor and source IP.
 //!
-//! The use cases, one module per area ([`identity`], [`tenancy`], [`access`]), are what the edges (GraphQL,
+//! The use cases, one module per area ([`identity`] and [`sessions`], [`tenancy`], [`access`]), are what the edges (GraphQL,
 //! the CLI, jobs and reactors) call: typed input, the context and the clock passed in, an
 //! error enum per use case. Nothing else writes.
 //!
@@ -17,6 +17,7 @@ pub mod access;
 mod context;
 mod execute;
 pub mod identity;
+pub mod sessions;
 pub mod tenancy;
 
 pub use context::CommandContext;

@@ -9,7 +9,6 @@ use async_graphql::connection::Connection;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use commands::CommandOutcome;
 use commands::identity::{
     RESET_VALID_MINUTES, SignUp, TokenPurpose, VERIFICATION_VALID_HOURS, account_of, issue_token,
     reset_password, sign_up, verify_email,
@@ -18,10 +17,8 @@ use domain::aggregate::Aggregate;
 use domain::event::Actor;
 use domain::ids::{SubjectId, UserId};
 use domain::mailer::Mail;
-use domain::user::{Email, NewPassword, SecretHash, User, UserCommand, UserError, UserToken};
-use infra::crypto::{hash_password, password_matches};
+use domain::user::{Email, NewPassword, User, UserError, UserToken};
 use projections::tenant_access::TenantScope;
-use std::sync::OnceLock;
 use uuid::Uuid;
 
 /// The logged-in user.
@@ -232,29 +229,6 @@ pub(crate) fn client_key(meta: &RequestMeta) -> String {
     }
 }
 
-pub(crate) async fn hash_off_thread(password: String) -> Result<SecretHash, ApiError> {
-    tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(ApiError::internal)
-}
-
-pub(crate) async fn verify_off_thread(
-    password: String,
-    hash: SecretHash,
-) -> Result<bool, ApiError> {
-    tokio::task::spawn_blocking(move || password_matches(&password, &hash))
-        .await
-        .map_err(ApiError::internal)
-}
-
-/// A hash to check against when the account does not exist, so timing reveals nothing.
-pub(crate) fn decoy_hash() -> SecretHash {
-    static DECOY: OnceLock<SecretHash> = OnceLock::new();
-    DECOY
-        .get_or_init(|| hash_password("decoy password that never matches"))
-        .clone()
-}
-
 fn parse_user_token(token: &str) -> Result<UserToken, ApiError> {
     UserToken::parse(token).ok_or_else(|| ApiError::from(UserError::InvalidToken))
 }
@@ -265,19 +239,6 @@ pub(crate) async fn user_by_email(
     email: &Email,
 ) -> Result<Option<UserId>, ApiError> {
     Ok(account_of(&services.executor, services.vault.as_ref(), email).await?)
-}
-
-pub(crate) async fn run_user(
-    services: &Services,
-    user: UserId,
-    command: &UserCommand,
-    ctx: &commands::CommandContext,
-) -> Result<CommandOutcome, ApiError> {
-    let result = services
-        .executor
-        .execute::<User>(user.as_uuid(), command, ctx)
-        .await;
-    services.counted(User::CATEGORY, result)
 }
 
 /// The context of a command on `user`'s stream: the caller's idempotency key (checked

@@ -13,4 +13,4 @@ pub use secrets::{
 };
 pub use session_token::{SessionClaims, SessionSigner, TokenError};
 pub use subject_keys::SubjectKeyVault;
-pub use totp::Totp;
+pub use totp::{Totp, TotpCodes};

@@ -79,6 +79,14 @@ impl domain::credentials::Credentials for Argon2Credentials {
             .unwrap_or(false)
     }
 
+    async fn decoy_check(&self, password: &str) {
+        static DECOY: std::sync::OnceLock<SecretHash> = std::sync::OnceLock::new();
+        let decoy = DECOY
+            .get_or_init(|| hash_password("decoy password that never matches"))
+            .clone();
+        self.password_matches(password, &decoy).await;
+    }
+
     fn new_token(&self) -> String {
         new_token()
     }

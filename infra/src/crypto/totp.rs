@@ -136,6 +136,20 @@ impl Totp {
     }
 }
 
+/// The `OneTimeCodes` port.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TotpCodes;
+
+impl domain::credentials::OneTimeCodes for TotpCodes {
+    fn new_secret(&self) -> String {
+        Totp::generate().to_sealable()
+    }
+
+    fn matching_step(&self, secret: &str, code: &str, at: DateTime<Utc>) -> Option<i64> {
+        Totp::from_sealable(secret)?.matching_step(code, at)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
