@@ -71,6 +71,13 @@ impl StreamId {
         Ok(Self(name))
     }
 
+    /// A stream id as a store holds it: written once through [`Self::parse`] or
+    /// [`Self::for_aggregate`], trusted when read back (so tightening the rules later never
+    /// makes stored events unreadable).
+    pub fn from_stored(name: String) -> Self {
+        Self(name)
+    }
+
     /// The one constructor for aggregate streams: `<category>-<uuid>`.
     pub fn for_aggregate(category: &'static str, id: uuid::Uuid) -> Self {
         Self(format!("{category}-{id}"))

@@ -387,7 +387,7 @@ impl Projector for TenantDirectory {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["tenant_directory"]
+        &[Self::NAME]
     }
 
     async fn create_tables(

@@ -79,7 +79,7 @@ impl Projector for TenantRetention {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["tenant_retention"]
+        &[Self::NAME]
     }
 
     async fn create_tables(

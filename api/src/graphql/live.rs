@@ -12,6 +12,7 @@ use domain::ids::TenantId;
 use futures_util::Stream;
 use projections::runner::ProjectionUpdate;
 use projections::tenant_access::{TenantAccessDirectory, TenantScope};
+use projections::tenant_directory::TenantDirectory;
 use std::sync::Arc;
 
 #[derive(Default)]
@@ -72,7 +73,7 @@ impl TenancySubscription {
     ) -> Result<impl Stream<Item = Result<TenantNode, GqlError>> + use<>, GqlError> {
         let watch = watch(ctx, &tenant_id).await?;
         Ok(futures_util::stream::unfold(watch, |mut w| async move {
-            if w.done || !next_change(&mut w.updates, "tenant_directory", w.tenant).await {
+            if w.done || !next_change(&mut w.updates, TenantDirectory::NAME, w.tenant).await {
                 return None;
             }
             let item = match grant(&w.services, &w.principal, w.tenant, Permission::Read).await {
@@ -92,7 +93,7 @@ impl TenancySubscription {
     ) -> Result<impl Stream<Item = Result<Vec<MemberNode>, GqlError>> + use<>, GqlError> {
         let watch = watch(ctx, &tenant_id).await?;
         Ok(futures_util::stream::unfold(watch, |mut w| async move {
-            if w.done || !next_change(&mut w.updates, "tenant_access", w.tenant).await {
+            if w.done || !next_change(&mut w.updates, TenantAccessDirectory::NAME, w.tenant).await {
                 return None;
             }
             let item = match grant(&w.services, &w.principal, w.tenant, Permission::Read).await {

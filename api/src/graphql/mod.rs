@@ -4,8 +4,8 @@
 )]
 
 //! The GraphQL schema: one query, mutation and subscription object per area, merged.
-//! [`identity`]: accounts; [`sessions`]: log-in, passwords, TOTP. [`tenancy`]: tenants (and the types
-//! every tenant view shares); [`access`]: members, invites, API keys; [`live`]:
+//! [`identity`]: accounts; [`sessions`]: log-in, passwords, TOTP. [`tenancy`]: tenants' queries and mutations, [`tenant`] and
+//! [`members`]: the objects every tenant view shares; [`access`]: members, invites, API keys; [`live`]:
 //! subscriptions. Lists are Relay connections ([`connection`]) loaded through per-request
 //! DataLoaders ([`loaders`]).
 
@@ -14,8 +14,10 @@ pub mod connection;
 pub mod identity;
 pub mod live;
 pub mod loaders;
+pub mod members;
 pub mod sessions;
 pub mod tenancy;
+pub mod tenant;
 
 use crate::auth::Principal;
 use crate::error::ApiError;

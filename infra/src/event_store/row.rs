@@ -35,7 +35,7 @@ impl TryFrom<EventRow> for RecordedEvent {
         };
         Ok(Self {
             event_id: EventId::from_uuid(row.event_id),
-            stream: StreamId::parse(row.stream_id.clone()).map_err(|e| corrupt(&e.to_string()))?,
+            stream: StreamId::from_stored(row.stream_id.clone()),
             version: StreamVersion(u64::try_from(row.version).map_err(|_| corrupt("version"))?),
             position: Position(u64::try_from(row.position).map_err(|_| corrupt("position"))?),
             event_type: row.event_type.clone(),

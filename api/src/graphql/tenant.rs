@@ -1,0 +1,240 @@
+//! The Tenant object (with its nested lists of members, invites and keys), the operators'
+//! tenant summary, and the helpers that read a tenant after a check or a write.
+
+use super::connection::page;
+use super::loaders::{ApiKeysLoader, InvitesLoader, LoadError, MembersLoader};
+use super::members::{ApiKeyNode, InviteNode, MemberNode, RoleValue};
+use super::uuid_arg;
+use crate::auth::{Principal, grant};
+use crate::error::{ApiError, GqlResult};
+use crate::services::Services;
+use async_graphql::connection::Connection;
+use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use commands::CommandOutcome;
+use domain::access::{Permission, Role};
+use domain::ids::TenantId;
+use domain::tenant::TenantStatus;
+use projections::tenant_access::TenantScope;
+use projections::tenant_directory::{DELETED, TenantDirectory, TenantView};
+use uuid::Uuid;
+
+/// Where a tenant is in its life; `DELETED` once its data was deleted after the retention
+/// period.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "TenantStatus")]
+pub enum StatusValue {
+    Active,
+    Suspended,
+    Closed,
+    Deleted,
+}
+
+impl StatusValue {
+    /// The directory's stored status.
+    pub(crate) fn of(text: &str) -> Result<Self, ApiError> {
+        if text == DELETED {
+            return Ok(Self::Deleted);
+        }
+        match text.parse::<TenantStatus>() {
+            Ok(TenantStatus::Active) => Ok(Self::Active),
+            Ok(TenantStatus::Suspended) => Ok(Self::Suspended),
+            Ok(TenantStatus::Closed) => Ok(Self::Closed),
+            Err(error) => Err(ApiError::internal(error)),
+        }
+    }
+}
+
+#[derive(SimpleObject, Clone)]
+pub struct Setting {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(InputObject)]
+pub struct SettingInput {
+    pub key: String,
+    pub value: String,
+}
+
+/// A tenant the caller may read (its scope came from an authorization check).
+pub struct TenantNode {
+    scope: TenantScope,
+    view: TenantView,
+}
+
+impl TenantNode {
+    pub fn new(scope: TenantScope, view: TenantView) -> Self {
+        Self { scope, view }
+    }
+
+    pub fn display_name(&self) -> &str {
+        &self.view.name
+    }
+
+    fn require_admin(&self) -> Result<(), ApiError> {
+        if self.scope.role() < Role::Admin {
+            return Err(ApiError::Forbidden(
+                "only admins and owners see this".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[Object(name = "Tenant")]
+impl TenantNode {
+    async fn id(&self) -> ID {
+        ID(self.view.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.view.name
+    }
+    async fn slug(&self) -> &str {
+        &self.view.slug
+    }
+    async fn status(&self) -> GqlResult<StatusValue> {
+        Ok(StatusValue::of(&self.view.status)?)
+    }
+    async fn plan(&self) -> &str {
+        &self.view.plan
+    }
+    async fn settings(&self) -> Vec<Setting> {
+        self.view
+            .settings
+            .iter()
+            .map(|(key, value)| Setting {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.view.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.view.updated_at
+    }
+    /// The caller's role here.
+    async fn my_role(&self) -> RoleValue {
+        self.scope.role().into()
+    }
+
+    #[graphql(complexity = "super::connection::list_complexity(first, child_complexity)")]
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Connection<String, MemberNode>> {
+        Ok(
+            nested::<MembersLoader, _, _>(ctx, self.scope, first, after, |m| {
+                (sort_key(m.joined_at, m.user_id), MemberNode(m))
+            })
+            .await?,
+        )
+    }
+
+    /// Pending invites (admins and owners).
+    #[graphql(complexity = "super::connection::list_complexity(first, child_complexity)")]
+    async fn invites(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Connection<String, InviteNode>> {
+        self.require_admin()?;
+        Ok(
+            nested::<InvitesLoader, _, _>(ctx, self.scope, first, after, |i| {
+                (sort_key(i.created_at, i.invite_id), InviteNode(i))
+            })
+            .await?,
+        )
+    }
+
+    /// API keys, revoked ones included (admins and owners).
+    #[graphql(complexity = "super::connection::list_complexity(first, child_complexity)")]
+    async fn api_keys(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Connection<String, ApiKeyNode>> {
+        self.require_admin()?;
+        Ok(
+            nested::<ApiKeysLoader, _, _>(ctx, self.scope, first, after, |k| {
+                (sort_key(k.created_at, k.key_id), ApiKeyNode(k))
+            })
+            .await?,
+        )
+    }
+}
+
+/// A list item's stable sort key: when it appeared, then its id (for ties).
+fn sort_key(at: DateTime<Utc>, id: Uuid) -> String {
+    format!("{:020}|{id}", at.timestamp_micros())
+}
+
+/// One page of a tenant's nested list, through the request's DataLoader for that list.
+async fn nested<L, V, N>(
+    ctx: &Context<'_>,
+    scope: TenantScope,
+    first: Option<i32>,
+    after: Option<String>,
+    item: impl Fn(V) -> (String, N),
+) -> Result<Connection<String, N>, ApiError>
+where
+    L: Loader<TenantScope, Value = Vec<V>, Error = LoadError>,
+    V: Clone + Send + Sync + 'static,
+    N: async_graphql::OutputType,
+{
+    let rows = ctx
+        .data_unchecked::<DataLoader<L>>()
+        .load_one(scope)
+        .await
+        .map_err(ApiError::internal)?
+        .unwrap_or_default();
+    page(rows.into_iter().map(item).collect(), first, after)
+}
+
+/// A tenant as operators see it in the platform-wide list.
+#[derive(SimpleObject)]
+pub struct TenantSummary {
+    pub id: ID,
+    pub name: String,
+    pub slug: String,
+    pub status: StatusValue,
+    pub plan: String,
+    pub created_at: DateTime<Utc>,
+}
+
+pub(crate) fn tenant_arg(id: &ID) -> Result<TenantId, ApiError> {
+    uuid_arg("tenantId", id).map(TenantId::from_uuid)
+}
+
+pub(crate) async fn tenant_node(
+    services: &Services,
+    scope: TenantScope,
+) -> Result<TenantNode, ApiError> {
+    services.metrics.read_queries(1);
+    let view = TenantDirectory::scoped(&services.read_db, &[scope])
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::NotFound("no such tenant".into()))?;
+    Ok(TenantNode::new(scope, view))
+}
+
+/// The tenant after a write, once the read models the write changed (`read_models`) have it.
+pub(crate) async fn tenant_after(
+    services: &Services,
+    principal: &Principal,
+    tenant: TenantId,
+    outcome: &CommandOutcome,
+    read_models: &[&str],
+) -> Result<TenantNode, ApiError> {
+    services.written(outcome.position, read_models).await?;
+    let grant = grant(services, principal, tenant, Permission::Read).await?;
+    tenant_node(services, TenantScope::from(&grant)).await
+}
