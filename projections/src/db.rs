@@ -77,3 +77,19 @@ macro_rules! exec {
         }
     };
 }
+
+/// Runs one query, written once with `$1, $2, ...` placeholders, on the read pool of either
+/// backend and fetches every row as `$row` (a tuple or a `FromRow` type).
+#[macro_export]
+macro_rules! fetch_all {
+    ($db:expr, $row:ty, $sql:expr $(, $bind:expr)* $(,)?) => {
+        match $db {
+            $crate::ReadDb::Sqlite { reader, .. } => {
+                sqlx::query_as::<_, $row>($sql)$(.bind($bind))*.fetch_all(reader).await
+            }
+            $crate::ReadDb::Postgres(pool) => {
+                sqlx::query_as::<_, $row>($sql)$(.bind($bind))*.fetch_all(pool).await
+            }
+        }
+    };
+}

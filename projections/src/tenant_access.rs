@@ -7,7 +7,7 @@
 
 pub use crate::scope::TenantScope;
 use crate::scope::fetch_for;
-use crate::{ProjectionError, Projector, ReadDb, ReadTx, exec};
+use crate::{ProjectionError, Projector, ReadDb, ReadTx, exec, fetch_all};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::access::{AccessEvent, TenantAccess};
@@ -32,24 +32,14 @@ impl TenantScope {
         let sql = "SELECT tenant_id, role FROM tenant_members WHERE user_id = $1 AND tenant_id > $2 \
                    ORDER BY tenant_id LIMIT $3";
         let after = after.map_or(Uuid::nil(), |t| t.as_uuid());
-        let rows: Vec<(Uuid, String)> = match db {
-            ReadDb::Sqlite { reader, .. } => {
-                sqlx::query_as(sql)
-                    .bind(user.as_uuid())
-                    .bind(after)
-                    .bind(i64::from(limit))
-                    .fetch_all(reader)
-                    .await?
-            }
-            ReadDb::Postgres(pool) => {
-                sqlx::query_as(sql)
-                    .bind(user.as_uuid())
-                    .bind(after)
-                    .bind(i64::from(limit))
-                    .fetch_all(pool)
-                    .await?
-            }
-        };
+        let rows = fetch_all!(
+            db,
+            (Uuid, String),
+            sql,
+            user.as_uuid(),
+            after,
+            i64::from(limit)
+        )?;
         Ok(rows
             .into_iter()
             .filter_map(|(tenant, role)| {

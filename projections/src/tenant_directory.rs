@@ -1,7 +1,7 @@
 //! The tenant directory: one row per tenant (id, name, slug, status, plan, settings, created
 //! and updated times), on SQLite and PostgreSQL with one set of queries.
 
-use crate::{ProjectionError, Projector, ReadDb, ReadTx, exec};
+use crate::{ProjectionError, Projector, ReadDb, ReadTx, exec, fetch_all};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::aggregate::{Aggregate, decode_event};
@@ -77,20 +77,7 @@ impl TenantDirectory {
     /// One tenant, if the directory has it.
     pub async fn get(db: &ReadDb, id: TenantId) -> Result<Option<TenantView>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM tenant_directory WHERE tenant_id = $1");
-        let row: Option<Row> = match db {
-            ReadDb::Sqlite { reader, .. } => {
-                sqlx::query_as(&sql)
-                    .bind(id.as_uuid())
-                    .fetch_optional(reader)
-                    .await?
-            }
-            ReadDb::Postgres(pool) => {
-                sqlx::query_as(&sql)
-                    .bind(id.as_uuid())
-                    .fetch_optional(pool)
-                    .await?
-            }
-        };
+        let row = fetch_all!(db, Row, &sql, id.as_uuid())?.into_iter().next();
         Ok(row.map(TenantView::from))
     }
 
@@ -116,22 +103,7 @@ impl TenantDirectory {
             "SELECT {COLUMNS} FROM tenant_directory WHERE tenant_id > $1 ORDER BY tenant_id LIMIT $2"
         );
         let after = after.map_or(Uuid::nil(), |t| t.as_uuid());
-        let rows: Vec<Row> = match db {
-            ReadDb::Sqlite { reader, .. } => {
-                sqlx::query_as(&sql)
-                    .bind(after)
-                    .bind(i64::from(limit))
-                    .fetch_all(reader)
-                    .await?
-            }
-            ReadDb::Postgres(pool) => {
-                sqlx::query_as(&sql)
-                    .bind(after)
-                    .bind(i64::from(limit))
-                    .fetch_all(pool)
-                    .await?
-            }
-        };
+        let rows = fetch_all!(db, Row, &sql, after, i64::from(limit))?;
         Ok(rows.into_iter().map(TenantView::from).collect())
     }
 }

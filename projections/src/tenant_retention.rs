@@ -3,7 +3,7 @@
 //! command's id derives from) until its `TenantDataDeleted`. The retention job reads the due
 //! rows on every tick, instead of scanning the log from the start.
 
-use crate::{ProjectionError, Projector, ReadDb, ReadTx, exec};
+use crate::{ProjectionError, Projector, ReadDb, ReadTx, exec, fetch_all};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::aggregate::{Aggregate, decode_event};
@@ -36,22 +36,7 @@ impl TenantRetention {
         let sql = "SELECT tenant_id, due, closed_by, correlation_id FROM tenant_retention \
                    WHERE due <= $1 ORDER BY due, tenant_id LIMIT $2";
         type Row = (Uuid, DateTime<Utc>, Uuid, Option<Uuid>);
-        let rows: Vec<Row> = match db {
-            ReadDb::Sqlite { reader, .. } => {
-                sqlx::query_as(sql)
-                    .bind(now)
-                    .bind(i64::from(limit))
-                    .fetch_all(reader)
-                    .await?
-            }
-            ReadDb::Postgres(pool) => {
-                sqlx::query_as(sql)
-                    .bind(now)
-                    .bind(i64::from(limit))
-                    .fetch_all(pool)
-                    .await?
-            }
-        };
+        let rows = fetch_all!(db, Row, sql, now, i64::from(limit))?;
         Ok(rows
             .into_iter()
             .map(|(tenant, due, closed_by, correlation)| PendingDeletion {

@@ -3,7 +3,7 @@
 //! the status queries.
 
 use super::RunnerError;
-use crate::{Projector, ReadDb, ReadTx, exec};
+use crate::{Projector, ReadDb, ReadTx, exec, fetch_all};
 use chrono::Utc;
 use domain::event::Position;
 
@@ -49,20 +49,12 @@ const CHECKPOINT_COLUMNS: &str =
 /// Every projector's checkpoint.
 pub async fn checkpoints(db: &ReadDb) -> Result<Vec<Checkpoint>, sqlx::Error> {
     let sql = format!("SELECT {CHECKPOINT_COLUMNS} FROM projections ORDER BY name");
-    match db {
-        ReadDb::Sqlite { reader, .. } => sqlx::query_as(&sql).fetch_all(reader).await,
-        ReadDb::Postgres(pool) => sqlx::query_as(&sql).fetch_all(pool).await,
-    }
+    fetch_all!(db, Checkpoint, &sql)
 }
 
 pub(super) async fn checkpoint(db: &ReadDb, name: &str) -> Result<Option<Checkpoint>, sqlx::Error> {
     let sql = format!("SELECT {CHECKPOINT_COLUMNS} FROM projections WHERE name = $1");
-    match db {
-        ReadDb::Sqlite { reader, .. } => {
-            sqlx::query_as(&sql).bind(name).fetch_optional(reader).await
-        }
-        ReadDb::Postgres(pool) => sqlx::query_as(&sql).bind(name).fetch_optional(pool).await,
-    }
+    Ok(fetch_all!(db, Checkpoint, &sql, name)?.into_iter().next())
 }
 
 /// Points each of the projector's views at the tables of `suffix`.
