@@ -106,7 +106,22 @@ impl Smtp {
             return Vec::new();
         };
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        paths.sort();
+        // Maildir names are `<seconds>.M<microseconds>P<pid>Q<counter>.<host>`, with the
+        // microseconds not zero-padded: sorting by name misorders messages within a second.
+        // The counter is the server's own delivery order.
+        let delivered = |path: &PathBuf| -> (u64, String) {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let counter = name
+                .split_once('Q')
+                .and_then(|(_, rest)| rest.split('.').next())
+                .and_then(|q| q.parse().ok())
+                .unwrap_or(u64::MAX);
+            (counter, name.to_owned())
+        };
+        paths.sort_by_key(delivered);
         paths
             .into_iter()
             .filter_map(|path| {
