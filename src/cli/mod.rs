@@ -1,10 +1,7 @@
 //! Command-line interface: one file per subcommand.
 
 mod bench;
-mod bench_api;
-mod bench_projections;
 mod projections;
-mod scratch;
 pub mod serve;
 mod tenants;
 

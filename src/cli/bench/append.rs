@@ -3,7 +3,6 @@
 //! SQLite and PostgreSQL, in one run. Prints a table; asserts nothing.
 
 use super::scratch::{ScratchArgs, percentile};
-use crate::cli::GlobalArgs;
 use anyhow::Context as _;
 use chrono::Utc;
 use domain::event::{Actor, EventMetadata, NewEvent, StreamId};
@@ -16,16 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-#[derive(Debug, clap::Subcommand)]
-pub enum BenchCommand {
-    /// Appends: single events with 1 and 16 writers, 100-event batches with 1 and 4 writers.
-    Append(AppendBenchArgs),
-    /// A full rebuild of the tenant directory, and command round-trip latency.
-    Projections(super::bench_projections::ProjectionBenchArgs),
-    /// The GraphQL API under 32 connections: a dashboard query and a small mutation.
-    Api(super::bench_api::ApiBenchArgs),
-}
-
 #[derive(Debug, clap::Args)]
 pub struct AppendBenchArgs {
     #[command(flatten)]
@@ -37,14 +26,6 @@ pub struct AppendBenchArgs {
     /// append in its own transaction, without group commit.
     #[arg(long)]
     pub alternatives: bool,
-}
-
-pub async fn run(_global: &GlobalArgs, command: BenchCommand) -> anyhow::Result<()> {
-    match command {
-        BenchCommand::Append(args) => append(args).await,
-        BenchCommand::Projections(args) => super::bench_projections::run(args).await,
-        BenchCommand::Api(args) => super::bench_api::run(args).await,
-    }
 }
 
 /// One measured case.
@@ -94,7 +75,7 @@ struct Figures {
     p99: Duration,
 }
 
-async fn append(args: AppendBenchArgs) -> anyhow::Result<()> {
+pub async fn run(args: AppendBenchArgs) -> anyhow::Result<()> {
     let duration = Duration::from_secs_f64(args.seconds.max(0.1));
     let payload_bytes = serde_json::to_vec(&payload(0))?.len();
     report_line(&format!(

@@ -179,7 +179,7 @@ async fn drive(
 #[derive(Debug, Parser)]
 struct ServeFlags {
     #[command(flatten)]
-    serve: super::serve::ServeArgs,
+    serve: crate::cli::serve::ServeArgs,
 }
 
 #[expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
