@@ -13,6 +13,26 @@ pub enum ReadDb {
     Postgres(PgPool),
 }
 
+/// `BEGIN IMMEDIATE` on a SQLite write pool (the write lock taken up front, so another process
+/// writing the file makes this wait instead of failing on the read-to-write upgrade).
+///
+/// A task aborted between sqlx's `BEGIN` and the `Transaction` that would roll it back (a
+/// runner stopped at shutdown or on a lost lease) can leave the pool's connection inside a
+/// transaction, and every later `BEGIN IMMEDIATE` on it fails with
+/// `InvalidSavePointStatement`. Such a connection is closed, and the pool opens a clean one.
+pub async fn begin_immediate(
+    pool: &SqlitePool,
+) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+    match pool.begin_with("BEGIN IMMEDIATE").await {
+        Err(sqlx::Error::InvalidSavePointStatement) => {
+            tracing::warn!("a SQLite connection was left inside a transaction; replacing it");
+            pool.acquire().await?.close().await?;
+            pool.begin_with("BEGIN IMMEDIATE").await
+        }
+        other => other,
+    }
+}
+
 /// A write transaction on the read-model database.
 #[derive(Debug)]
 pub enum ReadTx<'c> {
@@ -23,9 +43,7 @@ pub enum ReadTx<'c> {
 impl ReadDb {
     pub async fn begin(&self) -> Result<ReadTx<'static>, sqlx::Error> {
         Ok(match self {
-            Self::Sqlite { writer, .. } => {
-                ReadTx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)
-            }
+            Self::Sqlite { writer, .. } => ReadTx::Sqlite(begin_immediate(writer).await?),
             Self::Postgres(pool) => ReadTx::Postgres(pool.begin().await?),
         })
     }
@@ -92,4 +110,31 @@ macro_rules! fetch_all {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Connection;
+    use sqlx::sqlite::SqlitePoolOptions;
+
+    #[tokio::test]
+    async fn a_connection_left_inside_a_transaction_is_replaced() {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .expect("an in-memory database");
+        // What an aborted task can leave behind: a transaction nobody will roll back.
+        {
+            let mut conn = pool.acquire().await.expect("the connection");
+            std::mem::forget(conn.begin().await.expect("begin"));
+        }
+        assert!(matches!(
+            pool.begin_with("BEGIN IMMEDIATE").await,
+            Err(sqlx::Error::InvalidSavePointStatement)
+        ));
+        let tx = begin_immediate(&pool).await.expect("a clean connection");
+        tx.commit().await.expect("commit");
+    }
 }

@@ -74,9 +74,7 @@ impl BatchWriter for SqliteBatchWriter {
         let backend = EventStoreError::backend;
         // IMMEDIATE takes the write lock up front, so another process writing the same file
         // makes this wait (busy timeout) instead of failing on the read-to-write upgrade.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
+        let mut tx = projections::db::begin_immediate(&self.pool)
             .await
             .map_err(backend)?;
         let mut head: i64 = sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
