@@ -131,8 +131,4 @@ pub fn with_loaders(
             loaders::TenantsLoader(services.clone()),
             tokio::spawn,
         ))
-        .data(DataLoader::new(
-            loaders::KeyUsageLoader(services.clone()),
-            tokio::spawn,
-        ))
 }

@@ -2,6 +2,7 @@
 //! mutation parses its arguments, calls a use case of `commands::access` and presents the
 //! result.
 
+use super::loaders::ApiKeyRow;
 use super::tenancy::{
     ApiKeyNode, ApiKeyPayload, InviteNode, InvitePayload, MemberNode, MemberPayload,
     RemovedPayload, RoleValue, ScopeValue, TenantPayload, request_context, tenant_after,
@@ -321,11 +322,18 @@ async fn api_key_after(
     services
         .written(outcome.position, &[TenantAccessDirectory::NAME])
         .await?;
-    services.metrics.read_queries(1);
-    TenantAccessDirectory::api_keys(&services.read_db, &[scope])
+    services.metrics.read_queries(2);
+    let view = TenantAccessDirectory::api_keys(&services.read_db, &[scope])
         .await?
         .into_iter()
         .find(|k| k.key_id == key.as_uuid())
-        .map(ApiKeyNode)
-        .ok_or_else(|| ApiError::NotFound("no such API key".into()))
+        .ok_or_else(|| ApiError::NotFound("no such API key".into()))?;
+    let last_used_at = services
+        .key_usage
+        .last_used(&[key])
+        .await
+        .map_err(ApiError::internal)?
+        .get(&key)
+        .copied();
+    Ok(ApiKeyNode(ApiKeyRow { view, last_used_at }))
 }

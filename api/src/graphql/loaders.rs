@@ -6,8 +6,6 @@ use crate::services::Services;
 use async_graphql::dataloader::Loader;
 use chrono::{DateTime, Utc};
 use domain::ids::ApiKeyId;
-use domain::key_usage::KeyUsageError;
-use projections::QueryError;
 use projections::tenant_access::{
     ApiKeyView, InviteView, MemberView, TenantAccessDirectory, TenantScope,
 };
@@ -15,7 +13,11 @@ use projections::tenant_directory::{TenantDirectory, TenantView};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-pub type LoadError = Arc<QueryError>;
+pub type LoadError = Arc<dyn std::error::Error + Send + Sync>;
+
+fn load_error(error: impl std::error::Error + Send + Sync + 'static) -> LoadError {
+    Arc::new(error)
+}
 
 macro_rules! list_loader {
     ($name:ident, $view:ty, $query:path) => {
@@ -30,7 +32,7 @@ macro_rules! list_loader {
                 scopes: &[TenantScope],
             ) -> Result<HashMap<TenantScope, Vec<$view>>, LoadError> {
                 self.0.metrics.read_queries(1);
-                let rows = $query(&self.0.read_db, scopes).await.map_err(Arc::new)?;
+                let rows = $query(&self.0.read_db, scopes).await.map_err(load_error)?;
                 let mut by_tenant: HashMap<TenantScope, Vec<$view>> =
                     scopes.iter().map(|s| (*s, Vec::new())).collect();
                 for row in rows {
@@ -49,22 +51,47 @@ macro_rules! list_loader {
 
 list_loader!(MembersLoader, MemberView, TenantAccessDirectory::members);
 list_loader!(InvitesLoader, InviteView, TenantAccessDirectory::invites);
-list_loader!(ApiKeysLoader, ApiKeyView, TenantAccessDirectory::api_keys);
+/// An API key with when it was last used.
+#[derive(Debug, Clone)]
+pub struct ApiKeyRow {
+    pub view: ApiKeyView,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
 
-/// When API keys were last used (from the `KeyUsage` port), for every key in the response at
-/// once.
-pub struct KeyUsageLoader(pub Arc<Services>);
+/// API keys with their last use: the read model's keys, then one look-up of their use through
+/// the `KeyUsage` port, in the same load (so a response waits for one DataLoader round, not
+/// two).
+pub struct ApiKeysLoader(pub Arc<Services>);
 
-impl Loader<ApiKeyId> for KeyUsageLoader {
-    type Value = DateTime<Utc>;
-    type Error = Arc<KeyUsageError>;
+impl Loader<TenantScope> for ApiKeysLoader {
+    type Value = Vec<ApiKeyRow>;
+    type Error = LoadError;
 
     async fn load(
         &self,
-        keys: &[ApiKeyId],
-    ) -> Result<HashMap<ApiKeyId, DateTime<Utc>>, Self::Error> {
-        self.0.metrics.read_queries(1);
-        self.0.key_usage.last_used(keys).await.map_err(Arc::new)
+        scopes: &[TenantScope],
+    ) -> Result<HashMap<TenantScope, Vec<ApiKeyRow>>, LoadError> {
+        self.0.metrics.read_queries(2);
+        let rows = TenantAccessDirectory::api_keys(&self.0.read_db, scopes)
+            .await
+            .map_err(load_error)?;
+        let ids: Vec<ApiKeyId> = rows.iter().map(|r| ApiKeyId::from_uuid(r.key_id)).collect();
+        let used = self.0.key_usage.last_used(&ids).await.map_err(load_error)?;
+        let mut by_tenant: HashMap<TenantScope, Vec<ApiKeyRow>> =
+            scopes.iter().map(|s| (*s, Vec::new())).collect();
+        for view in rows {
+            if let Some(scope) = scopes
+                .iter()
+                .find(|s| s.tenant().as_uuid() == view.tenant_id)
+            {
+                let last_used_at = used.get(&ApiKeyId::from_uuid(view.key_id)).copied();
+                by_tenant
+                    .entry(*scope)
+                    .or_default()
+                    .push(ApiKeyRow { view, last_used_at });
+            }
+        }
+        Ok(by_tenant)
     }
 }
 
@@ -81,7 +108,7 @@ impl Loader<TenantScope> for TenantsLoader {
         self.0.metrics.read_queries(1);
         let rows = TenantDirectory::scoped(&self.0.read_db, scopes)
             .await
-            .map_err(Arc::new)?;
+            .map_err(load_error)?;
         Ok(rows
             .into_iter()
             .filter_map(|view| {

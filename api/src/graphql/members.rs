@@ -1,14 +1,14 @@
 //! The objects of a tenant's access list: members, invites and API keys, with the GraphQL
 //! enums of roles and key scopes.
 
+use super::loaders::ApiKeyRow;
 use super::services;
 use crate::error::{ApiError, GqlResult};
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, ID, Object};
 use chrono::{DateTime, Utc};
 use domain::access::{ApiKeyScope, Role};
-use domain::ids::{ApiKeyId, SubjectId};
-use projections::tenant_access::{ApiKeyView, InviteView, MemberView};
+use domain::ids::SubjectId;
+use projections::tenant_access::{InviteView, MemberView};
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 #[graphql(name = "Role")]
@@ -120,36 +120,33 @@ impl InviteNode {
     }
 }
 
-pub struct ApiKeyNode(pub(crate) ApiKeyView);
+pub struct ApiKeyNode(pub(crate) ApiKeyRow);
 
 #[Object(name = "ApiKey")]
 impl ApiKeyNode {
     async fn id(&self) -> ID {
-        ID(self.0.key_id.to_string())
+        ID(self.0.view.key_id.to_string())
     }
     async fn name(&self) -> &str {
-        &self.0.name
+        &self.0.view.name
     }
     async fn scope(&self) -> GqlResult<ScopeValue> {
         Ok(self
             .0
+            .view
             .scope
             .parse::<ApiKeyScope>()
             .map(ScopeValue::from)
             .map_err(ApiError::internal)?)
     }
     async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+        self.0.view.created_at
     }
     async fn revoked_at(&self) -> Option<DateTime<Utc>> {
-        self.0.revoked_at
+        self.0.view.revoked_at
     }
     /// Updated at most once a minute.
-    async fn last_used_at(&self, ctx: &Context<'_>) -> GqlResult<Option<DateTime<Utc>>> {
-        Ok(ctx
-            .data_unchecked::<DataLoader<super::loaders::KeyUsageLoader>>()
-            .load_one(ApiKeyId::from_uuid(self.0.key_id))
-            .await
-            .map_err(ApiError::internal)?)
+    async fn last_used_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_used_at
     }
 }

@@ -164,7 +164,7 @@ impl TenantNode {
         self.require_admin()?;
         Ok(
             nested::<ApiKeysLoader, _, _>(ctx, self.scope, first, after, |k| {
-                (sort_key(k.created_at, k.key_id), ApiKeyNode(k))
+                (sort_key(k.view.created_at, k.view.key_id), ApiKeyNode(k))
             })
             .await?,
         )
