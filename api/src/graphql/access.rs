@@ -322,7 +322,7 @@ async fn api_key_after(
     services
         .written(outcome.position, &[TenantAccessDirectory::NAME])
         .await?;
-    services.metrics.read_queries(2);
+    services.metrics.read_queries(1);
     let view = TenantAccessDirectory::api_keys(&services.read_db, &[scope])
         .await?
         .into_iter()

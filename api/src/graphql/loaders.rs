@@ -71,7 +71,7 @@ impl Loader<TenantScope> for ApiKeysLoader {
         &self,
         scopes: &[TenantScope],
     ) -> Result<HashMap<TenantScope, Vec<ApiKeyRow>>, LoadError> {
-        self.0.metrics.read_queries(2);
+        self.0.metrics.read_queries(1);
         let rows = TenantAccessDirectory::api_keys(&self.0.read_db, scopes)
             .await
             .map_err(load_error)?;
