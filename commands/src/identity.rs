@@ -236,8 +236,3 @@ pub async fn reset_password(
         .await
         .map_err(|e| e.map_rejection(ResetPasswordError::User))
 }
-
-/// The user's state, for the edge's reads of its own account (`me`, log-in checks).
-pub async fn account(exec: &Executor, user: UserId) -> Result<User, LoadError> {
-    Ok(exec.load::<User>(user.as_uuid()).await?.state)
-}

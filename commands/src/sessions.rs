@@ -30,6 +30,18 @@ pub enum LogInError {
     PersonalData(#[from] PersonalDataError),
 }
 
+/// The user's state as this process reads it now.
+async fn user_state<E: std::error::Error + 'static>(
+    exec: &Executor,
+    user: UserId,
+) -> Result<User, CommandError<E>> {
+    Ok(exec
+        .load::<User>(user.as_uuid())
+        .await
+        .map_err(LoadError::into_command)?
+        .state)
+}
+
 async fn record_failure(
     exec: &Executor,
     fail_ctx: &CommandContext,
@@ -58,11 +70,7 @@ pub async fn check_password(
     user: UserId,
     password: &str,
 ) -> Result<User, CommandError<LogInError>> {
-    let state = exec
-        .load::<User>(user.as_uuid())
-        .await
-        .map_err(LoadError::into_command)?
-        .state;
+    let state = user_state(exec, user).await?;
     let matches = match &state.password {
         Some(hash) => credentials.password_matches(password, hash).await,
         None => false,
@@ -187,11 +195,7 @@ pub async fn start_session(
         });
     }
     // A retried log-in: the session the first request started, if it still lives.
-    let state = exec
-        .load::<User>(user.as_uuid())
-        .await
-        .map_err(LoadError::into_command)?
-        .state;
+    let state = user_state(exec, user).await?;
     match state.sessions.get(&session) {
         Some(stored) if state.session_is_live(session, now) => Ok(LoggedIn {
             session,
@@ -255,11 +259,7 @@ pub async fn change_password(
             replayed: true,
         });
     }
-    let state = exec
-        .load::<User>(user.as_uuid())
-        .await
-        .map_err(LoadError::into_command)?
-        .state;
+    let state = user_state(exec, user).await?;
     let matches = match &state.password {
         Some(hash) => credentials.password_matches(current, hash).await,
         None => false,
@@ -341,11 +341,7 @@ pub async fn enroll_totp(
         .execute::<User>(user.as_uuid(), &command, ctx)
         .await
         .map_err(|e| e.map_rejection(TotpError::User))?;
-    let state = exec
-        .load::<User>(user.as_uuid())
-        .await
-        .map_err(LoadError::into_command)?
-        .state;
+    let state = user_state(exec, user).await?;
     let secret = match &state.totp_pending {
         Some(pending) => open_secret(personal, user, pending)
             .await
@@ -394,11 +390,7 @@ pub async fn confirm_totp(
     code: &str,
 ) -> Result<Confirmed, CommandError<TotpError>> {
     let rejected = |e: TotpError| CommandError::Rejected(e);
-    let state = exec
-        .load::<User>(user.as_uuid())
-        .await
-        .map_err(LoadError::into_command)?
-        .state;
+    let state = user_state(exec, user).await?;
     let Some(pending) = &state.totp_pending else {
         return Err(rejected(UserError::NoTotpEnrollment.into()));
     };

@@ -423,10 +423,6 @@ impl Reads {
     pub fn includes(&self, event: &RecordedEvent) -> bool {
         self.0.contains(&event.stream.category())
     }
-
-    pub fn names(&self) -> &'static [&'static str] {
-        self.0
-    }
 }
 
 #[cfg(test)]

@@ -61,6 +61,14 @@ impl ReadTx<'_> {
         }
     }
 
+    /// The column types read-model DDL uses for ids and times on this backend.
+    pub fn id_and_time_types(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::Postgres(_) => ("UUID", "TIMESTAMPTZ"),
+            Self::Sqlite(_) => ("BLOB", "TEXT"),
+        }
+    }
+
     /// Runs a statement without parameters (DDL).
     pub async fn execute_ddl(&mut self, sql: &str) -> Result<(), sqlx::Error> {
         match self {

@@ -29,7 +29,7 @@ pub mod tenant_directory;
 pub mod tenant_retention;
 
 pub use db::{ReadDb, ReadTx};
-pub use projector::{ProjectionError, Projector, reacting};
+pub use projector::{ProjectionError, Projector, decode, reacting};
 
 /// The error read-model queries return.
 pub type QueryError = sqlx::Error;

@@ -2,6 +2,7 @@
 
 use crate::ReadTx;
 use async_trait::async_trait;
+use domain::aggregate::{Aggregate, decode_event};
 use domain::event::{Reads, RecordedEvent};
 use domain::reactor::{ReactionError, Reactor};
 use std::sync::Arc;
@@ -16,6 +17,20 @@ pub enum ProjectionError {
     Reaction(#[from] ReactionError),
     #[error("{0} is a reactor: its effects happened once and are not rebuilt")]
     NotRebuildable(&'static str),
+}
+
+/// An event of aggregate `A` as the read model needs it, upcast to the current schema; an
+/// event that does not decode fails the batch at its position.
+pub fn decode<A: Aggregate>(event: &RecordedEvent) -> Result<A::Event, ProjectionError> {
+    decode_event::<A>(
+        &event.event_type,
+        event.schema_version,
+        event.payload.clone(),
+    )
+    .map_err(|e| ProjectionError::Event {
+        position: event.position.0,
+        reason: e.to_string(),
+    })
 }
 
 /// Builds one read model from the global log.

@@ -7,11 +7,11 @@
 
 pub use crate::scope::TenantScope;
 use crate::scope::fetch_for;
-use crate::{ProjectionError, Projector, ReadDb, ReadTx, exec, fetch_all};
+use crate::{ProjectionError, Projector, ReadDb, ReadTx, decode, exec, fetch_all};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::access::{AccessEvent, TenantAccess};
-use domain::aggregate::{Aggregate, decode_event};
+use domain::aggregate::Aggregate;
 use domain::event::{Reads, RecordedEvent};
 use domain::ids::{TenantId, UserId};
 use domain::personal_data::Sealed;
@@ -176,10 +176,7 @@ impl Projector for TenantAccessDirectory {
         tx: &mut ReadTx<'_>,
         suffix: &str,
     ) -> Result<(), ProjectionError> {
-        let (id, time) = match tx {
-            ReadTx::Postgres(_) => ("UUID", "TIMESTAMPTZ"),
-            ReadTx::Sqlite(_) => ("BLOB", "TEXT"),
-        };
+        let (id, time) = tx.id_and_time_types();
         for ddl in [
             format!(
                 "CREATE TABLE tenant_members{suffix} (tenant_id {id} NOT NULL, user_id {id} NOT NULL, \
@@ -217,15 +214,7 @@ impl Projector for TenantAccessDirectory {
     ) -> Result<(), ProjectionError> {
         for event in events {
             let tenant = tenant_of(event)?;
-            let decoded = decode_event::<TenantAccess>(
-                &event.event_type,
-                event.schema_version,
-                event.payload.clone(),
-            )
-            .map_err(|e| ProjectionError::Event {
-                position: event.position.0,
-                reason: e.to_string(),
-            })?;
+            let decoded = decode::<TenantAccess>(event)?;
             apply_one(tx, suffix, tenant, decoded).await?;
         }
         Ok(())

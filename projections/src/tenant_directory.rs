@@ -1,10 +1,10 @@
 //! The tenant directory: one row per tenant (id, name, slug, status, plan, settings, created
 //! and updated times), on SQLite and PostgreSQL with one set of queries.
 
-use crate::{ProjectionError, Projector, ReadDb, ReadTx, exec, fetch_all};
+use crate::{ProjectionError, Projector, ReadDb, ReadTx, decode, exec, fetch_all};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::aggregate::{Aggregate, decode_event};
+use domain::aggregate::Aggregate;
 use domain::event::{Reads, RecordedEvent};
 use domain::ids::TenantId;
 use domain::tenant::{Tenant, TenantEvent, TenantStatus, tenant_of_stream};
@@ -144,15 +144,7 @@ struct Patch {
 fn fold(events: &[RecordedEvent]) -> Result<BTreeMap<Uuid, Patch>, ProjectionError> {
     let mut patches: BTreeMap<Uuid, Patch> = BTreeMap::new();
     for event in events {
-        let decoded = decode_event::<Tenant>(
-            &event.event_type,
-            event.schema_version,
-            event.payload.clone(),
-        )
-        .map_err(|e| ProjectionError::Event {
-            position: event.position.0,
-            reason: e.to_string(),
-        })?;
+        let decoded = decode::<Tenant>(event)?;
         if matches!(
             decoded,
             TenantEvent::TenantResourceAdded { .. } | TenantEvent::TenantResourceRemoved { .. }

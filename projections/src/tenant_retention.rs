@@ -3,10 +3,10 @@
 //! command's id derives from) until its `TenantDataDeleted`. The retention job reads the due
 //! rows on every tick, instead of scanning the log from the start.
 
-use crate::{ProjectionError, Projector, ReadDb, ReadTx, exec, fetch_all};
+use crate::{ProjectionError, Projector, ReadDb, ReadTx, decode, exec, fetch_all};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::aggregate::{Aggregate, decode_event};
+use domain::aggregate::Aggregate;
 use domain::event::{Reads, RecordedEvent};
 use domain::ids::{CorrelationId, EventId, TenantId};
 use domain::tenant::{Tenant, TenantEvent};
@@ -72,10 +72,7 @@ impl Projector for TenantRetention {
         tx: &mut ReadTx<'_>,
         suffix: &str,
     ) -> Result<(), ProjectionError> {
-        let (id, time) = match tx {
-            ReadTx::Postgres(_) => ("UUID", "TIMESTAMPTZ"),
-            ReadTx::Sqlite(_) => ("BLOB", "TEXT"),
-        };
+        let (id, time) = tx.id_and_time_types();
         tx.execute_ddl(&format!(
             "CREATE TABLE tenant_retention{suffix} (tenant_id {id} PRIMARY KEY, due {time} NOT NULL, \
              closed_by {id} NOT NULL, correlation_id {id})"
@@ -98,15 +95,7 @@ impl Projector for TenantRetention {
             let Some(tenant) = event.stream.aggregate_id(Tenant::CATEGORY) else {
                 continue;
             };
-            let decoded = decode_event::<Tenant>(
-                &event.event_type,
-                event.schema_version,
-                event.payload.clone(),
-            )
-            .map_err(|e| ProjectionError::Event {
-                position: event.position.0,
-                reason: e.to_string(),
-            })?;
+            let decoded = decode::<Tenant>(event)?;
             match decoded {
                 TenantEvent::TenantClosed {
                     delete_data_after, ..

@@ -27,26 +27,26 @@ pub async fn run(global: &GlobalArgs, command: ProjectionsCommand) -> anyhow::Re
     match command {
         ProjectionsCommand::Status => {
             let head = app.store.head().await?.0;
-            let rows = projections::runner::checkpoints(&app.read_db).await?;
-            let mut rows: Vec<projections::runner::Checkpoint> = api::areas::projectors()
+            let stored = projections::runner::checkpoints(&app.read_db).await?;
+            let registered = api::areas::projectors();
+            let mut rows: Vec<projections::runner::Checkpoint> = registered
                 .iter()
                 .map(|p| {
-                    rows.iter()
+                    stored
+                        .iter()
                         .find(|cp| cp.name == p.name())
                         .cloned()
                         .unwrap_or_else(|| {
                             projections::runner::Checkpoint::not_started(p.name(), p.version())
                         })
                 })
-                .chain(
-                    rows.iter()
-                        .filter(|cp| {
-                            // A checkpoint of a projector this build no longer has: shown, not hidden.
-                            !api::areas::projectors().iter().any(|p| p.name() == cp.name)
-                        })
-                        .cloned(),
-                )
                 .collect();
+            // A checkpoint of a projector this build no longer has: shown, not hidden.
+            rows.extend(
+                stored
+                    .into_iter()
+                    .filter(|cp| !registered.iter().any(|p| p.name() == cp.name)),
+            );
             rows.sort_by(|a, b| a.name.cmp(&b.name));
             let mut out = std::io::stdout().lock();
             writeln!(out, "head of the log: {head}")?;
