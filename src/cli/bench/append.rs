@@ -1,6 +1,11 @@
 //! `tenantry bench append`: throughput and latency of the event store against a raw
 //! baseline (identical rows inserted into a plain table with no ordering guarantees), on
-//! SQLite and PostgreSQL, in one run. Prints a table; asserts nothing.
+//! SQLite and PostgreSQL, in one run. Appends carry a command id, as every command's append
+//! does (so each stores its idempotency record), unless `--without-command-ids`. Each case
+//! runs `--runs` times, alternating store and baseline; the table gives the median and the
+//! spread. Then the store is filled with `--stored-commands` more commands and one writer is
+//! measured again on the same store, to show whether append cost grows with the log. Prints
+//! figures; asserts nothing.
 
 use super::scratch::{ScratchArgs, percentile};
 use anyhow::Context as _;
@@ -26,6 +31,15 @@ pub struct AppendBenchArgs {
     /// append in its own transaction, without group commit.
     #[arg(long)]
     pub alternatives: bool,
+    /// Append without command ids (no idempotency records), to show what they cost.
+    #[arg(long)]
+    pub without_command_ids: bool,
+    /// Runs of each case; the median and the spread are printed.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Commands stored before the single writer is measured again (0: skip).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub stored_commands: u64,
 }
 
 /// One measured case.
@@ -61,37 +75,73 @@ const CASES: [Case; 4] = [
 
 #[derive(Debug, Clone)]
 enum Target {
-    Store(Arc<dyn EventStore>),
+    /// The event store; `true`: with a command id per append.
+    Store(Arc<dyn EventStore>, bool),
     Raw(Database),
     /// `tenantry_append` called by each writer on its own connection: appends serialised by
     /// the lock, one commit each.
-    Ungrouped(sqlx::PgPool),
+    Ungrouped(sqlx::PgPool, bool),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct Figures {
     events_per_sec: f64,
     p50: Duration,
     p99: Duration,
 }
 
+/// Several runs of one case: medians, and the range of events/s.
+#[derive(Debug)]
+struct Runs(Vec<Figures>);
+
+impl Runs {
+    fn median(&self, f: impl Fn(&Figures) -> f64) -> f64 {
+        let mut values: Vec<f64> = self.0.iter().map(f).collect();
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied().unwrap_or(0.0)
+    }
+    fn rate(&self) -> f64 {
+        self.median(|f| f.events_per_sec)
+    }
+    fn spread(&self) -> String {
+        let rates = self.0.iter().map(|f| f.events_per_sec);
+        let (lo, hi) = rates.fold((f64::MAX, 0.0_f64), |(lo, hi), r| (lo.min(r), hi.max(r)));
+        format!("{lo:.0}-{hi:.0}")
+    }
+    fn p50(&self) -> f64 {
+        self.median(|f| ms(f.p50))
+    }
+    fn p99(&self) -> f64 {
+        self.median(|f| ms(f.p99))
+    }
+}
+
 pub async fn run(args: AppendBenchArgs) -> anyhow::Result<()> {
     let duration = Duration::from_secs_f64(args.seconds.max(0.1));
     let payload_bytes = serde_json::to_vec(&payload(0))?.len();
     report_line(&format!(
-        "tenantry bench append: {:.1} s per case, payload {payload_bytes} bytes, {} cores",
+        "tenantry bench append: {:.1} s per case, {} runs (median, and the range of events/s), \
+         payload {payload_bytes} bytes, {}, {} cores",
         duration.as_secs_f64(),
+        args.runs.max(1),
+        if args.without_command_ids {
+            "appends without command ids"
+        } else {
+            "every append with a command id (as commands append)"
+        },
         std::thread::available_parallelism().map_or(0, |n| n.get())
     ));
     report_line(&format!(
-        "{:<9} {:<22} {:>7} {:>11} {:>8} {:>8} | {:>11} {:>8} {:>8} | {:>6}",
+        "{:<9} {:<22} {:>7} {:>11} {:>13} {:>7} {:>7} | {:>11} {:>13} {:>7} {:>7} | {:>6}",
         "backend",
         "case",
         "writers",
         "store ev/s",
+        "range",
         "p50 ms",
         "p99 ms",
         "raw ev/s",
+        "range",
         "p50 ms",
         "p99 ms",
         "store/raw"
@@ -100,8 +150,7 @@ pub async fn run(args: AppendBenchArgs) -> anyhow::Result<()> {
     for scratch in args.databases.create().await? {
         let result = async {
             create_raw_table(&scratch.db).await?;
-            let alternatives = args.alternatives && scratch.backend == "postgres";
-            compare(scratch.backend, &scratch.db, duration, alternatives).await
+            compare(scratch.backend, &scratch.db, duration, &args).await
         }
         .await;
         scratch.remove().await?;
@@ -114,9 +163,9 @@ async fn compare(
     backend: &str,
     db: &Database,
     duration: Duration,
-    alternatives: bool,
+    args: &AppendBenchArgs,
 ) -> anyhow::Result<()> {
-    let store = Target::Store(db.event_store().await?);
+    let store = Target::Store(db.event_store().await?, !args.without_command_ids);
     let raw = Target::Raw(db.clone());
     // Warm caches, prepared statements and the connection pool.
     let warm_up = Case {
@@ -127,39 +176,149 @@ async fn compare(
     for target in [&store, &raw] {
         measure(target, warm_up, Duration::from_millis(500)).await?;
     }
+    let runs = args.runs.max(1);
+    let mut fresh_single = None;
     for case in CASES {
-        let s = measure(&store, case, duration).await?;
-        let r = measure(&raw, case, duration).await?;
+        let (mut s, mut r) = (Runs(Vec::new()), Runs(Vec::new()));
+        for _ in 0..runs {
+            s.0.push(measure(&store, case, duration).await?);
+            r.0.push(measure(&raw, case, duration).await?);
+        }
         report_line(&format!(
-            "{:<9} {:<22} {:>7} {:>11.0} {:>8.2} {:>8.2} | {:>11.0} {:>8.2} {:>8.2} | {:>6.2}x",
+            "{:<9} {:<22} {:>7} {:>11.0} {:>13} {:>7.2} {:>7.2} | {:>11.0} {:>13} {:>7.2} {:>7.2} | {:>6.2}x",
             backend,
             case.name,
             case.writers,
-            s.events_per_sec,
-            ms(s.p50),
-            ms(s.p99),
-            r.events_per_sec,
-            ms(r.p50),
-            ms(r.p99),
-            s.events_per_sec / r.events_per_sec
+            s.rate(),
+            s.spread(),
+            s.p50(),
+            s.p99(),
+            r.rate(),
+            r.spread(),
+            r.p50(),
+            r.p99(),
+            s.rate() / r.rate()
         ));
+        if case.writers == 1 && case.batch == 1 {
+            fresh_single = Some(s);
+        }
     }
-    if let (true, Database::Postgres(pool)) = (alternatives, db) {
-        let ungrouped = Target::Ungrouped(pool.clone());
+    if args.alternatives
+        && let Database::Postgres(pool) = db
+    {
+        let ungrouped = Target::Ungrouped(pool.clone(), !args.without_command_ids);
         for case in CASES {
             let u = measure(&ungrouped, case, duration).await?;
             report_line(&format!(
-                "{:<9} {:<22} {:>7} {:>11.0} {:>8.2} {:>8.2}   (lock per append, no group commit)",
+                "{:<9} {:<22} {:>7} {:>11.0} {:>13} {:>7.2} {:>7.2}   (lock per append, no group commit)",
                 backend,
                 case.name,
                 case.writers,
                 u.events_per_sec,
+                "",
                 ms(u.p50),
                 ms(u.p99)
             ));
         }
     }
+    if args.stored_commands > 0
+        && let Some(fresh) = fresh_single
+    {
+        let filled = Instant::now();
+        fill(db, args.stored_commands).await?;
+        let stored = stored_commands(db).await?;
+        let mut after = Runs(Vec::new());
+        for _ in 0..runs {
+            after.0.push(measure(&store, CASES[0], duration).await?);
+        }
+        report_line(&format!(
+            "{backend:<9} 1 writer, single events: {:.0} ev/s, p50 {:.2} / p99 {:.2} ms in the store above; \
+             {:.0} ev/s ({}), p50 {:.2} / p99 {:.2} ms on the same store after filling it to {stored} \
+             stored commands ({:.0} s to fill)",
+            fresh.rate(),
+            fresh.p50(),
+            fresh.p99(),
+            after.rate(),
+            after.spread(),
+            after.p50(),
+            after.p99(),
+            filled.elapsed().as_secs_f64()
+        ));
+    }
     Ok(())
+}
+
+/// Adds `count` one-event commands to the store in bulk (dense positions, a command record
+/// each), the way years of appends would leave it, without taking years.
+async fn fill(db: &Database, count: u64) -> anyhow::Result<()> {
+    const CHUNK: u64 = 100_000;
+    let payload = payload(0).to_string();
+    let mut done = 0;
+    while done < count {
+        let n = i64::try_from(CHUNK.min(count - done))?;
+        match db {
+            Database::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock(7245130914)")
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "WITH head AS (SELECT coalesce(max(position), 0) AS h FROM events), \
+                     filled AS (INSERT INTO events (position, event_id, stream_id, version, \
+                       event_type, schema_version, tenant_id, payload, metadata, recorded_at) \
+                       SELECT h + g, gen_random_uuid(), 'fill-' || gen_random_uuid(), 1, \
+                              'Bench.Filled', 1, gen_random_uuid(), $2::jsonb, '{}'::jsonb, now() \
+                         FROM head, generate_series(1, $1) AS g \
+                       RETURNING position, stream_id) \
+                     INSERT INTO event_commands (command_id, result, recorded_at) \
+                     SELECT gen_random_uuid(), jsonb_build_object('first_position', position, \
+                            'last_position', position, 'streams', jsonb_build_array(stream_id), \
+                            'versions', jsonb_build_array(1)), now() FROM filled",
+                )
+                .bind(n)
+                .bind(&payload)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+            }
+            Database::Sqlite(sqlite) => {
+                let mut tx = sqlite.writer.begin().await?;
+                sqlx::query(
+                    "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < ?1) \
+                     INSERT INTO events (position, event_id, stream_id, version, event_type, \
+                       schema_version, tenant_id, payload, metadata, recorded_at) \
+                     SELECT (SELECT coalesce(max(position), 0) FROM events) + n, randomblob(16), \
+                            'fill-' || hex(randomblob(16)), 1, 'Bench.Filled', 1, randomblob(16), \
+                            ?2, '{}', strftime('%Y-%m-%dT%H:%M:%fZ') FROM g",
+                )
+                .bind(n)
+                .bind(&payload)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO event_commands (command_id, result, recorded_at) \
+                     SELECT randomblob(16), json_object('first_position', position, \
+                            'last_position', position, 'streams', json_array(stream_id), \
+                            'versions', json_array(1)), recorded_at \
+                       FROM events WHERE position > (SELECT max(position) FROM events) - ?1",
+                )
+                .bind(n)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+            }
+        }
+        done += CHUNK.min(count - done);
+    }
+    Ok(())
+}
+
+async fn stored_commands(db: &Database) -> anyhow::Result<i64> {
+    let sql = "SELECT count(*) FROM event_commands";
+    Ok(match db {
+        Database::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
+        Database::Sqlite(sqlite) => sqlx::query_scalar(sql).fetch_one(&sqlite.writer).await?,
+    })
 }
 
 fn ms(d: Duration) -> f64 {
@@ -226,20 +385,23 @@ async fn write(target: &Target, batch: usize) -> anyhow::Result<()> {
         .map(|n| NewEvent::new("Bench.SettingsChanged", payload(n), metadata()).for_tenant(tenant))
         .collect();
     let stream = StreamId::for_aggregate("bench", Uuid::now_v7());
+    let request = |with_command: bool, events| {
+        let request = AppendRequest::to_stream(stream.clone(), ExpectedVersion::NoStream, events);
+        if with_command {
+            // Like the ids commands derive from idempotency keys: random, not time-ordered.
+            request.idempotent(CommandId::from_uuid(Uuid::new_v4()))
+        } else {
+            request
+        }
+    };
     match target {
-        Target::Store(store) => {
-            store
-                .append(AppendRequest::to_stream(
-                    stream,
-                    ExpectedVersion::NoStream,
-                    events,
-                ))
-                .await?;
+        Target::Store(store, with_command) => {
+            store.append(request(*with_command, events)).await?;
         }
         Target::Raw(db) => raw_insert(db, &stream, &events).await?,
-        Target::Ungrouped(pool) => {
+        Target::Ungrouped(pool, with_command) => {
             let mut conn = pool.acquire().await?;
-            let request = AppendRequest::to_stream(stream, ExpectedVersion::NoStream, events);
+            let request = request(*with_command, events);
             let mut outcomes = PgEventStore::append_on(&mut conn, &[request]).await?;
             outcomes.pop().context("no outcome")??;
         }
