@@ -1,7 +1,9 @@
 //! Who is calling: a session token (`ses1.…`) or a tenant API key (`tk1.…`) in
 //! `Authorization: Bearer …` (or in the WebSocket's `connection_init` payload). Both are
-//! checked against the write model on every request, so logging out, changing the password
-//! or revoking a key takes effect at once.
+//! checked against the write model on every request, through the executor's cached states
+//! that the log watch keeps current (`Executor::load_current`): logging out, changing the
+//! password, revoking a key or removing a member takes effect on the next request in the
+//! process that did it, and within half a second in every other process.
 //!
 //! Tenant access goes through [`grant`], which returns the [`Authorized`] proof that
 //! tenant-scoped read-model queries require.
@@ -115,7 +117,7 @@ pub async fn authenticate(services: &Services, token: Option<&str>) -> Result<Pr
         .map_err(rejected)?;
     let user = services
         .executor
-        .load::<User>(claims.user.as_uuid())
+        .load_current::<User>(claims.user.as_uuid())
         .await?
         .state;
     if !user.session_is_live(claims.session, Utc::now()) {
@@ -142,7 +144,7 @@ async fn api_key(services: &Services, token: &str) -> Result<Principal, ApiError
     } = ApiKeyToken::parse(token).map_err(|_| invalid())?;
     let access = services
         .executor
-        .load::<TenantAccess>(tenant.as_uuid())
+        .load_current::<TenantAccess>(tenant.as_uuid())
         .await?
         .state;
     let grant = access
@@ -168,7 +170,7 @@ pub async fn grant(
     let accessor = principal.accessor_for(tenant)?;
     let access = services
         .executor
-        .load::<TenantAccess>(tenant.as_uuid())
+        .load_current::<TenantAccess>(tenant.as_uuid())
         .await?
         .state;
     Ok(access.grant(tenant, accessor, permission)?)

@@ -1,6 +1,7 @@
 //! The one write path: load, decide, append with the exact expected version, retry.
 
 use crate::CommandContext;
+use crate::freshness::LogWatch;
 use domain::aggregate::{Aggregate, EventDecodeError, decode_event, encode_event};
 use domain::event::{NewEvent, Position, RecordedEvent, StreamId, StreamVersion};
 use domain::event_store::{
@@ -105,37 +106,57 @@ pub struct Executor {
     snapshots: Option<Arc<dyn SnapshotStore>>,
     policy: ExecutePolicy,
     cache: Arc<StateCache>,
+    watch: Arc<LogWatch>,
 }
 
 /// Most aggregates whose loaded state this process keeps.
 const CACHE_CAPACITY: usize = 10_000;
 
-type CachedState = (StreamVersion, Arc<dyn Any + Send + Sync>);
+/// A cached state: its stream version, how much of the log it reflects (`None`: unknown, so
+/// it is never trusted without reading the tail), and the state.
+type CachedState = (StreamVersion, Option<Position>, Arc<dyn Any + Send + Sync>);
 
 /// Loaded aggregate states by stream. Events never change, so a cached state plus the events
 /// stored after its version is always the current state: the cache saves reads and decoding,
-/// never correctness. Entries are evicted arbitrarily when full.
+/// never correctness. Entries are evicted arbitrarily when full. An entry is only ever
+/// replaced by a state at least as new, so a slow load cannot undo a newer append's update.
 #[derive(Debug, Default)]
 struct StateCache {
     entries: Mutex<HashMap<StreamId, CachedState>>,
 }
 
 impl StateCache {
-    fn get<A: Aggregate>(&self, stream: &StreamId) -> Option<(StreamVersion, A)> {
+    fn get<A: Aggregate>(&self, stream: &StreamId) -> Option<(StreamVersion, Option<Position>, A)> {
         let entries = self.entries.lock().ok()?;
-        let (version, state) = entries.get(stream)?;
-        state.downcast_ref::<A>().map(|s| (*version, s.clone()))
+        let (version, as_of, state) = entries.get(stream)?;
+        state
+            .downcast_ref::<A>()
+            .map(|s| (*version, *as_of, s.clone()))
     }
 
-    fn put<A: Aggregate>(&self, stream: &StreamId, version: StreamVersion, state: &A) {
+    fn put<A: Aggregate>(
+        &self,
+        stream: &StreamId,
+        version: StreamVersion,
+        as_of: Option<Position>,
+        state: &A,
+    ) {
         if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= CACHE_CAPACITY && !entries.contains_key(stream) {
+            if let Some(entry) = entries.get_mut(stream) {
+                if entry.0 > version {
+                    return;
+                }
+                if entry.0 == version {
+                    entry.1 = entry.1.max(as_of);
+                    return;
+                }
+            } else if entries.len() >= CACHE_CAPACITY {
                 let victim = entries.keys().next().cloned();
                 if let Some(victim) = victim {
                     entries.remove(&victim);
                 }
             }
-            entries.insert(stream.clone(), (version, Arc::new(state.clone())));
+            entries.insert(stream.clone(), (version, as_of, Arc::new(state.clone())));
         }
     }
 }
@@ -147,6 +168,7 @@ impl Executor {
             snapshots: None,
             policy: ExecutePolicy::default(),
             cache: Arc::default(),
+            watch: Arc::default(),
         }
     }
 
@@ -166,26 +188,54 @@ impl Executor {
         &self.store
     }
 
+    /// Follows the log so that [`Self::load_current`] can answer from the cache (see
+    /// [`crate::freshness`]). Without it, every load reads the stream's tail.
+    pub fn watch_log(&self) -> tokio::task::JoinHandle<()> {
+        self.watch.spawn(self.store.clone())
+    }
+
     /// Loads aggregate `id`: from its snapshot (if one of the current shape exists) plus the
-    /// events after it, or from the start.
+    /// events after it, or from the start. Always reads the stream (at least its tail), so it
+    /// sees every append committed before it began, in any process.
     pub async fn load<A: Aggregate>(&self, id: Uuid) -> Result<Loaded<A>, LoadError> {
         let stream = StreamId::for_aggregate(A::CATEGORY, id);
+        let as_of = self.watch.live_position();
         let mut loaded = Loaded {
             state: A::default(),
             version: StreamVersion::NONE,
             last_position: None,
             from_snapshot: false,
         };
-        if let Some((version, state)) = self.cache.get::<A>(&stream) {
+        if let Some((version, _, state)) = self.cache.get::<A>(&stream) {
             loaded.state = state;
             loaded.version = version;
             self.load_tail(&stream, &mut loaded).await?;
-            self.cache.put(&stream, loaded.version, &loaded.state);
-            return Ok(loaded);
+        } else {
+            self.load_uncached(&stream, &mut loaded).await?;
         }
-        self.load_uncached(&stream, &mut loaded).await?;
-        self.cache.put(&stream, loaded.version, &loaded.state);
+        self.cache
+            .put(&stream, loaded.version, as_of, &loaded.state);
         Ok(loaded)
+    }
+
+    /// Loads aggregate `id` as [`Self::load`] does, but answers from the cache without a read
+    /// while the log watch vouches that the stream has not changed since the cached state
+    /// was read: exact for appends made through this executor, and within
+    /// [`crate::freshness::MAX_LAG`] for appends made by other processes. For checks on every
+    /// request (sessions, API keys, tenant access); commands use [`Self::load`].
+    pub async fn load_current<A: Aggregate>(&self, id: Uuid) -> Result<Loaded<A>, LoadError> {
+        let stream = StreamId::for_aggregate(A::CATEGORY, id);
+        if let Some((version, Some(as_of), state)) = self.cache.get::<A>(&stream)
+            && self.watch.unchanged_since(&stream, as_of)
+        {
+            return Ok(Loaded {
+                state,
+                version,
+                last_position: None,
+                from_snapshot: false,
+            });
+        }
+        self.load(id).await
     }
 
     async fn load_uncached<A: Aggregate>(
@@ -336,34 +386,40 @@ impl Executor {
                 });
             }
 
+            let target_events = envelopes::<A>(&events, ctx)?;
+            let guard_envelopes = envelopes::<G>(&guard_events, ctx)?;
             let mut request = AppendRequest::to_stream(
                 stream.clone(),
                 ExpectedVersion::Exact(target.version),
-                envelopes::<A>(&events, ctx)?,
+                target_events.clone(),
             )
             .idempotent(ctx.command_id);
             if let Some((guard_id, loaded)) = &guarded {
                 request = request.and_stream(
                     StreamId::for_aggregate(G::CATEGORY, *guard_id),
                     ExpectedVersion::Exact(loaded.version),
-                    envelopes::<G>(&guard_events, ctx)?,
+                    guard_envelopes.clone(),
                 );
             }
             match self.store.append(request).await {
                 Ok(result) if result.replayed => return replayed(&result, &stream, ctx),
                 Ok(result) => {
-                    let version = result.version_of(&stream).unwrap_or(target.version);
-                    self.maybe_snapshot::<A>(id, target.version, version).await;
-                    if let Some((guard_id, loaded)) = &guarded {
-                        let guard_stream = StreamId::for_aggregate(G::CATEGORY, *guard_id);
-                        let after = result.version_of(&guard_stream).unwrap_or(loaded.version);
-                        self.maybe_snapshot::<G>(*guard_id, loaded.version, after)
+                    let before = target.version;
+                    let version = result.version_of(&stream).unwrap_or(before);
+                    self.remember(&stream, target, &target_events, &result);
+                    self.maybe_snapshot::<A>(id, before, version).await;
+                    if let Some((guard_id, loaded)) = guarded {
+                        let guard_stream = StreamId::for_aggregate(G::CATEGORY, guard_id);
+                        let guard_before = loaded.version;
+                        let after = result.version_of(&guard_stream).unwrap_or(guard_before);
+                        self.remember(&guard_stream, loaded, &guard_envelopes, &result);
+                        self.maybe_snapshot::<G>(guard_id, guard_before, after)
                             .await;
                     }
                     return Ok(CommandOutcome {
                         version,
                         position: result.last_position,
-                        appended: version.0.saturating_sub(target.version.0),
+                        appended: version.0.saturating_sub(before.0),
                         replayed: false,
                     });
                 }
@@ -378,6 +434,35 @@ impl Executor {
             stream,
             attempts: self.policy.max_attempts,
         })
+    }
+
+    /// Caches the state an append produced (the loaded state with the appended events folded
+    /// in, decoded from what was stored, as a load would), so this process's next request sees
+    /// it without a read.
+    fn remember<A: Aggregate>(
+        &self,
+        stream: &StreamId,
+        mut loaded: Loaded<A>,
+        appended: &[NewEvent],
+        result: &AppendResult,
+    ) {
+        let Some(version) = result.version_of(stream) else {
+            return;
+        };
+        for event in appended {
+            match decode_event::<A>(
+                &event.event_type,
+                event.schema_version,
+                event.payload.clone(),
+            ) {
+                Ok(decoded) => loaded.state.evolve(&decoded),
+                Err(_) => return,
+            }
+        }
+        if version.0 == loaded.version.0 + appended.len() as u64 {
+            self.cache
+                .put(stream, version, Some(result.last_position), &loaded.state);
+        }
     }
 
     async fn last_position(&self, stream: &StreamId) -> Result<Position, EventStoreError> {

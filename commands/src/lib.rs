@@ -16,6 +16,7 @@
 pub mod access;
 mod context;
 mod execute;
+pub mod freshness;
 pub mod identity;
 pub mod sessions;
 pub mod tenancy;

@@ -113,6 +113,9 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
             },
         ),
     ));
+    // Sessions, API keys and tenant access are checked on every request from cached states
+    // that this watch keeps current (commands::freshness).
+    let log_watch = app.executor.watch_log();
     let services = crate::wiring::api_services(&app, &args, updates).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -122,6 +125,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     api::serve(listener, api::AppState::new(services), shutdown)
         .await
         .context("serving HTTP")?;
+    log_watch.abort();
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -1,13 +1,13 @@
-//! `tenantry bench api`: a running server (in this process, on a scratch SQLite file and a
-//! scratch PostgreSQL database) driven over HTTP by 32 keep-alive connections: a typical
-//! dashboard query (a tenant with its members and API keys) and a small mutation (a tenant
-//! settings change). Prints requests/s and p50/p95/p99; asserts nothing.
+//! `tenantry bench api`: a `tenantry serve` process (on a scratch SQLite file and a scratch
+//! PostgreSQL database) driven over HTTP by 32 keep-alive connections from this process: a
+//! typical dashboard query (a tenant with its members and API keys) and a small mutation (a
+//! tenant settings change). Prints requests/s, p50/p95/p99, the server's CPU time per
+//! request and its peak resident memory; asserts nothing.
 //!
 //! Load generator and server share this machine's cores, as they would with wrk.
 
 use super::scratch::{ScratchArgs, percentile};
 use anyhow::{Context as _, bail};
-use clap::Parser;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -175,11 +175,99 @@ async fn drive(
     })
 }
 
-/// Wraps the server's own flags, so the bench wires its server exactly as `serve` does.
-#[derive(Debug, Parser)]
-struct ServeFlags {
-    #[command(flatten)]
-    serve: crate::cli::serve::ServeArgs,
+/// A `tenantry serve` child process; killed when dropped.
+struct ServerProcess {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl ServerProcess {
+    fn start(database_url: &str, work: &Path) -> anyhow::Result<Self> {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(std::env::current_exe()?)
+            .args([
+                "--database-url",
+                database_url,
+                "--max-connections",
+                "24",
+                "serve",
+            ])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--auth-attempts-per-minute",
+                "1000000",
+            ])
+            .arg("--master-key-file")
+            .arg(work.join("master.key"))
+            .arg("--mail-dir")
+            .arg(work.join("mail"))
+            .env("RUST_LOG", "info,sqlx=warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .context("starting tenantry serve")?;
+        let stderr = child.stderr.take().context("the server's stderr")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Reads the server's log to the end (one line per request), so it never blocks on a
+        // full pipe; passes on where it listens.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(at) = line.find("listening on http://") {
+                    let addr = line[at + "listening on http://".len()..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .context("the server did not start")?
+            .parse()?;
+        Ok(Self { child, addr })
+    }
+
+    /// CPU time (user and system) the server has used so far.
+    fn cpu(&self) -> anyhow::Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // After the command name (which ends at the last ')'), utime and stime are the 12th
+        // and 13th fields, in clock ticks (100 per second on Linux).
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| -> anyhow::Result<u64> {
+            Ok(fields.get(i).context("short /proc stat")?.parse()?)
+        };
+        Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
+    }
+
+    /// The server's peak resident set size, in MiB.
+    fn peak_rss_mib(&self) -> anyhow::Result<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .context("no VmHWM")?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()?;
+        Ok(kib / 1024.0)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 #[expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
@@ -192,8 +280,8 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
         args.members
     );
     println!(
-        "{:<10} {:<28} {:>10} {:>9} {:>9} {:>9}",
-        "backend", "case", "req/s", "p50 ms", "p95 ms", "p99 ms"
+        "{:<10} {:<20} {:>8} {:>8} {:>8} {:>8} {:>12} {:>15}",
+        "backend", "case", "req/s", "p50 ms", "p95 ms", "p99 ms", "server CPU", "server peak RSS"
     );
     for scratch in args.databases.create().await? {
         let work = std::env::temp_dir().join(format!(
@@ -201,32 +289,8 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
             uuid::Uuid::now_v7().simple()
         ));
         let mail = work.join("mail");
-        let flags = ServeFlags::try_parse_from([
-            "serve".as_ref(),
-            "--master-key-file".as_ref(),
-            work.join("master.key").as_os_str(),
-            "--mail-dir".as_ref(),
-            mail.as_os_str(),
-            "--auth-attempts-per-minute".as_ref(),
-            "1000000".as_ref(),
-        ])?;
-        let app = crate::wiring::assemble(scratch.db.clone()).await?;
-        let updates = tokio::sync::broadcast::channel(1_024).0;
-        let mut runner = crate::wiring::runner_config(1_000);
-        runner.updates = Some(updates.clone());
-        let projections = projections::runner::spawn(
-            app.store.clone(),
-            app.read_db.clone(),
-            api::areas::projectors(),
-            runner,
-        );
-        let services = crate::wiring::api_services(&app, &flags.serve, updates).await?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(api::serve(listener, api::AppState::new(services), async {
-            let _ = stopped.await;
-        }));
+        let server = ServerProcess::start(&scratch.url, &work)?;
+        let addr = server.addr;
 
         let mut c = Connection::open(addr).await?;
         let owner = person(&mut c, &mail, "owner@bench.example").await?;
@@ -276,6 +340,7 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
             );
         }
         let t = tenant.clone();
+        let cpu = server.cpu()?;
         let query = drive(
             addr,
             args.connections,
@@ -285,6 +350,8 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
             move |_, _| json!({"t": t}),
         )
         .await?;
+        let query_cpu = server.cpu()?.saturating_sub(cpu);
+        let cpu = server.cpu()?;
         let mutation = drive(
             addr,
             args.connections,
@@ -294,25 +361,26 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
             move |worker, n| json!({"t": own[worker % own.len()], "v": format!("v{n}")}),
         )
         .await?;
-        for (case, m) in [
-            ("dashboard query", &query),
-            ("settings mutation", &mutation),
+        let mutation_cpu = server.cpu()?.saturating_sub(cpu);
+        let rss = server.peak_rss_mib()?;
+        for (case, m, cpu) in [
+            ("dashboard query", &query, query_cpu),
+            ("settings mutation", &mutation, mutation_cpu),
         ] {
             let ms = |q| percentile(&m.latencies, q).as_secs_f64() * 1000.0;
             println!(
-                "{:<10} {:<28} {:>10.0} {:>9.2} {:>9.2} {:>9.2}",
+                "{:<10} {:<20} {:>8.0} {:>8.2} {:>8.2} {:>8.2} {:>9.0} us {:>11.1} MiB",
                 scratch.backend,
                 case,
                 m.requests as f64 / m.elapsed.as_secs_f64(),
                 ms(0.50),
                 ms(0.95),
-                ms(0.99)
+                ms(0.99),
+                cpu.as_secs_f64() * 1e6 / m.requests.max(1) as f64,
+                rss
             );
         }
-        let _ = stop.send(());
-        server.await??;
-        drop(projections);
-        drop(app);
+        drop(server);
         scratch.remove().await?;
         let _ = std::fs::remove_dir_all(&work);
     }

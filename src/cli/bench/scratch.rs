@@ -47,6 +47,8 @@ impl ScratchArgs {
 pub struct Scratch {
     pub backend: &'static str,
     pub db: Database,
+    /// The URL `--database-url` takes for it.
+    pub url: String,
     cleanup: Cleanup,
 }
 
@@ -60,10 +62,12 @@ impl Scratch {
     pub async fn sqlite() -> anyhow::Result<Self> {
         let path =
             std::env::temp_dir().join(format!("tenantry-bench-{}.db", Uuid::now_v7().simple()));
-        let db = Database::open(&format!("sqlite://{}", path.display()), &options()).await?;
+        let url = format!("sqlite://{}", path.display());
+        let db = Database::open(&url, &options()).await?;
         Ok(Self {
             backend: "sqlite",
             db,
+            url,
             cleanup: Cleanup::File(path),
         })
     }
@@ -76,10 +80,12 @@ impl Scratch {
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
             .await?;
-        let db = Database::open(&with_database(admin_url, &name), &options()).await?;
+        let url = with_database(admin_url, &name);
+        let db = Database::open(&url, &options()).await?;
         Ok(Self {
             backend: "postgres",
             db,
+            url,
             cleanup: Cleanup::Postgres {
                 admin_url: admin_url.to_owned(),
                 name,
