@@ -12,6 +12,7 @@ use crate::error::ApiError;
 use crate::services::Services;
 use chrono::Utc;
 use domain::access::{API_KEY_PREFIX, Accessor, ApiKeyToken, Authorized, Permission, TenantAccess};
+use domain::aggregate::Aggregate;
 use domain::event::Actor;
 use domain::ids::{ApiKeyId, SessionId, SubjectId, TenantId, UserId};
 use domain::session_token::TokenError;
@@ -115,19 +116,17 @@ pub async fn authenticate(services: &Services, token: Option<&str>) -> Result<Pr
         .signer
         .verify(token, Utc::now())
         .map_err(rejected)?;
-    let user = services
-        .executor
-        .load_current::<User>(claims.user.as_uuid())
-        .await?
-        .state;
-    if !user.session_is_live(claims.session, Utc::now()) {
-        return Err(ApiError::Unauthenticated(
-            "the session has ended (logged out or password changed); log in again".into(),
-        ));
-    }
-    let operator = user
-        .email_index
-        .is_some_and(|index| services.operators.contains(&index));
+    let operator = checked(services, claims.user.as_uuid(), |user: &User| {
+        if !user.session_is_live(claims.session, Utc::now()) {
+            return Err(ApiError::Unauthenticated(
+                "the session has ended (logged out or password changed); log in again".into(),
+            ));
+        }
+        Ok(user
+            .email_index
+            .is_some_and(|index| services.operators.contains(&index)))
+    })
+    .await?;
     Ok(Principal::User {
         user: claims.user,
         session: claims.session,
@@ -142,19 +141,18 @@ async fn api_key(services: &Services, token: &str) -> Result<Principal, ApiError
         key,
         secret,
     } = ApiKeyToken::parse(token).map_err(|_| invalid())?;
-    let access = services
-        .executor
-        .load_current::<TenantAccess>(tenant.as_uuid())
-        .await?
-        .state;
-    let grant = access
-        .api_keys
-        .get(&key)
-        .filter(|g| !g.revoked)
-        .ok_or_else(invalid)?;
-    if !services.credentials.token_matches(&secret, &grant.secret) {
-        return Err(invalid());
-    }
+    checked(services, tenant.as_uuid(), |access: &TenantAccess| {
+        let grant = access
+            .api_keys
+            .get(&key)
+            .filter(|g| !g.revoked)
+            .ok_or_else(invalid)?;
+        if !services.credentials.token_matches(&secret, &grant.secret) {
+            return Err(invalid());
+        }
+        Ok(())
+    })
+    .await?;
     services.key_usage.record(tenant, key).await;
     Ok(Principal::ApiKey { tenant, key })
 }
@@ -168,10 +166,25 @@ pub async fn grant(
     permission: Permission,
 ) -> Result<Authorized, ApiError> {
     let accessor = principal.accessor_for(tenant)?;
-    let access = services
-        .executor
-        .load_current::<TenantAccess>(tenant.as_uuid())
-        .await?
-        .state;
-    Ok(access.grant(tenant, accessor, permission)?)
+    checked(services, tenant.as_uuid(), |access: &TenantAccess| {
+        Ok(access.grant(tenant, accessor, permission)?)
+    })
+    .await
+}
+
+/// Runs `check` over aggregate `id`'s state as [`commands::Executor::load_current`] has it
+/// (usually from the cache, without a read). What it grants stands; what it refuses is
+/// checked again over a fresh read, because a grant made by another server (a new session,
+/// a new member) may not have reached this server's cache yet. So revocations take effect
+/// within the cache's bound, and grants at once.
+async fn checked<A: Aggregate, T>(
+    services: &Services,
+    id: Uuid,
+    check: impl Fn(&A) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let cached = services.executor.load_current::<A>(id).await?;
+    match check(&cached.state) {
+        Ok(granted) => Ok(granted),
+        Err(_) => check(&services.executor.load::<A>(id).await?.state),
+    }
 }
