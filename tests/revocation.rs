@@ -2,7 +2,6 @@
 //! cached states (`Executor::load_current`, kept current by the log watch): a revoked key, an
 //! ended session or a removed member is refused on the very next request by the server that
 //! made the change, and within one second by another server on the same database.
-#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod support;
 
