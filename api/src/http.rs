@@ -8,14 +8,16 @@
 use crate::AppState;
 use crate::auth::authenticate;
 use crate::error::ApiError;
-use crate::services::RequestMeta;
+use crate::services::{ApiConfig, RequestMeta};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{BatchRequest, BatchResponse, Request, Response, ServerError};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse};
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
 
@@ -187,7 +189,8 @@ pub async fn graphql(
     for request in requests {
         let started = Instant::now();
         let name = request.operation_name.clone();
-        let response = match precheck(&request, config) {
+        let mut request = request;
+        let response = match state.documents.prepare(&mut request, config) {
             Some(error) => Response::from_errors(vec![error]),
             None => {
                 let request = crate::areas::with_loaders(request, services)
@@ -230,14 +233,74 @@ pub fn with_codes(mut response: Response) -> Response {
     response
 }
 
+/// Parsed GraphQL documents by query text, each with what [`precheck`] said of it. Clients
+/// send the same few documents over and over; parsing one (a PEG parser) cost about a tenth of
+/// the server's CPU per dashboard request, three times over (the alias count, the
+/// introspection check and execution each parsed it). Now a document is parsed once per
+/// process and handed to the executor already parsed. Bounded: when full, an arbitrary entry
+/// makes room, so a client sending ever new documents only costs itself the parsing.
+#[derive(Default)]
+pub struct Documents {
+    entries: std::sync::Mutex<HashMap<String, Prepared>>,
+}
+
+type Prepared = (Arc<ExecutableDocument>, Option<ServerError>);
+
+impl std::fmt::Debug for Documents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kept = self.entries.lock().map_or(0, |e| e.len());
+        f.debug_struct("Documents").field("kept", &kept).finish()
+    }
+}
+
+/// Most documents kept.
+const DOCUMENTS: usize = 512;
+/// Longer query texts are parsed every time rather than kept.
+const CACHED_QUERY_BYTES: usize = 16 * 1024;
+
+impl Documents {
+    /// Checks `request`'s document (see [`precheck`]) and, when it passes, hands it to
+    /// the request parsed. A document that does not parse is left to the executor, which
+    /// reports the syntax error.
+    pub fn prepare(&self, request: &mut Request, config: &ApiConfig) -> Option<ServerError> {
+        let cached = self
+            .entries
+            .lock()
+            .ok()
+            .and_then(|entries| entries.get(&request.query).cloned());
+        let (document, verdict) = match cached {
+            Some(prepared) => prepared,
+            None => {
+                let document = Arc::new(async_graphql::parser::parse_query(&request.query).ok()?);
+                let verdict = precheck(&document, config);
+                if request.query.len() <= CACHED_QUERY_BYTES
+                    && let Ok(mut entries) = self.entries.lock()
+                {
+                    if entries.len() >= DOCUMENTS {
+                        let victim = entries.keys().next().cloned();
+                        if let Some(victim) = victim {
+                            entries.remove(&victim);
+                        }
+                    }
+                    entries.insert(request.query.clone(), (document.clone(), verdict.clone()));
+                }
+                (document, verdict)
+            }
+        };
+        if verdict.is_none() {
+            request.set_parsed_query((*document).clone());
+        }
+        verdict
+    }
+}
+
 /// Checks what the schema's own limits do not: aliases, and introspection when it is off
 /// (async-graphql would answer `null` silently).
-pub fn precheck(request: &Request, config: &crate::services::ApiConfig) -> Option<ServerError> {
-    if let Some(error) = too_many_aliases(request, config.max_aliases) {
+pub fn precheck(document: &ExecutableDocument, config: &ApiConfig) -> Option<ServerError> {
+    if let Some(error) = too_many_aliases(document, config.max_aliases) {
         return Some(error);
     }
     if !config.introspection {
-        let document = async_graphql::parser::parse_query(&request.query).ok()?;
         let introspects = document.operations.iter().any(|(_, op)| {
             op.node.selection_set.node.items.iter().any(|item| {
                 matches!(&item.node, Selection::Field(f) if matches!(f.node.name.node.as_str(), "__schema" | "__type"))
@@ -254,8 +317,7 @@ pub fn precheck(request: &Request, config: &crate::services::ApiConfig) -> Optio
 
 /// Refuses a document with more aliases than allowed (aliases multiply the work of one
 /// field without deepening the query, so depth and complexity alone do not bound them).
-pub fn too_many_aliases(request: &Request, max: usize) -> Option<ServerError> {
-    let document: ExecutableDocument = async_graphql::parser::parse_query(&request.query).ok()?;
+pub fn too_many_aliases(document: &ExecutableDocument, max: usize) -> Option<ServerError> {
     fn count(set: &SelectionSet) -> usize {
         set.items
             .iter()

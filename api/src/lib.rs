@@ -36,6 +36,8 @@ use tokio::net::TcpListener;
 pub struct AppState {
     pub services: Arc<Services>,
     pub schema: TenantrySchema,
+    /// Parsed documents, shared by every connection.
+    pub documents: Arc<http::Documents>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -50,6 +52,7 @@ impl AppState {
         Self {
             schema: graphql::schema(services.clone()),
             services,
+            documents: Arc::default(),
         }
     }
 }

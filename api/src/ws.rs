@@ -289,8 +289,10 @@ impl Connection {
         let schema = self.state.schema.clone();
         let meta = self.meta.clone();
         let token = self.token.clone();
+        let documents = self.state.documents.clone();
+        let mut request = request;
         tokio::spawn(async move {
-            if let Some(error) = crate::http::precheck(&request, &services.config) {
+            if let Some(error) = documents.prepare(&mut request, &services.config) {
                 let _ = tx
                     .send(Outgoing::Message(
                         id.clone(),
