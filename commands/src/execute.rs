@@ -218,11 +218,23 @@ impl Executor {
         Ok(loaded)
     }
 
+    async fn load_trusting<A: Aggregate>(
+        &self,
+        id: Uuid,
+        trust_cache: bool,
+    ) -> Result<Loaded<A>, LoadError> {
+        if trust_cache {
+            self.load_current(id).await
+        } else {
+            self.load(id).await
+        }
+    }
+
     /// Loads aggregate `id` as [`Self::load`] does, but answers from the cache without a read
     /// while the log watch vouches that the stream has not changed since the cached state
     /// was read: exact for appends made through this executor, and within
     /// [`crate::freshness::MAX_LAG`] for appends made by other processes. For checks on every
-    /// request (sessions, API keys, tenant access); commands use [`Self::load`].
+    /// request (sessions, API keys, tenant access) and a command's first attempt.
     pub async fn load_current<A: Aggregate>(&self, id: Uuid) -> Result<Loaded<A>, LoadError> {
         let stream = StreamId::for_aggregate(A::CATEGORY, id);
         if let Some((version, Some(as_of), state)) = self.cache.get::<A>(&stream)
@@ -351,20 +363,38 @@ impl Executor {
         // The append is idempotent by command id, so a retried command that decides to write
         // gets the first result from the store. Only a retry whose decision now writes
         // nothing or is refused (the first attempt changed the state) needs the lookup.
+        //
+        // The first attempt decides over the states as `load_current` has them (usually from
+        // the cache, without a read). That is safe: an append carries the exact versions the
+        // decision saw, so a state that was stale only costs a conflict, and a decision that
+        // would append nothing (a refusal, or nothing to do) is made again over a fresh read
+        // before it is returned. Retries after a conflict read afresh.
+        let mut trust_cache = true;
         for attempt in 1..=self.policy.max_attempts {
-            let target = self.load::<A>(id).await.map_err(LoadError::into_command)?;
-            let guarded = match guard {
-                Some(guard_id) => Some((
-                    guard_id,
-                    self.load::<G>(guard_id)
-                        .await
-                        .map_err(LoadError::into_command)?,
-                )),
-                None => None,
+            let (target, guarded, decision) = loop {
+                let target = self
+                    .load_trusting::<A>(id, trust_cache)
+                    .await
+                    .map_err(LoadError::into_command)?;
+                let guarded = match guard {
+                    Some(guard_id) => Some((
+                        guard_id,
+                        self.load_trusting::<G>(guard_id, trust_cache)
+                            .await
+                            .map_err(LoadError::into_command)?,
+                    )),
+                    None => None,
+                };
+                let no_guard = G::default();
+                let guard_state = guarded.as_ref().map_or(&no_guard, |(_, g)| &g.state);
+                let decision = decide(&target.state, guard_state);
+                let appends = matches!(&decision, Ok((events, guard_events))
+                    if !events.is_empty() || !guard_events.is_empty());
+                if appends || !trust_cache {
+                    break (target, guarded, decision);
+                }
+                trust_cache = false;
             };
-            let no_guard = G::default();
-            let guard_state = guarded.as_ref().map_or(&no_guard, |(_, g)| &g.state);
-            let decision = decide(&target.state, guard_state);
             let writes_nothing = match &decision {
                 Ok((events, guard_events)) => events.is_empty() && guard_events.is_empty(),
                 Err(_) => true,
@@ -424,6 +454,7 @@ impl Executor {
                     });
                 }
                 Err(EventStoreError::VersionConflict { .. }) => {
+                    trust_cache = false;
                     tracing::debug!(stream = %stream, attempt, "version conflict; retrying");
                     backoff(attempt).await;
                 }
