@@ -1,7 +1,7 @@
 //! The PostgreSQL event store (production).
 //!
-//! Appends call the `tenantry_append` function (see the migration), one call per group-commit
-//! batch, in a single round trip. The function serialises appends with a transaction-scoped
+//! Appends call the `tenantry_append_typed` function (see the migrations), one call per
+//! group-commit batch, in a single round trip. The function serialises appends with a transaction-scoped
 //! advisory lock, which makes positions dense and commit-ordered across every process that
 //! shares the database. Subscribers are woken in-process by the writer and across processes
 //! by `NOTIFY tenantry_events`.
@@ -19,7 +19,7 @@ use domain::ids::CommandId;
 use serde::Deserialize;
 use serde_json::Value;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, Row};
 use std::collections::HashMap;
@@ -119,8 +119,9 @@ impl PgEventStore {
     ) -> Result<Vec<Outcome>, EventStoreError> {
         let args = AppendArgs::from_requests(requests);
         let rows = sqlx::query(
-            "SELECT request, outcome FROM tenantry_append($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-             $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+            "SELECT request, kind, first_position, last_position, versions, prior, \
+             conflict_stream, actual FROM tenantry_append_typed($1, $2, $3, $4, $5, $6, $7, \
+             $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(args.r_command)
         .bind(args.r_x_end)
@@ -146,21 +147,20 @@ impl PgEventStore {
         let mut outcomes: Vec<Option<Outcome>> = requests.iter().map(|_| None).collect();
         for row in rows {
             let request: i32 = row.try_get("request").map_err(EventStoreError::backend)?;
-            let outcome: Json<Value> = row.try_get("outcome").map_err(EventStoreError::backend)?;
             let index = usize::try_from(request - 1).unwrap_or(usize::MAX);
             let (Some(slot), Some(sent)) = (outcomes.get_mut(index), requests.get(index)) else {
                 return Err(EventStoreError::Corrupt(format!(
-                    "tenantry_append returned an outcome for request {request} of {}",
+                    "tenantry_append_typed returned an outcome for request {request} of {}",
                     requests.len()
                 )));
             };
-            *slot = Some(decode_outcome(outcome.0, sent));
+            *slot = Some(decode_outcome(&row, sent)?);
         }
         outcomes
             .into_iter()
             .map(|o| {
                 o.ok_or_else(|| {
-                    EventStoreError::Corrupt("tenantry_append skipped a request".into())
+                    EventStoreError::Corrupt("tenantry_append_typed skipped a request".into())
                 })
             })
             .collect()
@@ -233,15 +233,7 @@ impl AppendArgs {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum WireOutcome {
-    Ok(WireResult),
-    Duplicate(WireResult),
-    Conflict { stream: String, actual: u64 },
-}
-
-/// An append result as `tenantry_append` returns and stores it.
+/// An append result as `tenantry_append_typed` stores it for a command id.
 #[derive(Deserialize)]
 struct WireResult {
     first_position: u64,
@@ -269,14 +261,56 @@ impl From<WireResult> for AppendResult {
     }
 }
 
-fn decode_outcome(outcome: Value, request: &AppendRequest) -> Outcome {
-    match serde_json::from_value::<WireOutcome>(outcome) {
-        Ok(WireOutcome::Ok(result)) => Ok(result.into()),
-        Ok(WireOutcome::Duplicate(result)) => Ok(AppendResult {
-            replayed: true,
-            ..result.into()
-        }),
-        Ok(WireOutcome::Conflict { stream, actual }) => {
+/// One row of `tenantry_append_typed`: the request's result, its first result (a duplicate
+/// command id), or its conflict. `Err` only when the row itself is unreadable.
+fn decode_outcome(row: &PgRow, request: &AppendRequest) -> Result<Outcome, EventStoreError> {
+    let get_i64 = |column: &str| -> Result<Option<i64>, EventStoreError> {
+        row.try_get(column).map_err(EventStoreError::backend)
+    };
+    let position = |column: &str| -> Result<Position, EventStoreError> {
+        let value = get_i64(column)?
+            .ok_or_else(|| EventStoreError::Corrupt(format!("append outcome without {column}")))?;
+        Ok(Position(u64::try_from(value).unwrap_or_default()))
+    };
+    let kind: i16 = row.try_get("kind").map_err(EventStoreError::backend)?;
+    Ok(match kind {
+        0 => {
+            let versions: Vec<i64> = row.try_get("versions").map_err(EventStoreError::backend)?;
+            if versions.len() != request.streams.len() {
+                return Err(EventStoreError::Corrupt(format!(
+                    "append outcome with {} versions for {} streams",
+                    versions.len(),
+                    request.streams.len()
+                )));
+            }
+            Ok(AppendResult {
+                streams: request
+                    .streams
+                    .iter()
+                    .zip(versions)
+                    .map(|(part, version)| StreamWritten {
+                        stream: part.stream.clone(),
+                        version: StreamVersion(u64::try_from(version).unwrap_or_default()),
+                    })
+                    .collect(),
+                first_position: position("first_position")?,
+                last_position: position("last_position")?,
+                replayed: false,
+            })
+        }
+        1 => {
+            let Json(prior): Json<WireResult> =
+                row.try_get("prior").map_err(EventStoreError::backend)?;
+            Ok(AppendResult {
+                replayed: true,
+                ..prior.into()
+            })
+        }
+        2 => {
+            let stream: String = row
+                .try_get("conflict_stream")
+                .map_err(EventStoreError::backend)?;
+            let actual = get_i64("actual")?.unwrap_or_default();
             let part = request
                 .streams
                 .iter()
@@ -287,11 +321,15 @@ fn decode_outcome(outcome: Value, request: &AppendRequest) -> Outcome {
             Err(EventStoreError::VersionConflict {
                 stream: part.stream.clone(),
                 expected: part.expected,
-                actual: StreamVersion(actual),
+                actual: StreamVersion(u64::try_from(actual).unwrap_or_default()),
             })
         }
-        Err(e) => Err(EventStoreError::Corrupt(format!("append outcome: {e}"))),
-    }
+        other => {
+            return Err(EventStoreError::Corrupt(format!(
+                "append outcome of unknown kind {other}"
+            )));
+        }
+    })
 }
 
 /// Writes every batch on one dedicated connection (from its own pool of one), held between

@@ -78,7 +78,7 @@ enum Target {
     /// The event store; `true`: with a command id per append.
     Store(Arc<dyn EventStore>, bool),
     Raw(Database),
-    /// `tenantry_append` called by each writer on its own connection: appends serialised by
+    /// The append function called by each writer on its own connection: appends serialised by
     /// the lock, one commit each.
     Ungrouped(sqlx::PgPool, bool),
 }
