@@ -18,6 +18,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 const MAX_BATCH_EVENTS: usize = 5_000;
 /// Most bytes (payloads and metadata) one batch carries; a single larger request goes alone.
 const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// How many times the writer yields to let woken writers catch up with a batch.
+const MAX_YIELDS: usize = 4;
 /// Appends that may wait for the writer before callers are slowed down.
 const QUEUE_DEPTH: usize = 4_096;
 
@@ -86,6 +88,7 @@ async fn run(
     // A request held over to the next batch because its command id is already in this one
     // (a retry must see the first attempt's stored result).
     let mut carried: Option<Pending> = None;
+    let mut last_batch = 1;
     loop {
         let first = match carried.take() {
             Some(first) => first,
@@ -98,8 +101,21 @@ async fn run(
         let mut bytes = first.bytes;
         let mut commands: HashSet<CommandId> = first.request.command_id.into_iter().collect();
         let mut batch = vec![first];
+        // Writers that the last batch's replies woke are still making their next requests:
+        // while fewer have arrived than the last batch held, let them run (a few yields, no
+        // timer) before committing, so they share this commit instead of queueing for the
+        // next. One writer never waits: its last batch held one request.
+        let mut yields = 0;
         while events < MAX_BATCH_EVENTS && bytes < MAX_BATCH_BYTES {
-            let Ok(next) = queue.try_recv() else { break };
+            let next = match queue.try_recv() {
+                Ok(next) => next,
+                Err(_) if carried.is_none() && batch.len() < last_batch && yields < MAX_YIELDS => {
+                    yields += 1;
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                Err(_) => break,
+            };
             let repeated = next
                 .request
                 .command_id
@@ -112,6 +128,7 @@ async fn run(
             bytes += next.bytes;
             batch.push(next);
         }
+        last_batch = batch.len();
         let (requests, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|p| (p.request, p.reply)).unzip();
 
