@@ -75,6 +75,22 @@ fn rename(to: &str) -> TenantCommand {
     }
 }
 
+/// Provisions a new tenant named `name` through `exec`.
+async fn provisioned(exec: &Executor, name: &str) -> TenantId {
+    let tenant = TenantId::new_v7();
+    let provision = TenantCommand::Provision {
+        tenant_id: tenant,
+        name: TenantName::parse(name).unwrap(),
+        slug: Slug::parse(&name.to_lowercase()).unwrap(),
+        settings: TenantSettings::default(),
+        at: chrono::Utc::now(),
+    };
+    exec.execute::<Tenant>(tenant.as_uuid(), &provision, &ctx())
+        .await
+        .unwrap();
+    tenant
+}
+
 async fn name_of(exec: &Executor, tenant: TenantId) -> String {
     let loaded = exec.load_current::<Tenant>(tenant.as_uuid()).await.unwrap();
     loaded.state.name.unwrap().as_str().to_owned()
@@ -90,17 +106,7 @@ async fn cached_states_are_trusted_only_while_the_log_watch_vouches_for_them(db:
     let watch = here.watch_log();
     // Another process: its own executor and cache on the same database.
     let elsewhere = Executor::new(store);
-    let tenant = TenantId::new_v7();
-    let provision = TenantCommand::Provision {
-        tenant_id: tenant,
-        name: TenantName::parse("First").unwrap(),
-        slug: Slug::parse("first").unwrap(),
-        settings: TenantSettings::default(),
-        at: chrono::Utc::now(),
-    };
-    here.execute::<Tenant>(tenant.as_uuid(), &provision, &ctx())
-        .await
-        .unwrap();
+    let tenant = provisioned(&here, "First").await;
     // Once the watch has caught up, the state the append produced is served without a read.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let reads = counting.stream_reads.load(Ordering::SeqCst);
@@ -157,17 +163,7 @@ async fn without_a_watch_every_load_reads_the_stream(db: Database) {
         stream_reads: AtomicUsize::new(0),
     });
     let exec = Executor::new(counting.clone());
-    let tenant = TenantId::new_v7();
-    let provision = TenantCommand::Provision {
-        tenant_id: tenant,
-        name: TenantName::parse("Only").unwrap(),
-        slug: Slug::parse("only").unwrap(),
-        settings: TenantSettings::default(),
-        at: chrono::Utc::now(),
-    };
-    exec.execute::<Tenant>(tenant.as_uuid(), &provision, &ctx())
-        .await
-        .unwrap();
+    let tenant = provisioned(&exec, "Only").await;
     for _ in 0..3 {
         let reads = counting.stream_reads.load(Ordering::SeqCst);
         assert_eq!(name_of(&exec, tenant).await, "Only");
