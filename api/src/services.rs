@@ -169,11 +169,17 @@ impl Services {
                 {
                     let wake =
                         deadline.min(tokio::time::Instant::now() + Duration::from_millis(20));
-                    // Wait for a commit that reached the position (any lag: check again).
+                    // Wait for a commit of one of these read models that reached the
+                    // position (any lag: check again). Other read models' commits, and
+                    // earlier ones, wake nobody: under many concurrent writes each waiter
+                    // re-read the checkpoints on every commit of every projection. Read models
+                    // that another process projects announce nothing here: the 20 ms tick.
                     let _ = tokio::time::timeout_at(wake, async {
                         loop {
                             match commits.recv().await {
-                                Ok(update) if update.position < position => {}
+                                Ok(update)
+                                    if update.position < position
+                                        || !read_models.contains(&update.projection) => {}
                                 _ => break,
                             }
                         }
