@@ -9,6 +9,9 @@ use projections::ReadDb;
 use projections::runner::RunnerConfig;
 use std::sync::Arc;
 
+/// The environment variable that carries the master key (never a command-line flag).
+pub const MASTER_KEY_ENV: &str = "TENANTRY_MASTER_KEY";
+
 /// Everything a running role needs.
 #[derive(Debug)]
 pub struct App {
@@ -71,8 +74,11 @@ pub async fn api_services(
 ) -> anyhow::Result<api::services::Services> {
     use domain::personal_data::PersonalData;
     use infra::crypto::{MasterKey, SessionSigner, SubjectKeyVault};
-    let (master, source) = MasterKey::load(args.master_key.as_deref(), &args.master_key_file)
-        .context("loading the master key")?;
+    let (master, source) = MasterKey::load(
+        std::env::var(MASTER_KEY_ENV).ok().as_deref(),
+        &args.master_key_file,
+    )
+    .context("loading the master key")?;
     match source {
         infra::crypto::KeySource::Generated => tracing::warn!(
             key.file = %args.master_key_file.display(),

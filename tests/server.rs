@@ -117,6 +117,26 @@ async fn migrate_applies_the_migrations_and_exits() {
     assert!(again.status.success());
 }
 
+/// The master key on the command line would be readable by every user of the machine (the
+/// process list): refused, without echoing it; the environment and the key file work.
+#[test]
+fn the_master_key_is_refused_on_the_command_line() {
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    for flag in ["--master-key", "--master-key="] {
+        let mut cmd = tenantry(&temp_dir());
+        if flag.ends_with('=') {
+            cmd.args(["serve", &format!("{flag}{key}")]);
+        } else {
+            cmd.args(["serve", flag, key]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success(), "{flag} was accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--master-key"), "{stderr}");
+        assert!(!stderr.contains(key), "the key was echoed: {stderr}");
+    }
+}
+
 #[test]
 fn a_bad_database_url_is_a_clear_error_that_does_not_print_the_password() {
     let out = tenantry(&temp_dir())

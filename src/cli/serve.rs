@@ -19,10 +19,10 @@ pub struct ServeArgs {
     #[arg(long, env = "TENANTRY_PROJECTION_BATCH_SIZE", default_value_t = 1_000)]
     pub projection_batch_size: usize,
 
-    /// The master key (32 bytes, base64) that protects personal data and signs sessions.
-    #[arg(long, env = "TENANTRY_MASTER_KEY", hide_env_values = true)]
-    pub master_key: Option<String>,
-    /// Where the master key is kept when not given directly; generated on first start.
+    /// Where the master key is kept when `TENANTRY_MASTER_KEY` is not set; generated on first
+    /// start. The key itself (32 bytes, base64) is never taken on the command line, where
+    /// other users of the machine could read it in the process list: only from the
+    /// environment (`TENANTRY_MASTER_KEY`) or this file.
     #[arg(
         long,
         env = "TENANTRY_MASTER_KEY_FILE",
