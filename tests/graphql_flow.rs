@@ -233,38 +233,25 @@ async fn passwords_resets_and_totp(backend: Backend) {
     let ada = p.person("ada@example.com").await;
     let second = p.log_in("ada@example.com", PASSWORD).await;
 
-    // A log-in retried with its idempotency key is the same session, written once.
+    // logIn takes no idempotency key: a stored result must never stand in for a factor the
+    // request did not pass. A retried log-in is a new log-in, with a session of its own.
     let keyed = "mutation($e: String!, $p: String!, $k: ID) { logIn(input: {email: $e, password: $p}, idempotencyKey: $k) { token } }";
     let key = uuid::Uuid::now_v7().to_string();
     let vars = json!({"e": "ada@example.com", "p": PASSWORD, "k": key});
-    let first = api.ok(None, keyed, vars.clone()).await;
-    let head = api.head().await;
-    let retried = api.ok(None, keyed, vars).await;
-    assert_eq!(api.head().await, head, "the retry wrote nothing");
-    for token in [&first, &retried] {
-        let token = token["logIn"]["token"].as_str().unwrap();
-        api.ok(Some(token), "{ me { id } }", json!({})).await;
-    }
-    // Once that session ends, the key cannot bring it back.
-    let first = first["logIn"]["token"].as_str().unwrap();
+    assert_eq!(api.fails(None, keyed, vars).await, "BAD_USER_INPUT");
+    let plain =
+        "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }";
+    let vars = json!({"e": "ada@example.com", "p": PASSWORD});
+    let first = api.ok(None, plain, vars.clone()).await;
+    let again = api.ok(None, plain, vars).await;
+    let (first, again) = (
+        first["logIn"]["token"].as_str().unwrap(),
+        again["logIn"]["token"].as_str().unwrap(),
+    );
+    assert_ne!(first, again, "each log-in starts its own session");
     api.ok(Some(first), "mutation { logOut { position } }", json!({}))
         .await;
-    let vars = json!({"e": "ada@example.com", "p": PASSWORD, "k": key});
-    assert_eq!(api.fails(None, keyed, vars).await, "CONFLICT");
-    // Keys are scoped by mutation: the same key on another mutation is another request.
-    let reset = "mutation($e: String!, $k: ID) { requestPasswordReset(email: $e, idempotencyKey: $k) { accepted } }";
-    let other_key = uuid::Uuid::now_v7().to_string();
-    api.ok(None, reset, json!({"e": "ada@example.com", "k": other_key}))
-        .await;
-    p.smtp.token("ada@example.com", "Reset").await;
-    let vars = json!({"e": "ada@example.com", "p": PASSWORD, "k": other_key});
-    let fresh = api.ok(None, keyed, vars).await;
-    api.ok(
-        Some(fresh["logIn"]["token"].as_str().unwrap()),
-        "{ me { id } }",
-        json!({}),
-    )
-    .await;
+    api.ok(Some(again), "{ me { id } }", json!({})).await;
 
     // Wrong password, unknown account: the same answer.
     let log_in =
@@ -420,6 +407,29 @@ async fn passwords_resets_and_totp(backend: Backend) {
         "UNAUTHENTICATED",
         "a recovery code works once"
     );
+    // The attack on retries: the exact body of a log-in that succeeded (with its TOTP code),
+    // then the same body with the second factor wrong or missing. Every factor is checked on
+    // every request; nothing comes back from the first one.
+    let spare = confirmed["confirmTotp"]["recoveryCodes"][1]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let succeeded = api.ok(None, with, args(None, Some(&spare))).await;
+    assert!(succeeded["logIn"]["token"].is_string());
+    for (c, r) in [
+        (Some("000000"), None),
+        (None, None),
+        (None, Some("not-a-recovery-code")),
+        (None, Some(spare.as_str())),
+        (Some(code_once.as_str()), None),
+    ] {
+        let answer = api.gql(None, with, args(c, r)).await;
+        assert_eq!(
+            code(&answer),
+            Some("UNAUTHENTICATED"),
+            "{c:?} {r:?}: {answer}"
+        );
+    }
 }
 
 async fn operators_see_every_tenant_and_nobody_else_does(backend: Backend) {

@@ -300,9 +300,19 @@ async fn every_field_refuses_mixed_tenants_ids(backend: Backend) {
     let before_b = state_of(&p, &bob.token, &tenant_b).await;
     let head = p.api.head().await;
 
-    // Every mutation takes an optional idempotency key.
+    // Every mutation takes an optional idempotency key, but `logIn`: a stored result must
+    // never stand in for a second factor (tests/graphql_flow.rs).
     for (keyword, field) in &roots {
-        if *keyword == "mutation" {
+        if *keyword == "mutation" && field["name"] == "logIn" {
+            assert!(
+                !field["args"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a["name"] == "idempotencyKey"),
+                "logIn takes an idempotency key"
+            );
+        } else if *keyword == "mutation" {
             let key = field["args"]
                 .as_array()
                 .unwrap()

@@ -221,7 +221,7 @@ impl From<LogInError> for ApiError {
             | LogInError::SecondFactorRequired
             | LogInError::WrongSecondFactor => Self::Unauthenticated(error.to_string()),
             LogInError::User(e) => e.into(),
-            LogInError::SessionEnded => Self::Conflict(error.to_string()),
+            LogInError::Replayed => Self::Conflict(error.to_string()),
             LogInError::PersonalData(e) => e.into(),
         }
     }

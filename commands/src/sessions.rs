@@ -24,8 +24,10 @@ pub enum LogInError {
     SecondFactorRequired,
     #[error("wrong TOTP code")]
     WrongSecondFactor,
-    #[error("the session this idempotency key started has ended; log in without it")]
-    SessionEnded,
+    /// A log-in's command id was seen before. Log-ins are never replayed: every one checks
+    /// every factor and starts a session of its own.
+    #[error("this log-in was already made; log in again")]
+    Replayed,
     #[error(transparent)]
     PersonalData(#[from] PersonalDataError),
 }
@@ -187,23 +189,17 @@ pub async fn start_session(
         }
         other => other.map_err(|e| e.map_rejection(LogInError::User))?,
     };
-    if !outcome.replayed {
-        return Ok(LoggedIn {
-            session,
-            expires_at,
-            outcome,
-        });
+    // A stored result is never handed out again: the factors checked on this request were
+    // not the ones the first request passed (a replayed decision that was refused, a wrong
+    // recovery code say, still finds the first result by its command id).
+    if outcome.replayed {
+        return Err(rejected(LogInError::Replayed));
     }
-    // A retried log-in: the session the first request started, if it still lives.
-    let state = user_state(exec, user).await?;
-    match state.sessions.get(&session) {
-        Some(stored) if state.session_is_live(session, now) => Ok(LoggedIn {
-            session,
-            expires_at: *stored,
-            outcome,
-        }),
-        _ => Err(rejected(LogInError::SessionEnded)),
-    }
+    Ok(LoggedIn {
+        session,
+        expires_at,
+        outcome,
+    })
 }
 
 /// Ends a session: its token stops working at once.

@@ -26,13 +26,9 @@ pub struct SessionMutation;
 
 #[Object]
 impl SessionMutation {
-    /// Logs in; returns a session token. Failed attempts are recorded on the account.
-    async fn log_in(
-        &self,
-        ctx: &Context<'_>,
-        input: LogInInput,
-        idempotency_key: Option<ID>,
-    ) -> GqlResult<LogInPayload> {
+    /// Logs in; returns a session token. Failed attempts are recorded on the account. Takes no
+    /// idempotency key: every log-in checks every factor and starts its own session.
+    async fn log_in(&self, ctx: &Context<'_>, input: LogInInput) -> GqlResult<LogInPayload> {
         let (services, meta) = (services(ctx), meta(ctx));
         services.limiter.attempt("log_in", &client_key(&meta))?;
         let wrong = || ApiError::Unauthenticated("wrong e-mail address or password".into());
@@ -46,15 +42,11 @@ impl SessionMutation {
             services.credentials.decoy_check(&input.password).await;
             return Err(GqlError::from(wrong()));
         };
-        let ctx_cmd = user_context(
-            services,
-            user_id,
-            Actor::Anonymous,
-            idempotency_key.as_ref(),
-            &meta,
-        )
-        .await?;
-        // Failures are recorded under commands of their own: a retried key must never meet one.
+        // No idempotency key: a retried log-in is a new log-in, with every factor checked
+        // again, and starts a session of its own (a stored result must never stand in for a
+        // factor this request did not pass).
+        let ctx_cmd = user_context(services, user_id, Actor::Anonymous, None, &meta).await?;
+        // Failures are recorded under commands of their own.
         let fail_ctx = user_context(services, user_id, Actor::Anonymous, None, &meta).await?;
         let now = Utc::now();
         // Not a command of its own (a failure is recorded as one, and counted there).
