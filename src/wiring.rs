@@ -67,6 +67,37 @@ pub fn runner_config(batch_size: usize) -> RunnerConfig {
 
 /// The API's collaborators: the vault and session signer (from the master key), the mailer
 /// (SMTP, or files when none is configured) and the operators.
+/// The environment variable that carries the metrics token (never a command-line flag).
+pub const METRICS_TOKEN_ENV: &str = "TENANTRY_METRICS_TOKEN";
+
+/// Where `/metrics` is served and who may read it: on a listener of its own, behind the
+/// token, or open (a warning says so).
+fn metrics_access(
+    args: &crate::cli::serve::ServeArgs,
+    credentials: &dyn domain::credentials::Credentials,
+) -> anyhow::Result<api::services::MetricsAccess> {
+    use api::services::MetricsAccess;
+    let token = std::env::var(METRICS_TOKEN_ENV)
+        .ok()
+        .filter(|t| !t.trim().is_empty());
+    Ok(match (args.metrics_listen, token) {
+        (Some(_), _) => MetricsAccess::SeparateListener,
+        (None, Some(token)) => {
+            anyhow::ensure!(
+                token.trim().len() >= 16,
+                "{METRICS_TOKEN_ENV} must be at least 16 characters"
+            );
+            MetricsAccess::Token(credentials.hash_token(token.trim()))
+        }
+        (None, None) => {
+            tracing::warn!(
+                "GET /metrics is open on the API's listener; set {METRICS_TOKEN_ENV} or --metrics-listen to restrict it"
+            );
+            MetricsAccess::Open
+        }
+    })
+}
+
 pub async fn api_services(
     app: &App,
     args: &crate::cli::serve::ServeArgs,
@@ -119,6 +150,8 @@ pub async fn api_services(
             .map_err(|e| anyhow::anyhow!("--operators: {address:?}: {e}"))?;
         operators.insert(vault.blind_index("email", email.as_str()));
     }
+    let credentials: Arc<dyn domain::credentials::Credentials> =
+        Arc::new(infra::crypto::Argon2Credentials);
     let config = api::services::ApiConfig {
         public_url: args.public_url.clone(),
         session_ttl: std::time::Duration::from_secs(args.session_hours * 3600),
@@ -129,13 +162,14 @@ pub async fn api_services(
         auth_attempts: args.auth_attempts_per_minute,
         ws_init_timeout: std::time::Duration::from_millis(args.ws_init_timeout_ms),
         ws_keepalive: std::time::Duration::from_secs(args.ws_keepalive_seconds),
+        metrics: metrics_access(args, credentials.as_ref())?,
         ..api::services::ApiConfig::default()
     };
     Ok(api::services::Services {
         executor: app.executor.clone(),
         read_db: app.read_db.clone(),
         vault,
-        credentials: Arc::new(infra::crypto::Argon2Credentials),
+        credentials,
         codes: Arc::new(infra::crypto::TotpCodes),
         mailer,
         signer: Arc::new(SessionSigner::new(&master)),

@@ -87,8 +87,23 @@ pub async fn graphiql() -> Html<String> {
     )
 }
 
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> axum::response::Response {
     let services = &state.services;
+    if let crate::services::MetricsAccess::Token(hash) = &services.config.metrics {
+        let allowed = bearer(&headers)
+            .is_some_and(|token| services.credentials.token_matches(token.trim(), hash));
+        if !allowed {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "metrics need the metrics token: Authorization: Bearer <token>\n",
+            )
+                .into_response();
+        }
+    }
     let mut lag = Vec::new();
     if let (Ok(head), Ok(checkpoints)) = (
         services.executor.store().head().await,
@@ -102,6 +117,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         services.metrics.render(&lag),
     )
+        .into_response()
 }
 
 /// The bearer token of `Authorization`, if any.
@@ -188,9 +204,10 @@ pub async fn graphql(
     let mut responses = Vec::with_capacity(requests.len());
     for request in requests {
         let started = Instant::now();
-        let name = request.operation_name.clone();
         let mut request = request;
-        let response = match state.documents.prepare(&mut request, config) {
+        let verdict = state.documents.prepare(&mut request, config);
+        let name = operation_label(&mut request);
+        let response = match verdict {
             Some(error) => Response::from_errors(vec![error]),
             None => {
                 let request = crate::areas::with_loaders(request, services)
@@ -200,11 +217,9 @@ pub async fn graphql(
             }
         };
         let response = with_codes(response);
-        services.metrics.operation(
-            name.as_deref(),
-            response.errors.is_empty(),
-            started.elapsed(),
-        );
+        services
+            .metrics
+            .operation(&name, response.errors.is_empty(), started.elapsed());
         responses.push(response);
     }
     let body = if !is_batch && responses.len() == 1 {
@@ -213,6 +228,31 @@ pub async fn graphql(
         BatchResponse::Batch(responses)
     };
     (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// The name a request's metrics are counted under: the operation the document defines and
+/// the request runs (`anonymous` for an unnamed one), or `unknown` when the request names an
+/// operation its document does not have, or the document does not parse. A name a client
+/// merely sends never becomes a label; `Metrics` also bounds how many names it tracks.
+fn operation_label(request: &mut Request) -> String {
+    use async_graphql::parser::types::DocumentOperations;
+    let wanted = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
+        return "unknown".into();
+    };
+    match (&document.operations, wanted) {
+        (DocumentOperations::Single(_), None) => "anonymous".into(),
+        (DocumentOperations::Multiple(operations), Some(name))
+            if operations.contains_key(name.as_str()) =>
+        {
+            name
+        }
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => operations
+            .keys()
+            .next()
+            .map_or_else(|| "unknown".into(), ToString::to_string),
+        _ => "unknown".into(),
+    }
 }
 
 /// Errors raised by the parser, the validator and the limits carry no code: they are the

@@ -57,15 +57,29 @@ impl AppState {
     }
 }
 
-/// The whole router.
+/// The whole router. `/metrics` is on it unless it has a listener of its own.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/graphql", get(http::graphiql).post(http::graphql))
-        .route("/graphql/ws", get(ws::upgrade))
-        .route("/metrics", get(http::metrics))
+        .route("/graphql/ws", get(ws::upgrade));
+    if !matches!(
+        state.services.config.metrics,
+        services::MetricsAccess::SeparateListener
+    ) {
+        router = router.route("/metrics", get(http::metrics));
+    }
+    router
         .merge(health::routes())
         .layer(axum::middleware::from_fn(http::request_id))
         .with_state(state)
+}
+
+/// Serves `GET /metrics` alone on a listener of its own (`--metrics-listen`).
+pub async fn serve_metrics(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+    let router = Router::new()
+        .route("/metrics", get(http::metrics))
+        .with_state(state);
+    axum::serve(listener, router).await
 }
 
 /// Serves until `shutdown` completes, then lets in-flight requests finish.

@@ -49,11 +49,13 @@ fn label(name: &str) -> String {
 }
 
 impl Metrics {
-    pub fn operation(&self, name: Option<&str>, ok: bool, took: Duration) {
+    /// Counts an operation under `name` (see `http::operation_label`: an operation its
+    /// document defines, never a name the client merely sent).
+    pub fn operation(&self, name: &str, ok: bool, took: Duration) {
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
-        let mut name = label(name.unwrap_or("anonymous"));
+        let mut name = label(name);
         if !inner.latency.contains_key(&name) && inner.latency.len() >= MAX_OPERATIONS {
             name = "other".into();
         }

@@ -40,6 +40,21 @@ pub struct ApiConfig {
     pub auth_window: Duration,
     /// Days a closed tenant's data is kept.
     pub close_retention_days: i64,
+    /// Who may read `GET /metrics`.
+    pub metrics: MetricsAccess,
+}
+
+/// Where `GET /metrics` is served and who may read it.
+#[derive(Debug, Clone, Default)]
+pub enum MetricsAccess {
+    /// On the API's listener, to anyone who can reach it.
+    #[default]
+    Open,
+    /// On the API's listener, to requests with `Authorization: Bearer <token>` (the token's
+    /// hash is kept).
+    Token(domain::user::SecretHash),
+    /// Only on a listener of its own (`api::metrics_router`), not on the API's.
+    SeparateListener,
 }
 
 impl Default for ApiConfig {
@@ -59,6 +74,7 @@ impl Default for ApiConfig {
             auth_attempts: 10,
             auth_window: Duration::from_secs(60),
             close_retention_days: 30,
+            metrics: MetricsAccess::Open,
         }
     }
 }

@@ -30,6 +30,12 @@ pub struct ServeArgs {
     )]
     pub master_key_file: PathBuf,
 
+    /// Serve `GET /metrics` on this address only (for example `127.0.0.1:9100`), not on the
+    /// API's listener. Otherwise it is on the API's listener, behind `TENANTRY_METRICS_TOKEN`
+    /// when that is set (environment only, like every secret).
+    #[arg(long, env = "TENANTRY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// SMTP server for e-mail (`host:port`, plain SMTP). Without one, e-mails are written
     /// as files into --mail-dir.
     #[arg(long, env = "TENANTRY_SMTP")]
@@ -122,9 +128,26 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     tracing::info!(listen.addr = %addr, "tenantry listening on http://{addr} (GraphQL at /graphql)");
-    api::serve(listener, api::AppState::new(services), shutdown)
+    let state = api::AppState::new(services);
+    let metrics_server = match args.metrics_listen {
+        Some(address) => {
+            let metrics = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("binding --metrics-listen {address}"))?;
+            let bound = metrics
+                .local_addr()
+                .context("reading the metrics address")?;
+            tracing::info!(metrics.addr = %bound, "metrics on http://{bound}/metrics");
+            Some(tokio::spawn(api::serve_metrics(metrics, state.clone())))
+        }
+        None => None,
+    };
+    api::serve(listener, state, shutdown)
         .await
         .context("serving HTTP")?;
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
+    }
     log_watch.abort();
     tracing::info!("shut down cleanly");
     Ok(())

@@ -1,0 +1,120 @@
+//! Running the server in production: what `/metrics` exposes and to whom, and that clients
+//! cannot make it grow.
+
+mod support;
+
+use serde_json::json;
+use std::time::Duration;
+use support::graphql::MASTER_KEY;
+use support::{Server, temp_dir, tenantry};
+
+fn server(extra: &[&str], env: &[(&str, &str)]) -> Server {
+    let dir = temp_dir();
+    let mut cmd = tenantry(&dir);
+    cmd.env("TENANTRY_MASTER_KEY", MASTER_KEY)
+        .args([
+            "--database-url",
+            &format!("sqlite://{}", dir.join("t.db").display()),
+        ])
+        .arg("serve")
+        .args(extra);
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    Server::start_configured(cmd)
+}
+
+async fn get(url: &str, token: Option<&str>) -> (u16, String) {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("GET");
+    (
+        response.status().as_u16(),
+        response.text().await.expect("body"),
+    )
+}
+
+fn operation_series(metrics: &str) -> usize {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("tenantry_graphql_operations_total{"))
+        .count()
+}
+
+/// Fifty requests, each naming an operation its document does not have: before, each name
+/// became a new series (750 lines for 50 requests). Now they count under `unknown`.
+#[tokio::test]
+async fn operation_names_a_client_sends_do_not_become_labels() {
+    let s = server(&[], &[]);
+    let client = reqwest::Client::new();
+    let post = |body: serde_json::Value| client.post(s.url("/graphql")).json(&body).send();
+    post(json!({"query": "query Named { __typename }", "operationName": "Named"}))
+        .await
+        .unwrap();
+    post(json!({"query": "{ __typename }"})).await.unwrap();
+    let (_, before) = get(&s.url("/metrics"), None).await;
+    for n in 0..50 {
+        post(json!({"query": "{ __typename }", "operationName": format!("Invented{n}")}))
+            .await
+            .unwrap();
+        post(json!({"query": "query Named { __typename }", "operationName": format!("Other{n}")}))
+            .await
+            .unwrap();
+    }
+    let (_, after) = get(&s.url("/metrics"), None).await;
+    assert!(!after.contains("Invented"), "{after}");
+    assert!(!after.contains("Other"), "{after}");
+    assert!(
+        after.contains(
+            "tenantry_graphql_operations_total{operation=\"unknown\",outcome=\"error\"} 100"
+        ),
+        "{after}"
+    );
+    assert!(after.contains("operation=\"Named\""), "{after}");
+    assert!(after.contains("operation=\"anonymous\""), "{after}");
+    assert!(
+        operation_series(&after) <= operation_series(&before) + 1,
+        "{before}\n---\n{after}"
+    );
+}
+
+/// With `TENANTRY_METRICS_TOKEN`, `/metrics` answers only with the token.
+#[tokio::test]
+async fn metrics_behind_a_token() {
+    let token = "a-long-metrics-token-0123456789";
+    let s = server(&[], &[("TENANTRY_METRICS_TOKEN", token)]);
+    let (status, body) = get(&s.url("/metrics"), None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(!body.contains("tenantry_"), "{body}");
+    let (status, _) = get(&s.url("/metrics"), Some("a-wrong-token-of-some-length")).await;
+    assert_eq!(status, 401);
+    let (status, body) = get(&s.url("/metrics"), Some(token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("tenantry_read_model_queries_total"), "{body}");
+}
+
+/// With `--metrics-listen`, `/metrics` is only on that listener.
+#[tokio::test]
+async fn metrics_on_a_listener_of_their_own() {
+    let s = server(&["--metrics-listen", "127.0.0.1:0"], &[]);
+    let mut address = None;
+    while let Ok(line) = s.logs.recv_timeout(Duration::from_secs(10)) {
+        if let Some(at) = line.find("metrics on http://") {
+            address = line[at + "metrics on ".len()..]
+                .split_whitespace()
+                .next()
+                .map(str::to_owned);
+            break;
+        }
+    }
+    let metrics = address.expect("the server says where metrics are");
+    let (status, _) = get(&s.url("/metrics"), None).await;
+    assert_eq!(status, 404, "not on the API's listener");
+    let (status, body) = get(&metrics, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("tenantry_read_model_queries_total"), "{body}");
+    let (status, _) = get(&metrics.replace("/metrics", "/graphql"), None).await;
+    assert_eq!(status, 404, "only metrics on the metrics listener");
+}
