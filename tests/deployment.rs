@@ -1,6 +1,8 @@
 //! Running the server in production: what `/metrics` exposes and to whom, and that clients
 //! cannot make it grow.
 
+#![expect(clippy::unwrap_used, reason = "tests")]
+
 mod support;
 
 use serde_json::json;
