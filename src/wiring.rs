@@ -163,6 +163,7 @@ pub async fn api_services(
         ws_init_timeout: std::time::Duration::from_millis(args.ws_init_timeout_ms),
         ws_keepalive: std::time::Duration::from_secs(args.ws_keepalive_seconds),
         metrics: metrics_access(args, credentials.as_ref())?,
+        trusted_proxies: api::client_ip::TrustedProxies(args.trusted_proxies.clone()),
         ..api::services::ApiConfig::default()
     };
     Ok(api::services::Services {

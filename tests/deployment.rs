@@ -120,3 +120,71 @@ async fn metrics_on_a_listener_of_their_own() {
     let (status, _) = get(&metrics.replace("/metrics", "/graphql"), None).await;
     assert_eq!(status, 404, "only metrics on the metrics listener");
 }
+
+/// Log-in attempts for unknown addresses from `forwarded_for`; the error code of each.
+async fn log_in_codes(s: &Server, forwarded_for: &str, attempts: usize) -> Vec<String> {
+    let client = reqwest::Client::new();
+    let mut codes = Vec::new();
+    for n in 0..attempts {
+        let body: serde_json::Value = client
+            .post(s.url("/graphql"))
+            .header("x-forwarded-for", forwarded_for)
+            .json(&json!({
+                "query": "mutation($e: String!) { logIn(input: {email: $e, password: \"wrong password\"}) { token } }",
+                "variables": {"e": format!("nobody{n}.{forwarded_for}@example.com")}
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        codes.push(
+            body["errors"][0]["extensions"]["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    codes
+}
+
+/// Behind a trusted proxy, rate limits count per client address from `X-Forwarded-For`
+/// (read from the right); without `--trusted-proxies` the header is ignored, so a client
+/// cannot pick a fresh address per request to escape its limit.
+#[tokio::test]
+async fn forwarded_addresses_count_only_from_trusted_proxies() {
+    let limit = ["--auth-attempts-per-minute", "3"];
+    let behind = server(
+        &[&limit[..], &["--trusted-proxies", "10.0.0.0/8,127.0.0.1"]].concat(),
+        &[],
+    );
+    assert_eq!(
+        log_in_codes(&behind, "203.0.113.1", 4).await,
+        [
+            "UNAUTHENTICATED",
+            "UNAUTHENTICATED",
+            "UNAUTHENTICATED",
+            "RATE_LIMITED"
+        ]
+    );
+    // Another client behind the same proxy is not held back by the first one's failures,
+    // and a forged leftmost entry does not make the first client someone else.
+    assert_eq!(
+        log_in_codes(&behind, "203.0.113.2", 1).await,
+        ["UNAUTHENTICATED"]
+    );
+    assert_eq!(
+        log_in_codes(&behind, "198.51.100.50, 203.0.113.1", 1).await,
+        ["RATE_LIMITED"]
+    );
+
+    let direct = server(&limit, &[]);
+    let codes = log_in_codes(&direct, "203.0.113.1", 3).await;
+    assert_eq!(codes, ["UNAUTHENTICATED"; 3]);
+    assert_eq!(
+        log_in_codes(&direct, "203.0.113.2", 1).await,
+        ["RATE_LIMITED"],
+        "without trusted proxies the header must not give a fresh address"
+    );
+}

@@ -197,7 +197,7 @@ pub async fn graphql(
         }
     }
     let meta = RequestMeta {
-        ip: Some(peer.ip()),
+        ip: Some(config.trusted_proxies.client(peer.ip(), &headers)),
         request_id,
         operation: String::new(),
     };

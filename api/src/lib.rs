@@ -13,6 +13,7 @@
 
 pub mod areas;
 pub mod auth;
+pub mod client_ip;
 pub mod error;
 pub mod graphql;
 mod health;

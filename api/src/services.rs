@@ -42,6 +42,8 @@ pub struct ApiConfig {
     pub close_retention_days: i64,
     /// Who may read `GET /metrics`.
     pub metrics: MetricsAccess,
+    /// Reverse proxies whose forwarding headers name the client (none: the peer is).
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
 }
 
 /// Where `GET /metrics` is served and who may read it.
@@ -75,6 +77,7 @@ impl Default for ApiConfig {
             auth_window: Duration::from_secs(60),
             close_retention_days: 30,
             metrics: MetricsAccess::Open,
+            trusted_proxies: crate::client_ip::TrustedProxies::default(),
         }
     }
 }

@@ -35,6 +35,7 @@ pub async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     axum::Extension(RequestId(request_id)): axum::Extension<RequestId>,
+    headers: axum::http::HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
     let limit = state.services.config.max_body_bytes;
@@ -44,7 +45,13 @@ pub async fn upgrade(
         .max_frame_size(limit);
     let agreed = ws.selected_protocol().is_some();
     let meta = RequestMeta {
-        ip: Some(peer.ip()),
+        ip: Some(
+            state
+                .services
+                .config
+                .trusted_proxies
+                .client(peer.ip(), &headers),
+        ),
         request_id,
         operation: String::new(),
     };

@@ -30,6 +30,12 @@ pub struct ServeArgs {
     )]
     pub master_key_file: PathBuf,
 
+    /// Reverse proxies (addresses or CIDR blocks, comma-separated) whose `Forwarded` or
+    /// `X-Forwarded-For` headers name the client. Without any, the peer address is the
+    /// client's and those headers are ignored.
+    #[arg(long, env = "TENANTRY_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<api::client_ip::IpBlock>,
+
     /// Serve `GET /metrics` on this address only (for example `127.0.0.1:9100`), not on the
     /// API's listener. Otherwise it is on the API's listener, behind `TENANTRY_METRICS_TOKEN`
     /// when that is set (environment only, like every secret).
