@@ -343,12 +343,25 @@ async fn passwords_resets_and_totp(backend: Backend) {
     let token = p.log_in("ada@example.com", "third good passphrase").await;
 
     // TOTP: enroll, confirm with a code, then log-in needs a code or a recovery code.
-    let enrolled = api
-        .ok(
+    // Enrolling needs the current password: a stolen session alone cannot bind the account
+    // to an attacker's authenticator.
+    let enroll = "mutation($p: String!) { enrollTotp(currentPassword: $p) { secret otpauthUri } }";
+    assert_eq!(
+        api.fails(
             Some(&token),
-            "mutation { enrollTotp { secret otpauthUri } }",
-            json!({}),
+            "mutation { enrollTotp { secret } }",
+            json!({})
         )
+        .await,
+        "BAD_USER_INPUT"
+    );
+    let wrong = api
+        .gql(Some(&token), enroll, json!({"p": "not the password"}))
+        .await;
+    assert_eq!(code(&wrong), Some("BAD_USER_INPUT"), "{wrong}");
+    assert_eq!(wrong["errors"][0]["extensions"]["field"], "currentPassword");
+    let enrolled = api
+        .ok(Some(&token), enroll, json!({"p": "third good passphrase"}))
         .await;
     let secret = enrolled["enrollTotp"]["secret"].as_str().unwrap();
     assert!(
@@ -430,6 +443,66 @@ async fn passwords_resets_and_totp(backend: Backend) {
             "{c:?} {r:?}: {answer}"
         );
     }
+
+    // A password reset proves control of the mailbox only: TOTP stays on, and log-in still
+    // needs the second factor afterwards.
+    api.ok(None, request, json!({"e": "ada@example.com"})).await;
+    let token = p.smtp.token("ada@example.com", "Reset").await;
+    api.ok(
+        None,
+        "mutation($t: String!, $n: String!) { resetPassword(token: $t, newPassword: $n) { position } }",
+        json!({"t": token, "n": "fourth good passphrase"}),
+    )
+    .await;
+    let after_reset = |c: Option<&str>, r: Option<&str>| json!({"e": "ada@example.com", "p": "fourth good passphrase", "c": c, "r": r});
+    assert_eq!(
+        api.fails(None, with, after_reset(None, None)).await,
+        "UNAUTHENTICATED"
+    );
+    let third = confirmed["confirmTotp"]["recoveryCodes"][2]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let session = api.ok(None, with, after_reset(None, Some(&third))).await;
+    let session = session["logIn"]["token"].as_str().unwrap().to_owned();
+
+    // Turning TOTP off needs the password and a code; a used recovery code does not do.
+    let disable = "mutation($p: String!, $c: String, $r: String) { disableTotp(currentPassword: $p, totpCode: $c, recoveryCode: $r) { user { totpEnabled } } }";
+    for vars in [
+        json!({"p": "not the password", "r": third}),
+        json!({"p": "fourth good passphrase"}),
+        json!({"p": "fourth good passphrase", "c": "000000"}),
+        json!({"p": "fourth good passphrase", "r": third}),
+    ] {
+        assert_eq!(
+            api.fails(Some(&session), disable, vars.clone()).await,
+            "BAD_USER_INPUT",
+            "{vars}"
+        );
+    }
+    let fourth = confirmed["confirmTotp"]["recoveryCodes"][3]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let off = api
+        .ok(
+            Some(&session),
+            disable,
+            json!({"p": "fourth good passphrase", "r": fourth}),
+        )
+        .await;
+    assert_eq!(off["disableTotp"]["user"]["totpEnabled"], false);
+    api.ok(None, with, after_reset(None, None)).await;
+    assert_eq!(
+        api.fails(
+            Some(&session),
+            disable,
+            json!({"p": "fourth good passphrase", "r": fourth})
+        )
+        .await,
+        "CONFLICT",
+        "already off"
+    );
 }
 
 async fn operators_see_every_tenant_and_nobody_else_does(backend: Backend) {

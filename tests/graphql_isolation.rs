@@ -30,6 +30,7 @@ const CALLER_SCOPED: &[&str] = &[
     "changePassword",
     "enrollTotp",
     "confirmTotp",
+    "disableTotp",
     "createTenant",
     "acceptInvite",
 ];

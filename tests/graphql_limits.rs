@@ -192,8 +192,8 @@ async fn password_changes_and_totp_checks_are_limited_per_account(backend: Backe
         .api
         .ok(
             Some(&bob.token),
-            "mutation { enrollTotp { secret } }",
-            json!({}),
+            "mutation($p: String!) { enrollTotp(currentPassword: $p) { secret } }",
+            json!({"p": PASSWORD}),
         )
         .await;
     let totp = infra::crypto::Totp::from_base32(enrolled["enrollTotp"]["secret"].as_str().unwrap())

@@ -140,7 +140,7 @@ impl From<UserError> for ApiError {
             U::EmailTaken | U::AlreadySignedUp | U::AlreadyVerified | U::TotpAlreadyEnabled => {
                 Self::Conflict(message)
             }
-            U::NoTotpEnrollment => Self::Conflict(message),
+            U::NoTotpEnrollment | U::TotpNotEnabled => Self::Conflict(message),
             U::EmailNotVerified => Self::Forbidden(message),
             U::NotFound => Self::NotFound(message),
         }
@@ -248,6 +248,8 @@ impl From<TotpError> for ApiError {
                 Self::Conflict(error.to_string())
             }
             TotpError::WrongCode => Self::bad_input("code", error.to_string()),
+            TotpError::WrongPassword => Self::bad_input("currentPassword", error.to_string()),
+            TotpError::SecondFactorRequired => Self::bad_input("totpCode", error.to_string()),
             TotpError::SecretUnreadable => Self::internal(error),
         }
     }

@@ -132,8 +132,8 @@ async fn open_secret(
 }
 
 /// The second step: the second factor when the account has one (a TOTP code's time step is
-/// spent, a recovery code works once), then a session of `ttl`. A retried request (same
-/// command id) gets the session the first one started, while it lives.
+/// spent, a recovery code works once), then a session of `ttl`. A command id seen before is
+/// refused (`Replayed`): a log-in is never answered from a stored result.
 #[expect(
     clippy::too_many_arguments,
     reason = "the ports, both contexts and the input"
@@ -291,6 +291,25 @@ pub enum TotpError {
     WrongCode,
     #[error("the pending TOTP secret could not be opened")]
     SecretUnreadable,
+    #[error("the current password is wrong")]
+    WrongPassword,
+    #[error(
+        "turning TOTP off needs a current TOTP code (totpCode) or a recovery code (recoveryCode)"
+    )]
+    SecondFactorRequired,
+}
+
+impl TotpError {
+    /// A failed password check (or failure record), as this use case reports it.
+    fn from_password_check(error: CommandError<LogInError>) -> CommandError<Self> {
+        error.map_rejection(|e| match e {
+            LogInError::WrongPassword => Self::WrongPassword,
+            LogInError::User(e) => Self::User(e),
+            LogInError::PersonalData(e) => Self::PersonalData(e),
+            LogInError::SecondFactorRequired => Self::SecondFactorRequired,
+            LogInError::WrongSecondFactor | LogInError::Replayed => Self::WrongCode,
+        })
+    }
 }
 
 /// A TOTP enrollment: the pending secret as stored (a retry shows the first one).
@@ -315,15 +334,25 @@ impl AsRef<CommandOutcome> for Enrollment {
 }
 
 /// Starts TOTP enrollment with a new secret, sealed under the user's key.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the ports, both contexts and the input"
+)]
 pub async fn enroll_totp(
     exec: &Executor,
     personal: &dyn PersonalData,
+    credentials: &dyn Credentials,
     codes: &dyn OneTimeCodes,
-    ctx: &CommandContext,
+    (ctx, fail_ctx): (&CommandContext, &CommandContext),
     now: DateTime<Utc>,
     user: UserId,
+    password: &str,
 ) -> Result<Enrollment, CommandError<TotpError>> {
     let rejected = |e: TotpError| CommandError::Rejected(e);
+    // A stolen session alone must not be able to bind the account to an attacker's app.
+    check_password(exec, credentials, fail_ctx, now, user, password)
+        .await
+        .map_err(TotpError::from_password_check)?;
     let fresh = codes.new_secret();
     let sealed = personal
         .seal(SubjectId::from_uuid(user.as_uuid()), &fresh)
@@ -419,4 +448,68 @@ pub async fn confirm_totp(
         recovery_codes,
         outcome,
     })
+}
+
+/// Turns TOTP off: the current password, then a current TOTP code or an unused recovery
+/// code (which is spent). A wrong password or code is recorded as a failed attempt.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the ports, both contexts and the input"
+)]
+pub async fn disable_totp(
+    exec: &Executor,
+    personal: &dyn PersonalData,
+    credentials: &dyn Credentials,
+    codes: &dyn OneTimeCodes,
+    (ctx, fail_ctx): (&CommandContext, &CommandContext),
+    now: DateTime<Utc>,
+    user: UserId,
+    password: &str,
+    factor: &SecondFactor,
+) -> Result<CommandOutcome, CommandError<TotpError>> {
+    let rejected = |e: TotpError| CommandError::Rejected(e);
+    let state = check_password(exec, credentials, fail_ctx, now, user, password)
+        .await
+        .map_err(TotpError::from_password_check)?;
+    let Some(sealed) = &state.totp else {
+        return Err(rejected(TotpError::User(UserError::TotpNotEnabled)));
+    };
+    let (totp_step, recovery_code) = match (&factor.totp_code, &factor.recovery_code) {
+        (Some(code), _) => {
+            let secret = open_secret(personal, user, sealed)
+                .await
+                .map_err(|e| rejected(e.into()))?
+                .ok_or_else(|| rejected(TotpError::SecretUnreadable))?;
+            match codes.matching_step(&secret, code, now) {
+                Some(step) => (Some(step), None),
+                None => {
+                    record_failure(exec, fail_ctx, now, user, LoginFailure::WrongSecondFactor)
+                        .await
+                        .map_err(TotpError::from_password_check)?;
+                    return Err(rejected(TotpError::WrongCode));
+                }
+            }
+        }
+        (None, Some(code)) => (None, Some(credentials.hash_token(code.trim()))),
+        (None, None) => return Err(rejected(TotpError::SecondFactorRequired)),
+    };
+    let command = UserCommand::DisableTotp {
+        totp_step,
+        recovery_code,
+        at: now,
+    };
+    match exec.execute::<User>(user.as_uuid(), &command, ctx).await {
+        Err(CommandError::Rejected(
+            error @ (UserError::InvalidRecoveryCode | UserError::TotpCodeReused),
+        )) => {
+            record_failure(exec, fail_ctx, now, user, LoginFailure::WrongSecondFactor)
+                .await
+                .map_err(TotpError::from_password_check)?;
+            Err(rejected(match error {
+                UserError::TotpCodeReused => TotpError::User(error),
+                _ => TotpError::WrongCode,
+            }))
+        }
+        other => other.map_err(|e| e.map_rejection(TotpError::User)),
+    }
 }

@@ -97,6 +97,7 @@ fn user_file(event: &UserEvent) -> &'static str {
         UserEvent::PasswordChanged { .. } => "PasswordChanged",
         UserEvent::TotpEnrollmentStarted { .. } => "TotpEnrollmentStarted",
         UserEvent::TotpEnabled { .. } => "TotpEnabled",
+        UserEvent::TotpDisabled { .. } => "TotpDisabled",
     }
 }
 
@@ -243,6 +244,7 @@ fn user_examples() -> Vec<UserEvent> {
             recovery_codes: vec![hash("sha256:recovery-1"), hash("sha256:recovery-2")],
             at: at(25),
         },
+        UserEvent::TotpDisabled { at: at(26) },
     ]
 }
 

@@ -11,8 +11,8 @@ use crate::error::{ApiError, GqlError, GqlResult};
 use async_graphql::{Context, ID, Object};
 use chrono::{Duration, Utc};
 use commands::sessions::{
-    SecondFactor, change_password, check_password, confirm_totp, enroll_totp, log_out,
-    start_session,
+    SecondFactor, change_password, check_password, confirm_totp, disable_totp, enroll_totp,
+    log_out, start_session,
 };
 use domain::aggregate::Aggregate;
 use domain::event::Actor;
@@ -164,13 +164,20 @@ impl SessionMutation {
     }
 
     /// Starts TOTP enrollment: add the secret to an authenticator app, then `confirmTotp`.
+    /// Needs the current password, so a stolen session alone cannot bind the account to an
+    /// attacker's authenticator.
     async fn enroll_totp(
         &self,
         ctx: &Context<'_>,
+        current_password: String,
         idempotency_key: Option<ID>,
     ) -> GqlResult<TotpEnrollment> {
         let (services, meta, principal) = (services(ctx), meta(ctx), principal(ctx));
         let (user_id, _) = principal.user()?;
+        // Guessing the password with a session: limited like `changePassword`.
+        services
+            .limiter
+            .attempt("change_password", &user_id.to_string())?;
         let subject = SubjectId::from_uuid(user_id.as_uuid());
         let ctx_cmd = user_context(
             services,
@@ -180,15 +187,18 @@ impl SessionMutation {
             &meta,
         )
         .await?;
+        let fail_ctx = user_context(services, user_id, principal.actor(), None, &meta).await?;
         let enrollment = services.counted(
             User::CATEGORY,
             enroll_totp(
                 &services.executor,
                 services.vault.as_ref(),
+                services.credentials.as_ref(),
                 services.codes.as_ref(),
-                &ctx_cmd,
+                (&ctx_cmd, &fail_ctx),
                 Utc::now(),
                 user_id,
+                &current_password,
             )
             .await,
         )?;
@@ -246,6 +256,52 @@ impl SessionMutation {
         let (codes, outcome) = (confirmed.recovery_codes, confirmed.outcome);
         Ok(RecoveryCodes {
             recovery_codes: codes,
+            position: outcome.position.0.to_string(),
+        })
+    }
+
+    /// Turns TOTP off: the current password and a current TOTP code or an unused recovery
+    /// code (which is spent). Log-in then needs the password only.
+    async fn disable_totp(
+        &self,
+        ctx: &Context<'_>,
+        current_password: String,
+        totp_code: Option<String>,
+        recovery_code: Option<String>,
+        idempotency_key: Option<ID>,
+    ) -> GqlResult<UserPayload> {
+        let (services, meta, principal) = (services(ctx), meta(ctx), principal(ctx));
+        let (user_id, _) = principal.user()?;
+        services.limiter.attempt("totp", &user_id.to_string())?;
+        let ctx_cmd = user_context(
+            services,
+            user_id,
+            principal.actor(),
+            idempotency_key.as_ref(),
+            &meta,
+        )
+        .await?;
+        let fail_ctx = user_context(services, user_id, principal.actor(), None, &meta).await?;
+        let outcome = services.counted(
+            User::CATEGORY,
+            disable_totp(
+                &services.executor,
+                services.vault.as_ref(),
+                services.credentials.as_ref(),
+                services.codes.as_ref(),
+                (&ctx_cmd, &fail_ctx),
+                Utc::now(),
+                user_id,
+                &current_password,
+                &SecondFactor {
+                    totp_code,
+                    recovery_code,
+                },
+            )
+            .await,
+        )?;
+        Ok(UserPayload {
+            user: user_node(services, user_id).await?,
             position: outcome.position.0.to_string(),
         })
     }

@@ -72,4 +72,11 @@ pub enum UserCommand {
         recovery_codes: Vec<SecretHash>,
         at: DateTime<Utc>,
     },
+    /// The edge checked the password, and the TOTP code (of time step `totp_step`) against
+    /// the secret; or gives the hash of a recovery code, checked here. The code is spent.
+    DisableTotp {
+        totp_step: Option<i64>,
+        recovery_code: Option<SecretHash>,
+        at: DateTime<Utc>,
+    },
 }

@@ -22,6 +22,8 @@ pub enum UserError {
     NoTotpEnrollment,
     #[error("the second factor is already enabled")]
     TotpAlreadyEnabled,
+    #[error("the second factor is not enabled")]
+    TotpNotEnabled,
     #[error("the recovery code is invalid or was used")]
     InvalidRecoveryCode,
     #[error("this TOTP code was already used; wait for the next one")]

@@ -69,4 +69,9 @@ pub enum UserEvent {
         recovery_codes: Vec<SecretHash>,
         at: DateTime<Utc>,
     },
+    /// TOTP turned off: the secret, any pending enrollment and the recovery codes are gone.
+    /// The edge checked the password and a code (recorded just before, as the code used).
+    TotpDisabled {
+        at: DateTime<Utc>,
+    },
 }

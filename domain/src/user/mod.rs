@@ -140,6 +140,11 @@ impl Aggregate for User {
             } => Ok(self.change_password(password, *keep_session, *at)),
             C::StartTotpEnrollment { secret, at } => self.start_totp_enrollment(secret, *at),
             C::EnableTotp { recovery_codes, at } => self.enable_totp(recovery_codes, *at),
+            C::DisableTotp {
+                totp_step,
+                recovery_code,
+                at,
+            } => self.disable_totp(*totp_step, recovery_code.as_ref(), *at),
         }
     }
 
@@ -219,6 +224,11 @@ impl Aggregate for User {
                     .iter()
                     .map(|c| c.as_str().to_owned())
                     .collect();
+            }
+            E::TotpDisabled { .. } => {
+                self.totp = None;
+                self.totp_pending = None;
+                self.recovery_codes.clear();
             }
         }
     }

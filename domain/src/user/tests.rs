@@ -158,3 +158,37 @@ fn an_email_is_claimed_once() {
     claimed.when(&b).then_refused(UserError::EmailTaken);
     claimed.when(&a).then_nothing();
 }
+
+#[test]
+fn disabling_totp_spends_a_code_and_forgets_the_secret() {
+    let disable = |step: Option<i64>, code: Option<&str>| UserCommand::DisableTotp {
+        totp_step: step,
+        recovery_code: code.map(hash),
+        at: at(2),
+    };
+    let plain = given::<User>([signed_up(), UserEvent::EmailVerified { at: at(0) }]);
+    plain
+        .when(&disable(Some(5), None))
+        .then_refused(UserError::TotpNotEnabled);
+    let on = given::<User>([
+        signed_up(),
+        UserEvent::EmailVerified { at: at(0) },
+        UserEvent::TotpEnrollmentStarted {
+            secret: Sealed::from_sealed_text("s".into()),
+            at: at(0),
+        },
+        UserEvent::TotpEnabled {
+            recovery_codes: vec![hash("rc1")],
+            at: at(0),
+        },
+    ]);
+    on.when(&disable(None, Some("not-a-code")))
+        .then_refused(UserError::InvalidRecoveryCode);
+    on.when(&disable(None, None))
+        .then_refused(UserError::InvalidRecoveryCode);
+    let off = on.when(&disable(None, Some("rc1"))).then_accepted();
+    assert!(!off.state().totp_enabled());
+    assert!(off.state().recovery_codes.is_empty());
+    off.when(&disable(None, Some("rc1")))
+        .then_refused(UserError::TotpNotEnabled);
+}

@@ -42,6 +42,25 @@ impl User {
         }])
     }
 
+    /// Turns TOTP off, spending the code that proved the factor: a TOTP code (its time step,
+    /// which the edge matched against the secret) or a recovery code (its hash, checked here).
+    pub(super) fn disable_totp(
+        &self,
+        totp_step: Option<i64>,
+        recovery_code: Option<&SecretHash>,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<UserEvent>, UserError> {
+        if self.totp.is_none() {
+            return Err(UserError::TotpNotEnabled);
+        }
+        let spent = match (totp_step, recovery_code) {
+            (Some(step), _) => self.spend_totp_code(step, at)?,
+            (None, Some(code)) => self.spend_recovery_code(code, at)?,
+            (None, None) => return Err(UserError::InvalidRecoveryCode),
+        };
+        Ok(vec![spent, UserEvent::TotpDisabled { at }])
+    }
+
     /// A TOTP code of time step `step` works once, and no older one after it.
     pub(super) fn spend_totp_code(
         &self,
