@@ -16,6 +16,7 @@ use domain::aggregate::Aggregate;
 use domain::event::Actor;
 use domain::ids::{ApiKeyId, SessionId, SubjectId, TenantId, UserId};
 use domain::session_token::TokenError;
+use domain::tenant::{Tenant, TenantStatus};
 use domain::user::User;
 use uuid::Uuid;
 
@@ -150,7 +151,27 @@ async fn api_key(services: &Services, token: &str) -> Result<Principal, ApiError
         if !services.credentials.token_matches(&secret, &grant.secret) {
             return Err(invalid());
         }
+        // A key acts with its creator's rights at most: once its creator left the tenant,
+        // it stops.
+        if access.role_of(Accessor::ApiKey(key)).is_none() {
+            return Err(ApiError::Unauthenticated(
+                "the API key's creator is no longer a member of the tenant; create a new key"
+                    .into(),
+            ));
+        }
         Ok(())
+    })
+    .await?;
+    // A suspended or closed tenant's keys are refused outright, whatever they would do.
+    checked(services, tenant.as_uuid(), |t: &Tenant| match t.status {
+        Some(TenantStatus::Active) => Ok(()),
+        Some(TenantStatus::Suspended) => Err(ApiError::Forbidden(
+            "the tenant is suspended: its API keys are refused until it is reactivated".into(),
+        )),
+        Some(TenantStatus::Closed) => Err(ApiError::Forbidden(
+            "the tenant is closed: its API keys no longer work".into(),
+        )),
+        None => Err(invalid()),
     })
     .await?;
     services.key_usage.record(tenant, key).await;

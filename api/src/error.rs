@@ -153,7 +153,7 @@ impl From<AccessError> for ApiError {
         let message = error.to_string();
         match error {
             A::NotFound => Self::NotFound(message),
-            A::Forbidden => Self::Forbidden(message),
+            A::Forbidden | A::KeysCannotCreateKeys => Self::Forbidden(message),
             A::NoSuchMember | A::NoSuchApiKey | A::NoSuchInvite => Self::NotFound(message),
             A::InvalidInvite => Self::bad_input("token", message),
             A::InviteForAnotherEmail => Self::Forbidden(message),

@@ -67,12 +67,15 @@ impl fmt::Display for ApiKeyScope {
 #[error("no such API key scope: {0:?} (read_only, read_write or admin)")]
 pub struct UnknownApiKeyScope(pub String);
 
-/// A key as the tenant holds it: its scope, the hash of its secret, whether it was revoked.
+/// A key as the tenant holds it: its scope, the hash of its secret, whether it was revoked,
+/// and who created it (a key acts with the lesser of its scope and its creator's current
+/// role).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiKeyGrant {
     pub scope: ApiKeyScope,
     pub secret: SecretHash,
     pub revoked: bool,
+    pub created_by: Accessor,
 }
 
 impl TenantAccess {
@@ -85,6 +88,9 @@ impl TenantAccess {
         secret: &SecretHash,
         at: DateTime<Utc>,
     ) -> Result<Vec<AccessEvent>, AccessError> {
+        if matches!(by, Accessor::ApiKey(_)) {
+            return Err(AccessError::KeysCannotCreateKeys);
+        }
         let role = self.authorize(by, Permission::ManageKeys)?;
         if scope.role() > role {
             return Err(AccessError::Forbidden);

@@ -32,15 +32,27 @@ impl Authorized {
 }
 
 impl TenantAccess {
-    /// The role `by` acts with, if it may act on this tenant at all.
+    /// The role `by` acts with, if it may act on this tenant at all. A key acts with the
+    /// lesser of its scope and its creator's current role: demoting the creator narrows their
+    /// keys, removing the creator stops them.
     pub fn role_of(&self, by: Accessor) -> Option<Role> {
+        self.role_within(by, 0)
+    }
+
+    fn role_within(&self, by: Accessor, depth: usize) -> Option<Role> {
         match by {
             Accessor::User(user) => self.members.get(&user).map(|m| m.role),
-            Accessor::ApiKey(key) => self
-                .api_keys
-                .get(&key)
-                .filter(|k| !k.revoked)
-                .map(|k| k.scope.role()),
+            Accessor::ApiKey(key) => {
+                let grant = self.api_keys.get(&key).filter(|k| !k.revoked)?;
+                // Keys made by keys (before keys could not make keys) inherit along the chain;
+                // the chain is acyclic (a key exists before it creates one), the bound is a
+                // guard.
+                if depth > 16 {
+                    return None;
+                }
+                let creator = self.role_within(grant.created_by, depth + 1)?;
+                Some(grant.scope.role().min(creator))
+            }
         }
     }
 

@@ -27,4 +27,6 @@ pub enum AccessError {
     InvalidKeyName,
     #[error("a tenant may have at most {0} of these")]
     LimitReached(usize),
+    #[error("API keys cannot create API keys; a member creates them")]
+    KeysCannotCreateKeys,
 }

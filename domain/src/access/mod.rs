@@ -53,6 +53,9 @@ pub struct TenantAccess {
 
 impl Aggregate for TenantAccess {
     const CATEGORY: &'static str = "access";
+    /// 2: keys remember their creator (`ApiKeyGrant::created_by`); older snapshots are
+    /// ignored and the state is rebuilt from the events, which always named the creator.
+    const SNAPSHOT_VERSION: u32 = 2;
     type Command = AccessCommand;
     type Event = AccessEvent;
     type Error = AccessError;
@@ -166,6 +169,7 @@ impl Aggregate for TenantAccess {
                 key_id,
                 scope,
                 secret,
+                by,
                 ..
             } => {
                 self.api_keys.insert(
@@ -174,6 +178,7 @@ impl Aggregate for TenantAccess {
                         scope: *scope,
                         secret: secret.clone(),
                         revoked: false,
+                        created_by: *by,
                     },
                 );
             }

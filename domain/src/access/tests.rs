@@ -121,7 +121,9 @@ fn api_keys_act_within_their_scope_until_revoked() {
         secret: SecretHash::new("h".into()),
         at: at(1),
     };
-    access.when(&escalate).then_refused(AccessError::Forbidden);
+    access
+        .when(&escalate)
+        .then_refused(AccessError::KeysCannotCreateKeys);
     let revoke = AccessCommand::RevokeApiKey {
         by: Accessor::User(user(1)),
         key_id: key,
@@ -196,4 +198,41 @@ fn revoking_an_invite_the_tenant_does_not_have_is_not_found() {
             at: at(1),
         })
         .then_refused(AccessError::NoSuchInvite);
+}
+
+#[test]
+fn a_key_acts_with_the_lesser_of_its_scope_and_its_creators_role() {
+    let key = ApiKeyId::from_uuid(Uuid::from_u128(7));
+    let by_key = Accessor::ApiKey(key);
+    let created = with_members(&[(1, Role::Owner), (2, Role::Admin)])
+        .when(&AccessCommand::CreateApiKey {
+            by: Accessor::User(user(2)),
+            key_id: key,
+            name: "deploy".into(),
+            scope: ApiKeyScope::ReadWrite,
+            secret: SecretHash::new("h".into()),
+            at: at(1),
+        })
+        .then_accepted();
+    assert_eq!(created.state().role_of(by_key), Some(Role::Member));
+    // The creator demoted to viewer: the key can only read now.
+    let demoted = created.when(&change(1, 2, Role::Viewer)).then_accepted();
+    assert_eq!(demoted.state().role_of(by_key), Some(Role::Viewer));
+    assert_eq!(
+        demoted.state().authorize(by_key, Permission::Write),
+        Err(AccessError::Forbidden)
+    );
+    // The creator removed: the key stops.
+    let removed = demoted
+        .when(&AccessCommand::RemoveMember {
+            by: Accessor::User(user(1)),
+            user: user(2),
+            at: at(3),
+        })
+        .then_accepted();
+    assert_eq!(removed.state().role_of(by_key), None);
+    assert_eq!(
+        removed.state().authorize(by_key, Permission::Read),
+        Err(AccessError::NotFound)
+    );
 }
