@@ -164,6 +164,9 @@ pub async fn api_services(
         ws_keepalive: std::time::Duration::from_secs(args.ws_keepalive_seconds),
         metrics: metrics_access(args, credentials.as_ref())?,
         trusted_proxies: api::client_ip::TrustedProxies(args.trusted_proxies.clone()),
+        request_timeout: std::time::Duration::from_secs(args.request_timeout_seconds),
+        max_concurrent_requests: usize::try_from(args.max_concurrent_requests)
+            .unwrap_or(usize::MAX),
         ..api::services::ApiConfig::default()
     };
     Ok(api::services::Services {

@@ -188,3 +188,109 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
         "without trusted proxies the header must not give a fresh address"
     );
 }
+
+/// Mutations are counted across a batch and its aliases: 300 `logIn`s in one HTTP request
+/// would be 300 password checks. Over the cap, nothing runs.
+#[tokio::test]
+async fn mutations_are_counted_across_a_whole_batch() {
+    let s = server(&[], &[]);
+    let client = reqwest::Client::new();
+    let reset = |n: usize| {
+        (0..n)
+            .map(|i| {
+                format!("r{i}: requestPasswordReset(email: \"x{i}@example.com\") {{ accepted }}")
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let post = |body: serde_json::Value| client.post(s.url("/graphql")).json(&body).send();
+    let one = json!({"query": format!("mutation {{ {} }}", reset(11))});
+    let answer: serde_json::Value = post(one).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{answer}"
+    );
+    assert!(
+        answer["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("11 mutations")
+    );
+    let batch = json!([
+        {"query": format!("mutation {{ {} }}", reset(6))},
+        {"query": format!("mutation {{ {} }}", reset(6))},
+    ]);
+    let answer: serde_json::Value = post(batch).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{answer}"
+    );
+    assert!(
+        answer["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("12 mutations")
+    );
+    let fine = json!([
+        {"query": format!("mutation {{ {} }}", reset(5))},
+        {"query": format!("mutation {{ {} }}", reset(5))},
+    ]);
+    let answer: serde_json::Value = post(fine).await.unwrap().json().await.unwrap();
+    assert_eq!(answer[1]["data"]["r4"]["accepted"], true, "{answer}");
+}
+
+/// A client that uploads its body slowly holds a request slot for the timeout at most; with
+/// every slot taken, the next request is answered 503 with `Retry-After` at once.
+#[tokio::test]
+async fn slow_clients_time_out_and_a_full_server_answers_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = server(
+        &[
+            "--request-timeout-seconds",
+            "1",
+            "--max-concurrent-requests",
+            "1",
+        ],
+        &[],
+    );
+    let address = s.base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(
+        b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"qu",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // The only slot is taken: the next request is refused at once.
+    let started = std::time::Instant::now();
+    let response = reqwest::Client::new()
+        .post(s.url("/graphql"))
+        .json(&json!({"query": "{ __typename }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert!(started.elapsed() < Duration::from_millis(500));
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["errors"][0]["extensions"]["code"], "RATE_LIMITED");
+
+    // The slow upload is cut off after the timeout, and frees its slot.
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut answer))
+        .await
+        .expect("the server answers the slow client")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let (status, _) = get(&s.url("/healthz"), None).await;
+    assert_eq!(status, 200);
+    let response = reqwest::Client::new()
+        .post(s.url("/graphql"))
+        .json(&json!({"query": "{ __typename }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+}

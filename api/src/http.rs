@@ -176,11 +176,29 @@ pub async fn graphql(
             ),
         );
     }
-    let requests = match serde_json::from_value(json) {
+    let requests: Vec<Request> = match serde_json::from_value(json) {
         Ok(BatchRequest::Single(request)) => vec![request],
         Ok(BatchRequest::Batch(requests)) => requests,
         Err(e) => return not_a_request(&e),
     };
+    // Mutations are counted across the whole batch, aliases included: ten requests of thirty
+    // aliased `logIn`s would otherwise be 300 password checks in one HTTP request.
+    let mutations: usize = requests
+        .iter()
+        .map(|r| mutation_fields(&state.documents, config, r))
+        .sum();
+    if mutations > config.max_mutations {
+        return error_body(
+            StatusCode::BAD_REQUEST,
+            ApiError::bad_input(
+                "body",
+                format!(
+                    "the request holds {mutations} mutations; at most {} are allowed per HTTP request (batch included)",
+                    config.max_mutations
+                ),
+            ),
+        );
+    }
     let principal = match authenticate(services, bearer(&headers)).await {
         Ok(principal) => principal,
         Err(error) => return error_body(StatusCode::UNAUTHORIZED, error),
@@ -228,6 +246,65 @@ pub async fn graphql(
         BatchResponse::Batch(responses)
     };
     (StatusCode::OK, axum::Json(body)).into_response()
+}
+
+/// How many mutation fields `request` runs (aliases count; a document that does not parse
+/// counts nothing, the executor refuses it).
+fn mutation_fields(documents: &Documents, config: &ApiConfig, request: &Request) -> usize {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let Some(document) = documents.parsed(&request.query, config) else {
+        return 0;
+    };
+    let count = |op: &async_graphql::parser::types::OperationDefinition| {
+        if op.ty == OperationType::Mutation {
+            op.selection_set.node.items.len()
+        } else {
+            0
+        }
+    };
+    match (&document.operations, &request.operation_name) {
+        (DocumentOperations::Single(op), _) => count(&op.node),
+        (DocumentOperations::Multiple(ops), Some(name)) => {
+            ops.get(name.as_str()).map_or(0, |op| count(&op.node))
+        }
+        (DocumentOperations::Multiple(ops), None) => ops.values().map(|op| count(&op.node)).sum(),
+    }
+}
+
+/// Bounds how long a request may take (the body's upload included) and how many run at
+/// once; beyond either, the answer is immediate: 503 with `Retry-After` when full, 408 when
+/// too slow. A slow client cannot hold a request slot for longer than the timeout.
+pub async fn limits(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let config = &state.services.config;
+    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
+        let mut response = error_body(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited {
+                retry_after_secs: 1,
+            },
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+    match tokio::time::timeout(config.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => error_body(
+            StatusCode::REQUEST_TIMEOUT,
+            ApiError::bad_input(
+                "body",
+                format!(
+                    "the request took longer than {} s (a slow upload counts)",
+                    config.request_timeout.as_secs()
+                ),
+            ),
+        ),
+    }
 }
 
 /// The name a request's metrics are counted under: the operation the document defines and
@@ -299,6 +376,25 @@ const DOCUMENTS: usize = 512;
 const CACHED_QUERY_BYTES: usize = 16 * 1024;
 
 impl Documents {
+    /// The parsed document for `query`, from the cache or parsed now (and kept).
+    pub fn parsed(&self, query: &str, config: &ApiConfig) -> Option<Arc<ExecutableDocument>> {
+        if let Some((document, _)) = self
+            .entries
+            .lock()
+            .ok()
+            .and_then(|entries| entries.get(query).cloned())
+        {
+            return Some(document);
+        }
+        let mut request = Request::new(query);
+        self.prepare(&mut request, config);
+        self.entries
+            .lock()
+            .ok()
+            .and_then(|entries| entries.get(query).map(|(d, _)| d.clone()))
+            .or_else(|| async_graphql::parser::parse_query(query).ok().map(Arc::new))
+    }
+
     /// Checks `request`'s document (see [`precheck`]) and, when it passes, hands it to
     /// the request parsed. A document that does not parse is left to the executor, which
     /// reports the syntax error.

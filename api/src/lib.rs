@@ -39,6 +39,8 @@ pub struct AppState {
     pub schema: TenantrySchema,
     /// Parsed documents, shared by every connection.
     pub documents: Arc<http::Documents>,
+    /// Slots for HTTP requests in flight (`ApiConfig::max_concurrent_requests`).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -50,19 +52,30 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     pub fn new(services: Services) -> Self {
         let services = Arc::new(services);
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(
+            services.config.max_concurrent_requests.max(1),
+        ));
         Self {
             schema: graphql::schema(services.clone()),
             services,
             documents: Arc::default(),
+            in_flight,
         }
     }
 }
 
 /// The whole router. `/metrics` is on it unless it has a listener of its own.
 pub fn router(state: AppState) -> Router {
-    let mut router = Router::new()
+    // The GraphQL routes run under the timeout and the concurrency limit; health checks and
+    // metrics answer even when the API is full.
+    let limited = Router::new()
         .route("/graphql", get(http::graphiql).post(http::graphql))
-        .route("/graphql/ws", get(ws::upgrade));
+        .route("/graphql/ws", get(ws::upgrade))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::limits,
+        ));
+    let mut router = limited;
     if !matches!(
         state.services.config.metrics,
         services::MetricsAccess::SeparateListener

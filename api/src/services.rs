@@ -44,6 +44,12 @@ pub struct ApiConfig {
     pub metrics: MetricsAccess,
     /// Reverse proxies whose forwarding headers name the client (none: the peer is).
     pub trusted_proxies: crate::client_ip::TrustedProxies,
+    /// Longest an HTTP request may take, its body's upload included.
+    pub request_timeout: Duration,
+    /// HTTP requests served at once; more are answered 503 at once.
+    pub max_concurrent_requests: usize,
+    /// Mutation fields per HTTP request, across a batch and its aliases.
+    pub max_mutations: usize,
 }
 
 /// Where `GET /metrics` is served and who may read it.
@@ -78,6 +84,9 @@ impl Default for ApiConfig {
             close_retention_days: 30,
             metrics: MetricsAccess::Open,
             trusted_proxies: crate::client_ip::TrustedProxies::default(),
+            request_timeout: Duration::from_secs(30),
+            max_concurrent_requests: 1_024,
+            max_mutations: 10,
         }
     }
 }

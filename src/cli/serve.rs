@@ -36,6 +36,15 @@ pub struct ServeArgs {
     #[arg(long, env = "TENANTRY_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<api::client_ip::IpBlock>,
 
+    /// Longest a GraphQL HTTP request may take, its body's upload included (then 408).
+    #[arg(long, env = "TENANTRY_REQUEST_TIMEOUT_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_seconds: u64,
+    /// GraphQL HTTP requests served at once; more are answered 503 with `Retry-After` at once.
+    #[arg(long, env = "TENANTRY_MAX_CONCURRENT_REQUESTS", default_value_t = 1_024,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_concurrent_requests: u64,
+
     /// Serve `GET /metrics` on this address only (for example `127.0.0.1:9100`), not on the
     /// API's listener. Otherwise it is on the API's listener, behind `TENANTRY_METRICS_TOKEN`
     /// when that is set (environment only, like every secret).
