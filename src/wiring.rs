@@ -179,6 +179,10 @@ pub async fn api_services(
         signer: Arc::new(SessionSigner::new(&master)),
         key_usage: Arc::new(infra::key_usage::DbKeyUsage::new(app.database.clone())),
         limiter: api::rate_limit::RateLimiter::new(config.auth_attempts, config.auth_window),
+        backoff: api::rate_limit::FailureBackoff::default(),
+        hashing: Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        )),
         metrics: api::metrics::Metrics::default(),
         updates,
         operators,

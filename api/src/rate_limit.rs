@@ -60,9 +60,99 @@ impl RateLimiter {
     }
 }
 
+/// Failed log-ins per client and account, with growing delays: a client's first
+/// [`FREE_FAILURES`] wrong passwords for an account cost nothing, each later one doubles the
+/// wait before that client may try that account again (up to [`LONGEST_WAIT`]). Another
+/// client is not held back, so an attacker cannot lock the owner out; a success clears the
+/// count. Counts are forgotten a day after the last failure.
+#[derive(Debug, Default)]
+pub struct FailureBackoff {
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+/// Failures before the delays start.
+pub const FREE_FAILURES: u32 = 3;
+/// The longest delay between a client's attempts on one account.
+pub const LONGEST_WAIT: Duration = Duration::from_secs(15 * 60);
+const FORGET_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+impl FailureBackoff {
+    /// Whether `key` (client and account) may try now; if not, how long to wait.
+    pub fn check(&self, key: &str) -> Result<(), ApiError> {
+        let now = Instant::now();
+        let Ok(failures) = self.failures.lock() else {
+            return Ok(());
+        };
+        let Some((count, last)) = failures.get(key).copied() else {
+            return Ok(());
+        };
+        let wait = Self::wait_after(count);
+        let waited = now.duration_since(last);
+        if waited < wait {
+            let left = u64::try_from((wait - waited).as_millis()).unwrap_or(u64::MAX);
+            return Err(ApiError::RateLimited {
+                retry_after_secs: left.div_ceil(1000).max(1),
+            });
+        }
+        Ok(())
+    }
+
+    /// The wait a client owes after `count` failures.
+    pub fn wait_after(count: u32) -> Duration {
+        if count < FREE_FAILURES {
+            return Duration::ZERO;
+        }
+        let doublings = (count - FREE_FAILURES).min(20);
+        Duration::from_secs(1u64 << doublings).min(LONGEST_WAIT)
+    }
+
+    pub fn failed(&self, key: &str) {
+        let now = Instant::now();
+        if let Ok(mut failures) = self.failures.lock() {
+            if failures.len() >= SWEEP_AT {
+                failures.retain(|_, (_, last)| now.duration_since(*last) < FORGET_AFTER);
+            }
+            let entry = failures.entry(key.to_owned()).or_insert((0, now));
+            entry.0 = entry.0.saturating_add(1);
+            entry.1 = now;
+        }
+    }
+
+    pub fn succeeded(&self, key: &str) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(key);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_back_off_per_client_and_account() {
+        let backoff = FailureBackoff::default();
+        for _ in 0..FREE_FAILURES {
+            assert!(backoff.check("a|ada").is_ok());
+            backoff.failed("a|ada");
+        }
+        assert!(backoff.check("a|ada").is_err(), "the delays have started");
+        assert!(
+            backoff.check("b|ada").is_ok(),
+            "another client is not held back"
+        );
+        assert_eq!(
+            FailureBackoff::wait_after(FREE_FAILURES),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            FailureBackoff::wait_after(FREE_FAILURES + 3),
+            Duration::from_secs(8)
+        );
+        assert_eq!(FailureBackoff::wait_after(u32::MAX), LONGEST_WAIT);
+        backoff.succeeded("a|ada");
+        assert!(backoff.check("a|ada").is_ok(), "a success clears the count");
+    }
     use crate::graphql::identity::client_key;
     use crate::services::RequestMeta;
 

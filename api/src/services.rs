@@ -103,6 +103,11 @@ pub struct Services {
     pub key_usage: Arc<dyn domain::key_usage::KeyUsage>,
     pub config: ApiConfig,
     pub limiter: RateLimiter,
+    /// Failed log-ins per client and account, with growing delays.
+    pub backoff: crate::rate_limit::FailureBackoff,
+    /// Slots for password hashing (about one per core): a request that finds none is
+    /// answered RATE_LIMITED at once instead of queueing behind the hashes.
+    pub hashing: Arc<tokio::sync::Semaphore>,
     pub metrics: Metrics,
     pub updates: Updates,
     /// Blind indexes of the operators' e-mail addresses.
@@ -120,6 +125,16 @@ pub struct RequestMeta {
 }
 
 impl Services {
+    /// A password-hashing slot for the length of one use case, or RATE_LIMITED now.
+    pub fn hashing_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.hashing
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::RateLimited {
+                retry_after_secs: 1,
+            })
+    }
+
     pub fn email_index(&self, email: &domain::user::Email) -> Uuid {
         commands::identity::email_index(self.vault.as_ref(), email)
     }

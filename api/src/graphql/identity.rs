@@ -330,6 +330,7 @@ impl IdentityMutation {
         services.limiter.attempt("sign_up", &client_key(&meta))?;
         let email = parse_email(&input.email)?;
         let password = NewPassword::parse(&input.password)?;
+        let _hashing = services.hashing_slot()?;
         let key = idempotency(idempotency_key.as_ref())?;
         let email_index = services.email_index(&email);
         services
@@ -486,6 +487,7 @@ impl IdentityMutation {
             .attempt("password_reset", &client_key(&meta))?;
         let password = NewPassword::parse(&new_password)?;
         let token = parse_user_token(&token)?;
+        let _hashing = services.hashing_slot()?;
         let ctx_cmd = user_context(
             services,
             token.user,

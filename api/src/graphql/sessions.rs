@@ -35,11 +35,14 @@ impl SessionMutation {
         let Ok(email) = Email::parse(&input.email) else {
             return Err(GqlError::from(wrong()));
         };
-        services
-            .limiter
-            .attempt("log_in_account", &services.email_index(&email).to_string())?;
+        // Failures count per client and account, with growing delays: an attacker's wrong
+        // passwords slow the attacker down, never the owner on another client.
+        let pair = format!("{}|{}", client_key(&meta), services.email_index(&email));
+        services.backoff.check(&pair)?;
+        let _hashing = services.hashing_slot()?;
         let Some(user_id) = user_by_email(services, &email).await? else {
             services.credentials.decoy_check(&input.password).await;
+            services.backoff.failed(&pair);
             return Err(GqlError::from(wrong()));
         };
         // No idempotency key: a retried log-in is a new log-in, with every factor checked
@@ -59,7 +62,11 @@ impl SessionMutation {
             &input.password,
         )
         .await
-        .map_err(ApiError::from)?;
+        .map_err(|error| {
+            services.backoff.failed(&pair);
+            ApiError::from(error)
+        })?;
+        services.backoff.succeeded(&pair);
         if user.totp.is_some() {
             // Counted only past the password: guessing codes needs the password first.
             services.limiter.attempt("totp", &user_id.to_string())?;
@@ -136,6 +143,7 @@ impl SessionMutation {
             .limiter
             .attempt("change_password", &user_id.to_string())?;
         let password = NewPassword::parse(&new_password)?;
+        let _hashing = services.hashing_slot()?;
         let ctx_cmd = user_context(
             services,
             user_id,
@@ -178,6 +186,7 @@ impl SessionMutation {
         services
             .limiter
             .attempt("change_password", &user_id.to_string())?;
+        let _hashing = services.hashing_slot()?;
         let subject = SubjectId::from_uuid(user_id.as_uuid());
         let ctx_cmd = user_context(
             services,
@@ -273,6 +282,7 @@ impl SessionMutation {
         let (services, meta, principal) = (services(ctx), meta(ctx), principal(ctx));
         let (user_id, _) = principal.user()?;
         services.limiter.attempt("totp", &user_id.to_string())?;
+        let _hashing = services.hashing_slot()?;
         let ctx_cmd = user_context(
             services,
             user_id,

@@ -1,0 +1,82 @@
+//! Account attacks through the real server: wrong passwords from one client do not lock the
+//! owner out from another, and password hashing is capped instead of queued.
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+mod support;
+
+use serde_json::json;
+use support::graphql::{Backend, PASSWORD, code, platform};
+
+const LOG_IN: &str =
+    "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }";
+
+async fn wrong_passwords_from_one_client_do_not_lock_the_owner_out(backend: Backend) {
+    let p = platform(backend, &[]).await;
+    p.person("ada@example.com").await;
+    let attacker = p.api.at_ip([127, 0, 0, 2]);
+    let owner = p.api.at_ip([127, 0, 0, 3]);
+    let wrong = json!({"e": "ada@example.com", "p": "not the password"});
+    for _ in 0..3 {
+        let answer = attacker.gql(None, LOG_IN, wrong.clone()).await;
+        assert_eq!(code(&answer), Some("UNAUTHENTICATED"), "{answer}");
+    }
+    // The attacker now waits, longer with every failure...
+    let held = attacker.gql(None, LOG_IN, wrong.clone()).await;
+    assert_eq!(code(&held), Some("RATE_LIMITED"), "{held}");
+    assert!(
+        held["errors"][0]["extensions"]["retryAfterSeconds"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    // ... even with the right password, until the wait is over ...
+    let right = json!({"e": "ada@example.com", "p": PASSWORD});
+    let held = attacker.gql(None, LOG_IN, right.clone()).await;
+    assert_eq!(code(&held), Some("RATE_LIMITED"), "{held}");
+    // ... while the owner, on another client, logs in at once.
+    let data = owner.ok(None, LOG_IN, right.clone()).await;
+    assert!(data["logIn"]["token"].is_string());
+    // After the wait, the attacker's next wrong password doubles it.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let answer = attacker.gql(None, LOG_IN, wrong.clone()).await;
+    assert_eq!(code(&answer), Some("UNAUTHENTICATED"), "{answer}");
+    let held = attacker.gql(None, LOG_IN, wrong).await;
+    assert_eq!(code(&held), Some("RATE_LIMITED"), "{held}");
+    assert!(
+        held["errors"][0]["extensions"]["retryAfterSeconds"]
+            .as_u64()
+            .unwrap()
+            >= 2
+    );
+}
+
+/// Many log-ins at once: password hashing has a slot per core; a request that finds none is
+/// answered RATE_LIMITED at once rather than waiting behind the others.
+async fn password_hashing_is_capped_not_queued(backend: Backend) {
+    let p = platform(backend, &[]).await;
+    p.person("ada@example.com").await;
+    let right = json!({"e": "ada@example.com", "p": PASSWORD});
+    let attempts: Vec<_> = (0..24u8)
+        .map(|n| {
+            let api = p.api.at_ip([127, 0, 1, n + 1]);
+            let vars = right.clone();
+            tokio::spawn(async move { api.gql(None, LOG_IN, vars).await })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for attempt in attempts {
+        let answer = attempt.await.unwrap();
+        codes.push(code(&answer).unwrap_or("OK").to_owned());
+    }
+    assert!(codes.iter().any(|c| c == "OK"), "{codes:?}");
+    assert!(codes.iter().any(|c| c == "RATE_LIMITED"), "{codes:?}");
+    assert!(
+        codes.iter().all(|c| c == "OK" || c == "RATE_LIMITED"),
+        "{codes:?}"
+    );
+}
+
+on_both!(
+    wrong_passwords_from_one_client_do_not_lock_the_owner_out,
+    password_hashing_is_capped_not_queued,
+);
