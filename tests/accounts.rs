@@ -76,7 +76,65 @@ async fn password_hashing_is_capped_not_queued(backend: Backend) {
     );
 }
 
+/// An idempotency key replays its first result only for the same arguments; with other
+/// arguments it is an error that says so, and nothing is written.
+async fn an_idempotency_key_with_other_arguments_is_refused(backend: Backend) {
+    let p = platform(backend, &[]).await;
+    let ada = p.person("ada@example.com").await;
+    let create = "mutation($n: String!, $s: String!, $k: ID) { createTenant(input: {name: $n, slug: $s}, idempotencyKey: $k) { tenant { id } } }";
+    let key = uuid::Uuid::now_v7().to_string();
+    let first = p
+        .api
+        .ok(
+            Some(&ada.token),
+            create,
+            json!({"n": "Acme", "s": "acme", "k": key}),
+        )
+        .await;
+    // The same request again: the first result, nothing written.
+    let head = p.api.head().await;
+    let again = p
+        .api
+        .ok(
+            Some(&ada.token),
+            create,
+            json!({"n": "Acme", "s": "acme", "k": key}),
+        )
+        .await;
+    assert_eq!(again, first);
+    // Argument order and whitespace do not matter; values do.
+    let reordered = "mutation($k: ID, $s: String!, $n: String!) { createTenant(idempotencyKey: $k, input: {slug: $s, name: $n}) { tenant { id } } }";
+    let same = p
+        .api
+        .ok(
+            Some(&ada.token),
+            reordered,
+            json!({"n": "Acme", "s": "acme", "k": key}),
+        )
+        .await;
+    assert_eq!(same, first);
+    let other = p
+        .api
+        .gql(
+            Some(&ada.token),
+            create,
+            json!({"n": "Other Co", "s": "other", "k": key}),
+        )
+        .await;
+    assert_eq!(code(&other), Some("BAD_USER_INPUT"), "{other}");
+    assert_eq!(other["errors"][0]["extensions"]["field"], "idempotencyKey");
+    assert!(
+        other["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("other arguments"),
+        "{other}"
+    );
+    assert_eq!(p.api.head().await, head, "nothing was written");
+}
+
 on_both!(
     wrong_passwords_from_one_client_do_not_lock_the_owner_out,
     password_hashing_is_capped_not_queued,
+    an_idempotency_key_with_other_arguments_is_refused,
 );

@@ -304,7 +304,9 @@ where
                 Self::Conflict("the object kept changing; retry the request".into())
             }
             CommandError::IdempotencyKeyReused { .. } => Self::BadInput {
-                message: "this idempotency key was already used for a different request".into(),
+                message: "this idempotency key was already used for a different request (another \
+                          mutation or other arguments); use a new key"
+                    .into(),
                 field: Some("idempotencyKey"),
             },
             CommandError::Store(EventStoreError::VersionConflict { .. }) => {

@@ -218,6 +218,7 @@ pub async fn graphql(
         ip: Some(config.trusted_proxies.client(peer.ip(), &headers)),
         request_id,
         operation: String::new(),
+        fingerprint: None,
     };
     let mut responses = Vec::with_capacity(requests.len());
     for request in requests {

@@ -161,6 +161,7 @@ mod tests {
             ip: ip.parse().ok(),
             request_id: String::new(),
             operation: String::new(),
+            fingerprint: None,
         }
     }
 

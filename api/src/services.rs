@@ -122,6 +122,9 @@ pub struct RequestMeta {
     /// The mutation field being resolved: idempotency keys are scoped by it, so one key
     /// reused for another mutation is another command, never a replay of the first.
     pub operation: String,
+    /// A digest of the mutation's arguments (its idempotency key aside), stored with what it
+    /// writes: the same key with other arguments is refused.
+    pub fingerprint: Option<String>,
 }
 
 impl Services {
@@ -150,7 +153,13 @@ impl Services {
         subject: Option<SubjectId>,
         meta: &RequestMeta,
     ) -> Result<CommandContext, ApiError> {
-        let ctx = CommandContext::from_request(actor, caller, &meta.operation, idempotency_key);
+        let ctx = CommandContext::from_request(actor, caller, &meta.operation, idempotency_key)
+            .with_fingerprint(
+                idempotency_key
+                    .is_some()
+                    .then(|| meta.fingerprint.clone())
+                    .flatten(),
+            );
         match subject {
             Some(subject) => self.with_sealed_ip(ctx, subject, meta).await,
             None => Ok(ctx),

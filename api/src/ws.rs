@@ -54,6 +54,7 @@ pub async fn upgrade(
         ),
         request_id,
         operation: String::new(),
+        fingerprint: None,
     };
     ws.on_upgrade(move |mut socket| async move {
         if agreed {

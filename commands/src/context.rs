@@ -24,6 +24,9 @@ pub struct CommandContext {
     /// Whether the command id is derived (from an idempotency key or a causing event), so ids
     /// of new objects must derive from it too for a retry to name the same objects.
     pub derived: bool,
+    /// A digest of the request's arguments, when it came with an idempotency key: a retry of
+    /// the key with other arguments is refused (`CommandError::IdempotencyKeyReused`).
+    pub fingerprint: Option<String>,
 }
 
 impl CommandContext {
@@ -37,6 +40,7 @@ impl CommandContext {
             source_ip: None,
             tenant_id: None,
             derived: false,
+            fingerprint: None,
         }
     }
 
@@ -94,6 +98,7 @@ impl CommandContext {
             source_ip: None,
             tenant_id: tenant,
             derived: true,
+            fingerprint: None,
         }
     }
 
@@ -124,6 +129,14 @@ impl CommandContext {
             causation_id: self.causation_id,
             actor: self.actor.clone(),
             source_ip: self.source_ip.clone(),
+            request_fingerprint: self.fingerprint.clone(),
         }
+    }
+
+    /// Records the digest of the request's arguments (see [`Self::fingerprint`]).
+    #[must_use]
+    pub fn with_fingerprint(mut self, fingerprint: Option<String>) -> Self {
+        self.fingerprint = fingerprint;
+        self
     }
 }

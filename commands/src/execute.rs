@@ -400,6 +400,7 @@ impl Executor {
                 Err(_) => true,
             };
             if writes_nothing && let Some(first) = self.store.find_command(ctx.command_id).await? {
+                self.same_request(&first, ctx).await?;
                 return replayed(&first, &stream, ctx);
             }
             let (events, guard_events) = decision.map_err(CommandError::Rejected)?;
@@ -432,7 +433,10 @@ impl Executor {
                 );
             }
             match self.store.append(request).await {
-                Ok(result) if result.replayed => return replayed(&result, &stream, ctx),
+                Ok(result) if result.replayed => {
+                    self.same_request(&result, ctx).await?;
+                    return replayed(&result, &stream, ctx);
+                }
                 Ok(result) => {
                     let before = target.version;
                     let version = result.version_of(&stream).unwrap_or(before);
@@ -493,6 +497,29 @@ impl Executor {
         if version.0 == loaded.version.0 + appended.len() as u64 {
             self.cache
                 .put(stream, version, Some(result.last_position), &loaded.state);
+        }
+    }
+
+    /// A replayed command id must come with the arguments it first came with: the first
+    /// event it wrote holds their digest.
+    async fn same_request<E: std::error::Error + 'static>(
+        &self,
+        first: &AppendResult,
+        ctx: &CommandContext,
+    ) -> Result<(), CommandError<E>> {
+        let Some(mine) = &ctx.fingerprint else {
+            return Ok(());
+        };
+        let before = Position(first.first_position.0.saturating_sub(1));
+        let stored = self.store.read_all(before, 1).await?;
+        match stored
+            .first()
+            .and_then(|e| e.metadata.request_fingerprint.as_ref())
+        {
+            Some(theirs) if theirs != mine => Err(CommandError::IdempotencyKeyReused {
+                command_id: ctx.command_id,
+            }),
+            _ => Ok(()),
         }
     }
 

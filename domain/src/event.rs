@@ -206,6 +206,10 @@ pub struct EventMetadata {
     pub actor: Actor,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_ip: Option<String>,
+    /// A digest of the arguments of the request that carried an idempotency key: the same key
+    /// with other arguments is refused rather than answered with the first result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_fingerprint: Option<String>,
 }
 
 impl EventMetadata {
@@ -226,6 +230,7 @@ impl EventMetadata {
             causation_id: None,
             actor,
             source_ip: None,
+            request_fingerprint: None,
         }
     }
 }

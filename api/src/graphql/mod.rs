@@ -66,9 +66,58 @@ pub(crate) fn meta(ctx: &Context<'_>) -> RequestMeta {
             ip: None,
             request_id: String::new(),
             operation: String::new(),
+            fingerprint: None,
         });
     meta.operation = ctx.field().name().to_owned();
+    meta.fingerprint = fingerprint(ctx);
     meta
+}
+
+/// A digest of the field's arguments with variables resolved, the idempotency key aside, in
+/// a canonical form (arguments and object keys sorted): what makes two requests "the same".
+fn fingerprint(ctx: &Context<'_>) -> Option<String> {
+    fn canonical(value: &serde_json::Value, out: &mut String) {
+        match value {
+            serde_json::Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for key in keys {
+                    out.push_str(&serde_json::Value::String(key.clone()).to_string());
+                    out.push(':');
+                    canonical(&map[key], out);
+                    out.push(',');
+                }
+                out.push('}');
+            }
+            serde_json::Value::Array(items) => {
+                out.push('[');
+                for item in items {
+                    canonical(item, out);
+                    out.push(',');
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut arguments = ctx.field().arguments().ok()?;
+    arguments.retain(|(name, _)| name.as_str() != "idempotencyKey");
+    arguments.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+    let mut text = String::new();
+    for (name, value) in arguments {
+        text.push_str(name.as_str());
+        text.push('=');
+        canonical(&value.into_json().ok()?, &mut text);
+        text.push(';');
+    }
+    /// Namespace of argument digests (UUIDv5, SHA-1: a fingerprint, not a secret).
+    const ARGUMENTS: Uuid = Uuid::from_u128(0x3d4c_81f2_5a6b_4e90_8c1d_7f2e_9a0b_6c53);
+    Some(
+        Uuid::new_v5(&ARGUMENTS, text.as_bytes())
+            .simple()
+            .to_string(),
+    )
 }
 
 /// A UUID argument, or BAD_USER_INPUT naming the argument.
