@@ -180,6 +180,7 @@ pub async fn api_services(
         key_usage: Arc::new(infra::key_usage::DbKeyUsage::new(app.database.clone())),
         limiter: api::rate_limit::RateLimiter::new(config.auth_attempts, config.auth_window),
         backoff: api::rate_limit::FailureBackoff::default(),
+        quotas: api::rate_limit::Quotas::default(),
         hashing: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(2, |n| n.get()),
         )),

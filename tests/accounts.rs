@@ -133,7 +133,64 @@ async fn an_idempotency_key_with_other_arguments_is_refused(backend: Backend) {
     assert_eq!(p.api.head().await, head, "nothing was written");
 }
 
+/// Mails to one address and invitations are capped per hour, across client addresses: an
+/// attacker cannot mail-bomb an address or spam invitations by spreading requests.
+async fn mails_and_invitations_have_hourly_quotas(backend: Backend) {
+    let p = platform(backend, &[]).await;
+    let ada = p.person("ada@example.com").await;
+    let reset = "mutation($e: String!) { requestPasswordReset(email: $e) { accepted } }";
+    let sent_before = p.smtp.count("ada@example.com", "Reset");
+    for n in 0..5u8 {
+        let from = p.api.at_ip([127, 0, 2, n + 1]);
+        from.ok(None, reset, json!({"e": "ada@example.com"})).await;
+    }
+    let sixth = p
+        .api
+        .at_ip([127, 0, 2, 9])
+        .gql(None, reset, json!({"e": "ada@example.com"}))
+        .await;
+    assert_eq!(code(&sixth), Some("RATE_LIMITED"), "{sixth}");
+    // An address with no account is capped alike (the answer must not tell them apart).
+    for n in 0..5u8 {
+        let from = p.api.at_ip([127, 0, 3, n + 1]);
+        from.ok(None, reset, json!({"e": "nobody@example.com"}))
+            .await;
+    }
+    let sixth = p
+        .api
+        .gql(None, reset, json!({"e": "nobody@example.com"}))
+        .await;
+    assert_eq!(code(&sixth), Some("RATE_LIMITED"), "{sixth}");
+    support::wait_until(
+        "five reset mails",
+        std::time::Duration::from_secs(10),
+        || (p.smtp.count("ada@example.com", "Reset") == sent_before + 5).then_some(()),
+    );
+
+    let tenant = p.tenant(&ada, "quota").await;
+    let invite = "mutation($t: ID!, $e: String!) { inviteMember(tenantId: $t, email: $e, role: MEMBER) { position } }";
+    for n in 0..10 {
+        p.api
+            .ok(
+                Some(&ada.token),
+                invite,
+                json!({"t": tenant, "e": format!("guest{n}@example.com")}),
+            )
+            .await;
+    }
+    let eleventh = p
+        .api
+        .gql(
+            Some(&ada.token),
+            invite,
+            json!({"t": tenant, "e": "guest10@example.com"}),
+        )
+        .await;
+    assert_eq!(code(&eleventh), Some("RATE_LIMITED"), "{eleventh}");
+}
+
 on_both!(
+    mails_and_invitations_have_hourly_quotas,
     wrong_passwords_from_one_client_do_not_lock_the_owner_out,
     password_hashing_is_capped_not_queued,
     an_idempotency_key_with_other_arguments_is_refused,

@@ -60,6 +60,38 @@ impl RateLimiter {
     }
 }
 
+/// Hourly quotas on what costs others something (e-mail sent to an address, invitations):
+/// a few an hour, not hundreds a day. Keyed by account, user or tenant, never by client
+/// address alone, so spreading requests over many addresses does not help.
+#[derive(Debug)]
+pub struct Quotas {
+    /// Verification and password-reset e-mails per address (whether or not it has an
+    /// account: the answer must not tell).
+    pub mails_per_address: RateLimiter,
+    /// Invitations sent by one user (or key).
+    pub invites_per_sender: RateLimiter,
+    /// Invitations sent for one tenant.
+    pub invites_per_tenant: RateLimiter,
+}
+
+/// Mails per address per hour.
+pub const MAILS_PER_ADDRESS_PER_HOUR: u32 = 5;
+/// Invitations per sender per hour.
+pub const INVITES_PER_SENDER_PER_HOUR: u32 = 10;
+/// Invitations per tenant per hour.
+pub const INVITES_PER_TENANT_PER_HOUR: u32 = 30;
+
+impl Default for Quotas {
+    fn default() -> Self {
+        let hour = Duration::from_secs(3600);
+        Self {
+            mails_per_address: RateLimiter::new(MAILS_PER_ADDRESS_PER_HOUR, hour),
+            invites_per_sender: RateLimiter::new(INVITES_PER_SENDER_PER_HOUR, hour),
+            invites_per_tenant: RateLimiter::new(INVITES_PER_TENANT_PER_HOUR, hour),
+        }
+    }
+}
+
 /// Failed log-ins per client and account, with growing delays: a client's first
 /// [`FREE_FAILURES`] wrong passwords for an account cost nothing, each later one doubles the
 /// wait before that client may try that account again (up to [`LONGEST_WAIT`]). Another

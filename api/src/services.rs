@@ -105,6 +105,8 @@ pub struct Services {
     pub limiter: RateLimiter,
     /// Failed log-ins per client and account, with growing delays.
     pub backoff: crate::rate_limit::FailureBackoff,
+    /// Hourly quotas on mails and invitations.
+    pub quotas: crate::rate_limit::Quotas,
     /// Slots for password hashing (about one per core): a request that finds none is
     /// answered RATE_LIMITED at once instead of queueing behind the hashes.
     pub hashing: Arc<tokio::sync::Semaphore>,

@@ -81,6 +81,14 @@ impl AccessMutation {
         let email = Email::parse(&email)?;
         let grant = grant(services, &principal, tenant, Permission::ManageMembers).await?;
         let by = principal.accessor_for(tenant)?;
+        services
+            .quotas
+            .invites_per_sender
+            .attempt("invite", &principal.caller_id().to_string())?;
+        services
+            .quotas
+            .invites_per_tenant
+            .attempt("invite", &tenant.to_string())?;
         let cmd_ctx = request_context(ctx, idempotency_key.as_ref()).await?;
         let invited = services.counted(
             TenantAccess::CATEGORY,

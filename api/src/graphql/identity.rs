@@ -279,9 +279,14 @@ async fn mail_token(
 ) -> Result<Accepted, ApiError> {
     services.limiter.attempt(action, &client_key(meta))?;
     let email = parse_email(email)?;
+    let index = services.email_index(&email);
     services
         .limiter
-        .attempt(action, &format!("account {}", services.email_index(&email)))?;
+        .attempt(action, &format!("account {index}"))?;
+    services
+        .quotas
+        .mails_per_address
+        .attempt("mail", &index.to_string())?;
     if let Some(user) = user_by_email(services, &email).await? {
         let ctx_cmd = user_context(services, user, Actor::Anonymous, key, meta).await?;
         let issued = issue_token(
