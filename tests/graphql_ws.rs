@@ -417,7 +417,59 @@ async fn revoking_a_key_or_changing_the_password_closes_its_sockets(backend: Bac
     until_named(&mut own, "live", "Four").await;
 }
 
+/// Sockets cost the server memory until they close: an anonymous one is closed at
+/// `connection_init`, a caller holds at most 8 and a client address at most 16.
+async fn sockets_are_capped_per_caller_and_per_client(backend: Backend) {
+    let p = platform(backend, &[]).await;
+    let ada = p.person("ada@example.com").await;
+
+    let mut anonymous = connect(&p, true).await;
+    send(&mut anonymous, json!({"type": "connection_init"})).await;
+    assert_eq!(closed_with(&mut anonymous).await, 4403, "no token");
+    drop(anonymous);
+
+    let mut open = Vec::new();
+    for _ in 0..8 {
+        open.push(acked(&p, &ada.token).await);
+    }
+    let mut ninth = connect(&p, true).await;
+    send(
+        &mut ninth,
+        json!({"type": "connection_init", "payload": {"authToken": ada.token}}),
+    )
+    .await;
+    assert_eq!(
+        closed_with(&mut ninth).await,
+        1013,
+        "a ninth socket for one caller"
+    );
+    drop(ninth);
+
+    // The client address: 16 sockets at most, whoever uses them (8 are open already).
+    for _ in 0..8 {
+        open.push(connect(&p, true).await);
+    }
+    let url = format!("{}/graphql/ws", p.api.base.replace("http://", "ws://"));
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+            .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 429);
+        }
+        other => panic!(
+            "a seventeenth socket from one address: {:?}",
+            other.map(|_| ())
+        ),
+    }
+}
+
 on_both!(
+    sockets_are_capped_per_caller_and_per_client,
     silent_clients_are_pinged_then_disconnected,
     the_protocol_closes_with_the_right_codes,
     subscriptions_push_changes_for_the_callers_tenant_only,

@@ -41,6 +41,8 @@ pub struct AppState {
     pub documents: Arc<http::Documents>,
     /// Slots for HTTP requests in flight (`ApiConfig::max_concurrent_requests`).
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// Open WebSockets per client address and per caller.
+    pub sockets: Arc<ws::SocketCounts>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -60,6 +62,7 @@ impl AppState {
             services,
             documents: Arc::default(),
             in_flight,
+            sockets: Arc::default(),
         }
     }
 }

@@ -5,11 +5,15 @@
 //! |------|------|
 //! | 4400 | a message that is not valid JSON or not a protocol message |
 //! | 4401 | `subscribe` before the connection was acknowledged |
-//! | 4403 | a token that is invalid, expired or revoked (checked at `connection_init`, on every `subscribe` and before every pushed event) |
+//! | 4403 | no token, or a token that is invalid, expired or revoked (checked at `connection_init`, on every `subscribe` and before every pushed event): every subscription needs a caller, so an anonymous socket is closed |
 //! | 4406 | the client did not ask for the `graphql-transport-ws` subprotocol |
 //! | 4408 | no `connection_init` within the timeout |
 //! | 4409 | `subscribe` with the id of a subscription that is still running |
 //! | 4429 | a second `connection_init` |
+//! | 1013 | the caller already has [`SOCKETS_PER_CALLER`] sockets open |
+//!
+//! A client address may hold [`SOCKETS_PER_CLIENT`] sockets (more are refused with HTTP 429
+//! before the upgrade), and a user or API key [`SOCKETS_PER_CALLER`].
 //!
 //! The token travels in the `connection_init` payload as `authToken` (or `Authorization`).
 //! The server pings every `--ws-keepalive-seconds` and closes (1001) a connection silent for
@@ -21,15 +25,63 @@ use crate::http::RequestId;
 use crate::services::RequestMeta;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
+use axum::response::IntoResponse as _;
 use axum::response::Response;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub const PROTOCOL: &str = "graphql-transport-ws";
+/// Sockets one client address may hold open.
+pub const SOCKETS_PER_CLIENT: usize = 16;
+/// Sockets one user or API key may hold open.
+pub const SOCKETS_PER_CALLER: usize = 8;
+
+/// Open sockets per client address and per caller.
+#[derive(Debug, Default)]
+pub struct SocketCounts {
+    counts: std::sync::Mutex<HashMap<String, usize>>,
+}
+
+/// One open socket counted under a key; uncounted when dropped.
+#[derive(Debug)]
+pub struct SocketSlot {
+    counts: Arc<SocketCounts>,
+    key: String,
+}
+
+impl SocketCounts {
+    /// A slot under `key`, unless `max` are taken.
+    pub fn take(self: &Arc<Self>, key: String, max: usize) -> Option<SocketSlot> {
+        let mut counts = self.counts.lock().ok()?;
+        let count = counts.entry(key.clone()).or_default();
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(SocketSlot {
+            counts: self.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.counts.counts.lock()
+            && let Some(count) = counts.get_mut(&self.key)
+        {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.key);
+            }
+        }
+    }
+}
 
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -56,9 +108,23 @@ pub async fn upgrade(
         operation: String::new(),
         fingerprint: None,
     };
+    let client = meta.ip.map_or_else(String::new, |ip| {
+        crate::graphql::identity::client_key_of(ip)
+    });
+    let Some(client_slot) = state
+        .sockets
+        .take(format!("client {client}"), SOCKETS_PER_CLIENT)
+    else {
+        return (
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            [(axum::http::header::RETRY_AFTER, "10")],
+            "too many WebSocket connections from this address\n",
+        )
+            .into_response();
+    };
     ws.on_upgrade(move |mut socket| async move {
         if agreed {
-            Connection::new(state, meta).run(socket).await;
+            Connection::new(state, meta, client_slot).run(socket).await;
         } else {
             close(&mut socket, 4406, "Subprotocol not acceptable").await;
         }
@@ -106,10 +172,13 @@ struct Connection {
     init_received: bool,
     subscriptions: HashMap<String, (u64, JoinHandle<()>)>,
     generation: u64,
+    /// This socket counted under its client address, and (once initialised) its caller.
+    _client_slot: SocketSlot,
+    caller_slot: Option<SocketSlot>,
 }
 
 impl Connection {
-    fn new(state: AppState, meta: RequestMeta) -> Self {
+    fn new(state: AppState, meta: RequestMeta, client_slot: SocketSlot) -> Self {
         Self {
             state,
             meta,
@@ -118,6 +187,8 @@ impl Connection {
             init_received: false,
             subscriptions: HashMap::new(),
             generation: 0,
+            _client_slot: client_slot,
+            caller_slot: None,
         }
     }
 
@@ -224,7 +295,15 @@ impl Connection {
                     .and_then(Value::as_str)
                     .map(|t| t.strip_prefix("Bearer ").unwrap_or(t).to_owned());
                 match authenticate(&self.state.services, token.as_deref()).await {
+                    Ok(Principal::Anonymous) => {
+                        Err((4403, "Forbidden: connection_init needs authToken".into()))
+                    }
                     Ok(principal) => {
+                        let caller = format!("caller {}", principal.caller_id());
+                        let Some(slot) = self.state.sockets.take(caller, SOCKETS_PER_CALLER) else {
+                            return Err((1013, "Too many connections for this caller".into()));
+                        };
+                        self.caller_slot = Some(slot);
                         self.principal = Some(principal);
                         self.token = token;
                         Ok(Some(json!({"type": "connection_ack"})))

@@ -215,7 +215,12 @@ pub(crate) fn parse_email(email: &str) -> Result<Email, ApiError> {
 /// Whom a per-IP limit counts: the address, or for IPv6 its /64 (one host usually holds a
 /// whole /64, so single addresses would be free to rotate).
 pub(crate) fn client_key(meta: &RequestMeta) -> String {
-    let ip = meta.ip.map(|ip| match ip {
+    meta.ip.map_or_else(|| "unknown".into(), client_key_of)
+}
+
+/// [`client_key`] of an address.
+pub(crate) fn client_key_of(ip: std::net::IpAddr) -> String {
+    let ip = Some(ip).map(|ip| match ip {
         std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
         v4 => v4,
     });
