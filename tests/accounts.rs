@@ -189,7 +189,33 @@ async fn mails_and_invitations_have_hourly_quotas(backend: Backend) {
     assert_eq!(code(&eleventh), Some("RATE_LIMITED"), "{eleventh}");
 }
 
+/// Slugs are unique across the platform: another user cannot take one (before, two tenants
+/// could share a slug).
+async fn a_slug_names_one_tenant_across_the_platform(backend: Backend) {
+    let p = platform(backend, &[]).await;
+    let ada = p.person("ada@example.com").await;
+    let bob = p.person("bob@example.com").await;
+    p.tenant(&ada, "acme").await;
+    let create = "mutation($s: String!) { createTenant(input: {name: \"Mine\", slug: $s}) { tenant { id } } }";
+    let taken = p
+        .api
+        .gql(Some(&bob.token), create, json!({"s": "acme"}))
+        .await;
+    assert_eq!(code(&taken), Some("CONFLICT"), "{taken}");
+    assert!(
+        taken["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("slug"),
+        "{taken}"
+    );
+    p.api
+        .ok(Some(&bob.token), create, json!({"s": "acme-bob"}))
+        .await;
+}
+
 on_both!(
+    a_slug_names_one_tenant_across_the_platform,
     mails_and_invitations_have_hourly_quotas,
     wrong_passwords_from_one_client_do_not_lock_the_owner_out,
     password_hashing_is_capped_not_queued,

@@ -176,6 +176,7 @@ impl From<TenantError> for ApiError {
             T::NegativeRetention => Self::bad_input("retention", message),
             T::NotFound => Self::NotFound(message),
             T::LimitReached { .. } => Self::PlanLimit(message),
+            T::SlugTaken => Self::Conflict(message),
             T::AlreadyProvisioned
             | T::Closed
             | T::Suspended

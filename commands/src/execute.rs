@@ -359,6 +359,28 @@ impl Executor {
         G: Aggregate,
         E: std::error::Error + Send + Sync + 'static,
     {
+        self.execute_claiming::<A, G, NoGuard, E>(id, guard, None, ctx, decide)
+            .await
+    }
+
+    /// [`Self::execute_with`] plus a third aggregate, a claim (a unique name, say), that
+    /// decides `claim.command` and is appended in the same atomic append with its exact
+    /// expectation: two commands racing for one claim cannot both succeed, and the loser's
+    /// retry sees the claim taken (`claim.refused` turns that refusal into the command's).
+    pub async fn execute_claiming<A, G, C, E>(
+        &self,
+        id: Uuid,
+        guard: Option<Uuid>,
+        claim: Option<Claim<C, E>>,
+        ctx: &CommandContext,
+        decide: impl Fn(&A, &G) -> Result<(Vec<A::Event>, Vec<G::Event>), E>,
+    ) -> Result<CommandOutcome, CommandError<E>>
+    where
+        A: Aggregate,
+        G: Aggregate,
+        C: Aggregate,
+        E: std::error::Error + Send + Sync + 'static,
+    {
         let stream = StreamId::for_aggregate(A::CATEGORY, id);
         // The append is idempotent by command id, so a retried command that decides to write
         // gets the first result from the store. Only a retry whose decision now writes
@@ -371,7 +393,7 @@ impl Executor {
         // before it is returned. Retries after a conflict read afresh.
         let mut trust_cache = true;
         for attempt in 1..=self.policy.max_attempts {
-            let (target, guarded, decision) = loop {
+            let (target, guarded, claimed, decision) = loop {
                 let target = self
                     .load_trusting::<A>(id, trust_cache)
                     .await
@@ -385,26 +407,43 @@ impl Executor {
                     )),
                     None => None,
                 };
+                let claimed = match &claim {
+                    Some(claim) => Some(
+                        self.load_trusting::<C>(claim.id, trust_cache)
+                            .await
+                            .map_err(LoadError::into_command)?,
+                    ),
+                    None => None,
+                };
                 let no_guard = G::default();
                 let guard_state = guarded.as_ref().map_or(&no_guard, |(_, g)| &g.state);
-                let decision = decide(&target.state, guard_state);
-                let appends = matches!(&decision, Ok((events, guard_events))
-                    if !events.is_empty() || !guard_events.is_empty());
+                let claim_events = match (&claim, &claimed) {
+                    (Some(claim), Some(loaded)) => {
+                        loaded.state.decide(&claim.command).map_err(claim.refused)
+                    }
+                    _ => Ok(vec![]),
+                };
+                let decision = decide(&target.state, guard_state)
+                    .and_then(|(events, guard)| Ok((events, guard, claim_events?)));
+                let appends = matches!(&decision, Ok((events, guard_events, claim_events))
+                    if !events.is_empty() || !guard_events.is_empty() || !claim_events.is_empty());
                 if appends || !trust_cache {
-                    break (target, guarded, decision);
+                    break (target, guarded, claimed, decision);
                 }
                 trust_cache = false;
             };
             let writes_nothing = match &decision {
-                Ok((events, guard_events)) => events.is_empty() && guard_events.is_empty(),
+                Ok((events, guard_events, claim_events)) => {
+                    events.is_empty() && guard_events.is_empty() && claim_events.is_empty()
+                }
                 Err(_) => true,
             };
             if writes_nothing && let Some(first) = self.store.find_command(ctx.command_id).await? {
                 self.same_request(&first, ctx).await?;
                 return replayed(&first, &stream, ctx);
             }
-            let (events, guard_events) = decision.map_err(CommandError::Rejected)?;
-            if events.is_empty() && guard_events.is_empty() {
+            let (events, guard_events, claim_events) = decision.map_err(CommandError::Rejected)?;
+            if events.is_empty() && guard_events.is_empty() && claim_events.is_empty() {
                 let position = match target.last_position {
                     Some(position) => position,
                     None => self.last_position(&stream).await?,
@@ -432,6 +471,14 @@ impl Executor {
                     guard_envelopes.clone(),
                 );
             }
+            let claim_envelopes = envelopes::<C>(&claim_events, ctx)?;
+            if let (Some(claim), Some(loaded)) = (&claim, &claimed) {
+                request = request.and_stream(
+                    StreamId::for_aggregate(C::CATEGORY, claim.id),
+                    ExpectedVersion::Exact(loaded.version),
+                    claim_envelopes.clone(),
+                );
+            }
             match self.store.append(request).await {
                 Ok(result) if result.replayed => {
                     self.same_request(&result, ctx).await?;
@@ -449,6 +496,10 @@ impl Executor {
                         self.remember(&guard_stream, loaded, &guard_envelopes, &result);
                         self.maybe_snapshot::<G>(guard_id, guard_before, after)
                             .await;
+                    }
+                    if let (Some(claim), Some(loaded)) = (&claim, claimed) {
+                        let claim_stream = StreamId::for_aggregate(C::CATEGORY, claim.id);
+                        self.remember(&claim_stream, loaded, &claim_envelopes, &result);
                     }
                     return Ok(CommandOutcome {
                         version,
@@ -648,6 +699,23 @@ async fn backoff(attempt: u32) {
     let jitter =
         u64::try_from(Uuid::new_v4().as_u128() % u128::from(ceiling_us.max(1))).unwrap_or(0);
     tokio::time::sleep(Duration::from_micros(jitter)).await;
+}
+
+/// A claim a command makes (see [`Executor::execute_claiming`]): aggregate `C` with id `id`
+/// decides `command`; `refused` turns its refusal into the command's error.
+pub struct Claim<C: Aggregate, E> {
+    pub id: Uuid,
+    pub command: C::Command,
+    pub refused: fn(C::Error) -> E,
+}
+
+impl<C: Aggregate, E> std::fmt::Debug for Claim<C, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claim")
+            .field("category", &C::CATEGORY)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The absent second aggregate of a single-aggregate command.

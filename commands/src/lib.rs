@@ -22,4 +22,6 @@ pub mod sessions;
 pub mod tenancy;
 
 pub use context::CommandContext;
-pub use execute::{CommandError, CommandOutcome, ExecutePolicy, Executor, LoadError, Loaded};
+pub use execute::{
+    Claim, CommandError, CommandOutcome, ExecutePolicy, Executor, LoadError, Loaded,
+};

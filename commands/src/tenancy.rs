@@ -3,12 +3,14 @@
 //! once the retention period is over. GraphQL, the CLI and the retention job call these; they
 //! only parse, call and present.
 
-use crate::{CommandContext, CommandError, CommandOutcome, Executor};
+use crate::{Claim, CommandContext, CommandError, CommandOutcome, Executor};
 use chrono::{DateTime, Duration, Utc};
 use domain::access::{AccessCommand, AccessError, Accessor, Permission, TenantAccess};
 use domain::aggregate::Aggregate;
 use domain::ids::{CorrelationId, EventId, TenantId, UserId};
-use domain::tenant::{Slug, Tenant, TenantCommand, TenantError, TenantName, TenantSettings};
+use domain::tenant::{
+    Slug, SlugClaim, Tenant, TenantCommand, TenantError, TenantName, TenantSettings,
+};
 use domain::user::User;
 
 /// The name data-deletion commands are issued under (part of their derived command ids).
@@ -65,10 +67,11 @@ pub async fn create_tenant(
 ) -> Result<Created, CommandError<CreateTenantError>> {
     let tenant = TenantId::from_uuid(ctx.new_id("tenant"));
     let ctx = ctx.clone().for_tenant(tenant);
+    let slug = input.slug;
     let provision = TenantCommand::Provision {
         tenant_id: tenant,
         name: input.name,
-        slug: input.slug,
+        slug: slug.clone(),
         settings: input.settings,
         at: now,
     };
@@ -90,10 +93,17 @@ pub async fn create_tenant(
         }
         Founder::Operator => None,
     };
+    // The slug is claimed in the same atomic append: two tenants cannot share one.
+    let claim = Claim {
+        id: SlugClaim::id_of(&slug),
+        command: tenant,
+        refused: CreateTenantError::Tenant,
+    };
     let outcome = exec
-        .execute_with::<Tenant, TenantAccess, CreateTenantError>(
+        .execute_claiming::<Tenant, TenantAccess, SlugClaim, CreateTenantError>(
             tenant.as_uuid(),
             Some(tenant.as_uuid()),
+            Some(claim),
             &ctx,
             |state, access| {
                 let access_events = match &found {

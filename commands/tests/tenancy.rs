@@ -18,6 +18,7 @@ use infra::database::Database;
 use uuid::Uuid;
 
 infra::on_both_backends!(
+    a_slug_names_one_tenant_even_under_concurrent_creates,
     a_closed_tenants_data_is_recorded_deleted_once_whoever_records_it,
     a_retried_create_names_the_same_tenant_and_writes_nothing,
     an_operator_provisions_without_an_owner_and_a_missing_owner_is_refused,
@@ -143,12 +144,12 @@ async fn a_retried_create_names_the_same_tenant_and_writes_nothing(db: Database)
     assert_eq!(first.outcome.position, retry.outcome.position);
     assert_eq!(store.head().await.unwrap(), first.outcome.position);
 
-    // Without a key every call is a new tenant (the slug is not unique by itself).
+    // Without a key every call is a new tenant; the slug stays the first one's.
     let a = create_tenant(
         &exec,
         &operator(None),
         now,
-        input("acme", Founder::Operator),
+        input("acme-two", Founder::Operator),
     )
     .await
     .unwrap();
@@ -156,12 +157,28 @@ async fn a_retried_create_names_the_same_tenant_and_writes_nothing(db: Database)
         &exec,
         &operator(None),
         now,
-        input("acme", Founder::Operator),
+        input("acme-three", Founder::Operator),
     )
     .await
     .unwrap();
     assert_ne!(a.tenant, b.tenant);
     assert!(!b.outcome.replayed);
+    let taken = create_tenant(
+        &exec,
+        &operator(None),
+        now,
+        input("acme", Founder::Operator),
+    )
+    .await;
+    assert!(
+        matches!(
+            taken,
+            Err(CommandError::Rejected(CreateTenantError::Tenant(
+                TenantError::SlugTaken
+            )))
+        ),
+        "{taken:?}"
+    );
 }
 
 async fn an_operator_provisions_without_an_owner_and_a_missing_owner_is_refused(db: Database) {
@@ -195,4 +212,47 @@ async fn an_operator_provisions_without_an_owner_and_a_missing_owner_is_refused(
         "{refused:?}"
     );
     assert_eq!(store.head().await.unwrap(), head, "nothing was written");
+}
+
+/// Slugs are unique across the platform: eight concurrent creates of one slug leave one
+/// tenant, the others are refused `SlugTaken`; a retry of the winner (same key) still gets its
+/// tenant back.
+async fn a_slug_names_one_tenant_even_under_concurrent_creates(db: Database) {
+    let exec = Executor::new(db.event_store().await.unwrap());
+    let keys: Vec<Uuid> = (0..8).map(|_| Uuid::now_v7()).collect();
+    let attempts: Vec<_> = keys
+        .iter()
+        .map(|key| {
+            let (exec, key) = (exec.clone(), *key);
+            tokio::spawn(async move {
+                create_tenant(
+                    &exec,
+                    &operator(Some(key)),
+                    chrono::Utc::now(),
+                    input("shared", Founder::Operator),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut created = Vec::new();
+    for (key, attempt) in keys.iter().zip(attempts) {
+        match attempt.await.unwrap() {
+            Ok(done) => created.push((*key, done.tenant)),
+            Err(CommandError::Rejected(CreateTenantError::Tenant(TenantError::SlugTaken))) => {}
+            Err(other) => panic!("unexpected: {other}"),
+        }
+    }
+    assert_eq!(created.len(), 1, "{created:?}");
+    let (key, tenant) = created[0];
+    let again = create_tenant(
+        &exec,
+        &operator(Some(key)),
+        chrono::Utc::now(),
+        input("shared", Founder::Operator),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.tenant, tenant);
+    assert!(again.outcome.replayed);
 }

@@ -16,7 +16,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use domain::access::{AccessEvent, Accessor, ApiKeyScope, Role, TenantAccess};
 use domain::ids::{ApiKeyId, InviteId, SessionId, TenantId, UserId};
 use domain::personal_data::Sealed;
-use domain::tenant::{ResourceKind, Slug, Tenant, TenantEvent, TenantName, TenantSettings};
+use domain::tenant::{
+    ResourceKind, Slug, SlugClaim, SlugClaimEvent, Tenant, TenantEvent, TenantName, TenantSettings,
+};
 use domain::testing::golden::{check, check_one, golden_dir, problems};
 use domain::user::{
     EmailClaim, EmailClaimEvent, LoginFailure, PasswordChangeReason, SecretHash, User, UserEvent,
@@ -37,6 +39,18 @@ fn user_events_match_their_golden_files() {
 #[test]
 fn email_claim_events_match_their_golden_files() {
     check::<EmailClaim>(email_claim_examples(), email_claim_file);
+}
+
+#[test]
+fn slug_claim_events_match_their_golden_files() {
+    check::<SlugClaim>(
+        vec![SlugClaimEvent::SlugClaimed {
+            tenant_id: TenantId::from_uuid(id(40)),
+        }],
+        |event| match event {
+            SlugClaimEvent::SlugClaimed { .. } => "SlugClaimed",
+        },
+    );
 }
 
 #[test]

@@ -15,6 +15,8 @@ pub enum TenantError {
     InvalidReason,
     #[error("the tenant already exists")]
     AlreadyProvisioned,
+    #[error("this slug is taken; choose another")]
+    SlugTaken,
     #[error("no such tenant")]
     NotFound,
     #[error("the tenant is closed")]

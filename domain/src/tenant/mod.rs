@@ -12,6 +12,7 @@ mod event;
 mod name;
 mod resource;
 mod settings;
+mod slug_claim;
 mod status;
 
 #[cfg(test)]
@@ -23,6 +24,7 @@ pub use event::TenantEvent;
 pub use name::{Slug, TenantName};
 pub use resource::ResourceKind;
 pub use settings::TenantSettings;
+pub use slug_claim::{SlugClaim, SlugClaimEvent};
 pub use status::{TenantStatus, UnknownTenantStatus};
 
 use crate::aggregate::Aggregate;
