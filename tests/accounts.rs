@@ -214,7 +214,54 @@ async fn a_slug_names_one_tenant_across_the_platform(backend: Backend) {
         .await;
 }
 
+/// Pre-registration takeover: someone signs up first with another person's address and a
+/// password of their own. The mail goes to the real owner, who verifies with *their*
+/// password: from then on only theirs works, and the early bird's is worthless.
+async fn signing_up_first_with_someone_elses_address_takes_nothing_over(backend: Backend) {
+    let p = platform(backend, &[]).await;
+    let sign_up = "mutation($e: String!, $p: String!) { signUp(input: {email: $e, password: $p}) { userId } }";
+    let attacker_password = "the attacker's own password";
+    p.api
+        .ok(
+            None,
+            sign_up,
+            json!({"e": "victim@example.com", "p": attacker_password}),
+        )
+        .await;
+    // The verification mail reaches the real owner, who sets their own password with it.
+    let token = p.smtp.token("victim@example.com", "Verify").await;
+    let verify =
+        "mutation($t: String!, $p: String!) { verifyEmail(token: $t, password: $p) { position } }";
+    let weak = p
+        .api
+        .gql(None, verify, json!({"t": token, "p": "short"}))
+        .await;
+    assert_eq!(code(&weak), Some("BAD_USER_INPUT"), "{weak}");
+    p.api
+        .ok(None, verify, json!({"t": token, "p": PASSWORD}))
+        .await;
+    let attacker = p
+        .api
+        .gql(
+            None,
+            LOG_IN,
+            json!({"e": "victim@example.com", "p": attacker_password}),
+        )
+        .await;
+    assert_eq!(code(&attacker), Some("UNAUTHENTICATED"), "{attacker}");
+    let owner = p
+        .api
+        .ok(
+            None,
+            LOG_IN,
+            json!({"e": "victim@example.com", "p": PASSWORD}),
+        )
+        .await;
+    assert!(owner["logIn"]["token"].is_string());
+}
+
 on_both!(
+    signing_up_first_with_someone_elses_address_takes_nothing_over,
     a_slug_names_one_tenant_across_the_platform,
     mails_and_invitations_have_hourly_quotas,
     wrong_passwords_from_one_client_do_not_lock_the_owner_out,

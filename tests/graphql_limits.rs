@@ -32,7 +32,7 @@ const LOG_IN: &str =
     "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }";
 const SIGN_UP: &str =
     "mutation($e: String!, $p: String!) { signUp(input: {email: $e, password: $p}) { userId } }";
-const VERIFY: &str = "mutation($t: String!) { verifyEmail(token: $t) { position } }";
+const VERIFY: &str = "mutation($t: String!, $p: String! = \"correct horse battery\") { verifyEmail(token: $t, password: $p) { position } }";
 const REQUEST_RESET: &str =
     "mutation($e: String!) { requestPasswordReset(email: $e) { accepted } }";
 const RESET: &str =

@@ -93,8 +93,8 @@ async fn a_failing_mail_system_gives_email_sent_false_and_the_write_stands(backe
     let token = p.smtp.token("eve@example.com", "Verify").await;
     api.ok(
         None,
-        "mutation($t: String!) { verifyEmail(token: $t) { position } }",
-        json!({"t": token}),
+        "mutation($t: String!, $p: String!) { verifyEmail(token: $t, password: $p) { position } }",
+        json!({"t": token, "p": PASSWORD}),
     )
     .await;
     p.log_in("eve@example.com", PASSWORD).await;

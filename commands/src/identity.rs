@@ -136,15 +136,45 @@ async fn by_token(
 }
 
 /// Confirms the address with the token from the verification e-mail.
+/// Verifies the address with the mailed `token`. The verifier also gives a password: the one
+/// set at sign-up (which stays), or a new one that replaces it. Whoever signed up first with
+/// someone else's address never learns the token, and the mailbox holder who verifies never
+/// validates a password they did not set: no pre-registration takeover.
 pub async fn verify_email(
     exec: &Executor,
     credentials: &dyn Credentials,
     ctx: &CommandContext,
     now: DateTime<Utc>,
     token: &UserToken,
+    password: &str,
 ) -> Result<CommandOutcome, CommandError<UserError>> {
+    let state = exec
+        .load::<User>(token.user.as_uuid())
+        .await
+        .map_err(LoadError::into_command)?
+        .state;
+    let same = match &state.password {
+        Some(hash) => credentials.password_matches(password, hash).await,
+        None => false,
+    };
+    let password = if same {
+        None
+    } else {
+        let fresh = NewPassword::parse(password).map_err(CommandError::Rejected)?;
+        Some(
+            credentials
+                .hash_password(fresh.expose())
+                .await
+                .map_err(|e| {
+                    CommandError::Store(domain::event_store::EventStoreError::Backend(
+                        e.to_string().into(),
+                    ))
+                })?,
+        )
+    };
     let command = UserCommand::VerifyEmail {
         token: credentials.hash_token(&token.secret),
+        password,
         at: now,
     };
     by_token(exec, ctx, token.user, &command).await

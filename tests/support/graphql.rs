@@ -376,16 +376,16 @@ impl Platform {
         let token = self.smtp.token(email, "Verify").await;
         api.ok(
             None,
-            "mutation($t: String!) { verifyEmail(token: $t) { position } }",
-            json!({"t": token}),
+            "mutation($t: String!, $p: String!) { verifyEmail(token: $t, password: $p) { position } }",
+            json!({"t": token, "p": PASSWORD}),
         )
         .await;
         // A verification token works once, and a used one reveals nothing.
         let again = api
             .gql(
                 None,
-                "mutation($t: String!) { verifyEmail(token: $t) { position } }",
-                json!({"t": token}),
+                "mutation($t: String!, $p: String!) { verifyEmail(token: $t, password: $p) { position } }",
+                json!({"t": token, "p": PASSWORD}),
             )
             .await;
         assert_eq!(code(&again), Some("BAD_USER_INPUT"), "{again}");

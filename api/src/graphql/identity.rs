@@ -397,6 +397,11 @@ impl IdentityMutation {
         &self,
         ctx: &Context<'_>,
         token: String,
+        #[graphql(
+            desc = "The password given at sign-up (it stays), or a new one that replaces it: \
+                    verifying proves the mailbox, and only a password its holder knows stays valid."
+        )]
+        password: String,
         idempotency_key: Option<ID>,
     ) -> GqlResult<Done> {
         let (services, meta) = (services(ctx), meta(ctx));
@@ -404,6 +409,7 @@ impl IdentityMutation {
             .limiter
             .attempt("verify_email", &client_key(&meta))?;
         let token = parse_user_token(&token)?;
+        let _hashing = services.hashing_slot()?;
         let ctx_cmd = user_context(
             services,
             token.user,
@@ -420,6 +426,7 @@ impl IdentityMutation {
                 &ctx_cmd,
                 Utc::now(),
                 &token,
+                &password,
             )
             .await,
         )?;

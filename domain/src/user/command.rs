@@ -25,8 +25,12 @@ pub enum UserCommand {
         expires_at: DateTime<Utc>,
         at: DateTime<Utc>,
     },
+    /// `password`: the hash of a new password when the verifier did not give the one set at
+    /// sign-up (the edge checked): verifying proves the mailbox, and the mailbox holder's
+    /// password is the one that counts from then on.
     VerifyEmail {
         token: SecretHash,
+        password: Option<SecretHash>,
         at: DateTime<Utc>,
     },
     /// The edge checked the password (and the second factor, when enabled).

@@ -107,7 +107,11 @@ impl Aggregate for User {
                 expires_at,
                 at,
             } => self.issue_verification(verification, *expires_at, *at),
-            C::VerifyEmail { token, at } => self.verify_email(token, *at),
+            C::VerifyEmail {
+                token,
+                password,
+                at,
+            } => self.verify_email(token, password.as_ref(), *at),
             C::StartSession {
                 session_id,
                 expires_at,

@@ -61,6 +61,9 @@ impl NewPassword {
 pub enum PasswordChangeReason {
     Changed,
     Reset,
+    /// Set by whoever verified the address, who did not know the password given at sign-up:
+    /// someone else may have signed up with their address.
+    SetAtVerification,
 }
 
 impl User {

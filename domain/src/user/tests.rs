@@ -37,6 +37,7 @@ fn a_session_needs_a_verified_email() {
     user.when(&start).then_refused(UserError::EmailNotVerified);
     let verify = |token: &str, when: u32| UserCommand::VerifyEmail {
         token: hash(token),
+        password: None,
         at: at(when),
     };
     user.when(&verify("nope", 1))

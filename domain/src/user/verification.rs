@@ -24,6 +24,7 @@ impl User {
     pub(super) fn verify_email(
         &self,
         token: &SecretHash,
+        password: Option<&SecretHash>,
         at: DateTime<Utc>,
     ) -> Result<Vec<UserEvent>, UserError> {
         // A verified address has no pending token: any token is refused, so the answer never
@@ -35,6 +36,15 @@ impl User {
         {
             return Err(UserError::InvalidToken);
         }
-        Ok(vec![UserEvent::EmailVerified { at }])
+        let mut events = vec![UserEvent::EmailVerified { at }];
+        if let Some(password) = password {
+            events.push(UserEvent::PasswordChanged {
+                password: password.clone(),
+                reason: super::PasswordChangeReason::SetAtVerification,
+                kept_session: None,
+                at,
+            });
+        }
+        Ok(events)
     }
 }

@@ -120,8 +120,8 @@ async fn person(c: &mut Connection, mail: &Path, email: &str) -> anyhow::Result<
     let token = mailed_token(mail, email)?;
     c.graphql(
         None,
-        "mutation($t: String!) { verifyEmail(token: $t) { position } }",
-        json!({"t": token}),
+        "mutation($t: String!, $p: String!) { verifyEmail(token: $t, password: $p) { position } }",
+        json!({"t": token, "p": password}),
     )
     .await?;
     let data = c
