@@ -135,7 +135,6 @@ async fn by_token(
         })
 }
 
-/// Confirms the address with the token from the verification e-mail.
 /// Verifies the address with the mailed `token`. The verifier also gives a password: the one
 /// set at sign-up (which stays), or a new one that replaces it. Whoever signed up first with
 /// someone else's address never learns the token, and the mailbox holder who verifies never
