@@ -377,53 +377,43 @@ const DOCUMENTS: usize = 512;
 const CACHED_QUERY_BYTES: usize = 16 * 1024;
 
 impl Documents {
-    /// The parsed document for `query`, from the cache or parsed now (and kept).
-    pub fn parsed(&self, query: &str, config: &ApiConfig) -> Option<Arc<ExecutableDocument>> {
-        if let Some((document, _)) = self
+    /// The parsed document for `query` with its [`precheck`] verdict: from the cache, or
+    /// parsed and checked now (and kept). `None` when it does not parse.
+    fn prepared(&self, query: &str, config: &ApiConfig) -> Option<Prepared> {
+        if let Some(prepared) = self
             .entries
             .lock()
             .ok()
             .and_then(|entries| entries.get(query).cloned())
         {
-            return Some(document);
+            return Some(prepared);
         }
-        let mut request = Request::new(query);
-        self.prepare(&mut request, config);
-        self.entries
-            .lock()
-            .ok()
-            .and_then(|entries| entries.get(query).map(|(d, _)| d.clone()))
-            .or_else(|| async_graphql::parser::parse_query(query).ok().map(Arc::new))
+        let document = Arc::new(async_graphql::parser::parse_query(query).ok()?);
+        let verdict = precheck(&document, config);
+        if query.len() <= CACHED_QUERY_BYTES
+            && let Ok(mut entries) = self.entries.lock()
+        {
+            if entries.len() >= DOCUMENTS {
+                let victim = entries.keys().next().cloned();
+                if let Some(victim) = victim {
+                    entries.remove(&victim);
+                }
+            }
+            entries.insert(query.to_owned(), (document.clone(), verdict.clone()));
+        }
+        Some((document, verdict))
+    }
+
+    /// The parsed document for `query`, if it parses.
+    pub fn parsed(&self, query: &str, config: &ApiConfig) -> Option<Arc<ExecutableDocument>> {
+        self.prepared(query, config).map(|(document, _)| document)
     }
 
     /// Checks `request`'s document (see [`precheck`]) and, when it passes, hands it to
     /// the request parsed. A document that does not parse is left to the executor, which
     /// reports the syntax error.
     pub fn prepare(&self, request: &mut Request, config: &ApiConfig) -> Option<ServerError> {
-        let cached = self
-            .entries
-            .lock()
-            .ok()
-            .and_then(|entries| entries.get(&request.query).cloned());
-        let (document, verdict) = match cached {
-            Some(prepared) => prepared,
-            None => {
-                let document = Arc::new(async_graphql::parser::parse_query(&request.query).ok()?);
-                let verdict = precheck(&document, config);
-                if request.query.len() <= CACHED_QUERY_BYTES
-                    && let Ok(mut entries) = self.entries.lock()
-                {
-                    if entries.len() >= DOCUMENTS {
-                        let victim = entries.keys().next().cloned();
-                        if let Some(victim) = victim {
-                            entries.remove(&victim);
-                        }
-                    }
-                    entries.insert(request.query.clone(), (document.clone(), verdict.clone()));
-                }
-                (document, verdict)
-            }
-        };
+        let (document, verdict) = self.prepared(&request.query, config)?;
         if verdict.is_none() {
             request.set_parsed_query((*document).clone());
         }

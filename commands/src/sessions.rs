@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use domain::credentials::{Credentials, CredentialsError, OneTimeCodes};
 use domain::ids::{SessionId, SubjectId, UserId};
 use domain::personal_data::{PersonalData, PersonalDataError, Sealed};
-use domain::user::{LoginFailure, NewPassword, User, UserCommand, UserError};
+use domain::user::{LoginFailure, NewPassword, SecretHash, User, UserCommand, UserError};
 
 /// How many recovery codes TOTP confirmation hands out.
 pub const RECOVERY_CODES: usize = 10;
@@ -131,6 +131,56 @@ async fn open_secret(
         .await
 }
 
+/// What `factor` proves against the account's TOTP secret `sealed`: a TOTP code's time step
+/// (matched here), or a recovery code's hash (checked when the command spends it). A wrong
+/// TOTP code is recorded as a failed attempt.
+async fn second_factor(
+    exec: &Executor,
+    (personal, credentials, codes): (&dyn PersonalData, &dyn Credentials, &dyn OneTimeCodes),
+    fail_ctx: &CommandContext,
+    now: DateTime<Utc>,
+    (user, sealed): (UserId, &Sealed),
+    factor: &SecondFactor,
+) -> Result<(Option<i64>, Option<SecretHash>), CommandError<LogInError>> {
+    let rejected = |e: LogInError| CommandError::Rejected(e);
+    let secret = open_secret(personal, user, sealed)
+        .await
+        .map_err(|e| rejected(e.into()))?;
+    let step = match (&factor.totp_code, &secret) {
+        (Some(code), Some(secret)) => codes.matching_step(secret, code, now),
+        _ => None,
+    };
+    match (&factor.totp_code, &factor.recovery_code, step) {
+        (Some(_), _, Some(step)) => Ok((Some(step), None)),
+        (None, Some(code), _) => Ok((None, Some(credentials.hash_token(code.trim())))),
+        (None, None, _) => Err(rejected(LogInError::SecondFactorRequired)),
+        _ => {
+            record_failure(exec, fail_ctx, now, user, LoginFailure::WrongSecondFactor).await?;
+            Err(rejected(LogInError::WrongSecondFactor))
+        }
+    }
+}
+
+/// Runs a command that spends a second factor; a code the account refuses (a used or unknown
+/// recovery code, a TOTP code already spent) is recorded as a failed attempt.
+async fn spending_factor(
+    exec: &Executor,
+    (ctx, fail_ctx): (&CommandContext, &CommandContext),
+    now: DateTime<Utc>,
+    user: UserId,
+    command: &UserCommand,
+) -> Result<CommandOutcome, CommandError<LogInError>> {
+    match exec.execute::<User>(user.as_uuid(), command, ctx).await {
+        Err(CommandError::Rejected(
+            error @ (UserError::InvalidRecoveryCode | UserError::TotpCodeReused),
+        )) => {
+            record_failure(exec, fail_ctx, now, user, LoginFailure::WrongSecondFactor).await?;
+            Err(CommandError::Rejected(error.into()))
+        }
+        other => other.map_err(|e| e.map_rejection(LogInError::User)),
+    }
+}
+
 /// The second step: the second factor when the account has one (a TOTP code's time step is
 /// spent, a recovery code works once), then a session of `ttl`. A command id seen before is
 /// refused (`Replayed`): a log-in is never answered from a stored result.
@@ -150,26 +200,13 @@ pub async fn start_session(
     ttl: Duration,
 ) -> Result<LoggedIn, CommandError<LogInError>> {
     let rejected = |e: LogInError| CommandError::Rejected(e);
-    let mut recovery_code = None;
-    let mut totp_step = None;
-    if let Some(sealed) = &state.totp {
-        let secret = open_secret(personal, user, sealed)
-            .await
-            .map_err(|e| rejected(e.into()))?;
-        let step = match (&factor.totp_code, &secret) {
-            (Some(code), Some(secret)) => codes.matching_step(secret, code, now),
-            _ => None,
-        };
-        match (&factor.totp_code, &factor.recovery_code, step) {
-            (Some(_), _, Some(step)) => totp_step = Some(step),
-            (None, Some(code), _) => recovery_code = Some(credentials.hash_token(code.trim())),
-            (None, None, _) => return Err(rejected(LogInError::SecondFactorRequired)),
-            _ => {
-                record_failure(exec, fail_ctx, now, user, LoginFailure::WrongSecondFactor).await?;
-                return Err(rejected(LogInError::WrongSecondFactor));
-            }
+    let (totp_step, recovery_code) = match &state.totp {
+        Some(sealed) => {
+            let ports = (personal, credentials, codes);
+            second_factor(exec, ports, fail_ctx, now, (user, sealed), factor).await?
         }
-    }
+        None => (None, None),
+    };
     let session = SessionId::from_uuid(ctx.new_id("session"));
     // Whole seconds, as the token carries them.
     let expires_at = DateTime::from_timestamp((now + ttl).timestamp(), 0).unwrap_or(now + ttl);
@@ -180,15 +217,7 @@ pub async fn start_session(
         totp_step,
         at: now,
     };
-    let outcome = match exec.execute::<User>(user.as_uuid(), &command, ctx).await {
-        Err(CommandError::Rejected(
-            error @ (UserError::InvalidRecoveryCode | UserError::TotpCodeReused),
-        )) => {
-            record_failure(exec, fail_ctx, now, user, LoginFailure::WrongSecondFactor).await?;
-            return Err(rejected(error.into()));
-        }
-        other => other.map_err(|e| e.map_rejection(LogInError::User))?,
-    };
+    let outcome = spending_factor(exec, (ctx, fail_ctx), now, user, &command).await?;
     // A stored result is never handed out again: the factors checked on this request were
     // not the ones the first request passed (a replayed decision that was refused, a wrong
     // recovery code say, still finds the first result by its command id).
@@ -300,10 +329,12 @@ pub enum TotpError {
 }
 
 impl TotpError {
-    /// A failed password check (or failure record), as this use case reports it.
-    fn from_password_check(error: CommandError<LogInError>) -> CommandError<Self> {
+    /// A refused password or second factor (checked as a log-in checks them), as the TOTP
+    /// use cases report it.
+    fn from_log_in(error: CommandError<LogInError>) -> CommandError<Self> {
         error.map_rejection(|e| match e {
             LogInError::WrongPassword => Self::WrongPassword,
+            LogInError::User(UserError::InvalidRecoveryCode) => Self::WrongCode,
             LogInError::User(e) => Self::User(e),
             LogInError::PersonalData(e) => Self::PersonalData(e),
             LogInError::SecondFactorRequired => Self::SecondFactorRequired,
@@ -352,7 +383,7 @@ pub async fn enroll_totp(
     // A stolen session alone must not be able to bind the account to an attacker's app.
     check_password(exec, credentials, fail_ctx, now, user, password)
         .await
-        .map_err(TotpError::from_password_check)?;
+        .map_err(TotpError::from_log_in)?;
     let fresh = codes.new_secret();
     let sealed = personal
         .seal(SubjectId::from_uuid(user.as_uuid()), &fresh)
@@ -470,46 +501,21 @@ pub async fn disable_totp(
     let rejected = |e: TotpError| CommandError::Rejected(e);
     let state = check_password(exec, credentials, fail_ctx, now, user, password)
         .await
-        .map_err(TotpError::from_password_check)?;
+        .map_err(TotpError::from_log_in)?;
     let Some(sealed) = &state.totp else {
         return Err(rejected(TotpError::User(UserError::TotpNotEnabled)));
     };
-    let (totp_step, recovery_code) = match (&factor.totp_code, &factor.recovery_code) {
-        (Some(code), _) => {
-            let secret = open_secret(personal, user, sealed)
-                .await
-                .map_err(|e| rejected(e.into()))?
-                .ok_or_else(|| rejected(TotpError::SecretUnreadable))?;
-            match codes.matching_step(&secret, code, now) {
-                Some(step) => (Some(step), None),
-                None => {
-                    record_failure(exec, fail_ctx, now, user, LoginFailure::WrongSecondFactor)
-                        .await
-                        .map_err(TotpError::from_password_check)?;
-                    return Err(rejected(TotpError::WrongCode));
-                }
-            }
-        }
-        (None, Some(code)) => (None, Some(credentials.hash_token(code.trim()))),
-        (None, None) => return Err(rejected(TotpError::SecondFactorRequired)),
-    };
+    let ports = (personal, credentials, codes);
+    let (totp_step, recovery_code) =
+        second_factor(exec, ports, fail_ctx, now, (user, sealed), factor)
+            .await
+            .map_err(TotpError::from_log_in)?;
     let command = UserCommand::DisableTotp {
         totp_step,
         recovery_code,
         at: now,
     };
-    match exec.execute::<User>(user.as_uuid(), &command, ctx).await {
-        Err(CommandError::Rejected(
-            error @ (UserError::InvalidRecoveryCode | UserError::TotpCodeReused),
-        )) => {
-            record_failure(exec, fail_ctx, now, user, LoginFailure::WrongSecondFactor)
-                .await
-                .map_err(TotpError::from_password_check)?;
-            Err(rejected(match error {
-                UserError::TotpCodeReused => TotpError::User(error),
-                _ => TotpError::WrongCode,
-            }))
-        }
-        other => other.map_err(|e| e.map_rejection(TotpError::User)),
-    }
+    spending_factor(exec, (ctx, fail_ctx), now, user, &command)
+        .await
+        .map_err(TotpError::from_log_in)
 }

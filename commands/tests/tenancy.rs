@@ -4,8 +4,8 @@
 #![expect(clippy::unwrap_used, reason = "tests")]
 
 use commands::tenancy::{
-    CreateTenant, CreateTenantError, DueDeletion, Founder, OperatorAction, RETENTION, TenantChange,
-    create_tenant, operate_tenant, record_data_deleted,
+    CreateTenant, CreateTenantError, Created, DueDeletion, Founder, OperatorAction, RETENTION,
+    TenantChange, create_tenant, operate_tenant, record_data_deleted,
 };
 use commands::{CommandContext, CommandError, Executor};
 use domain::access::TenantAccess;
@@ -37,18 +37,21 @@ fn operator(key: Option<Uuid>) -> CommandContext {
     CommandContext::from_request(Actor::system("test"), Uuid::nil(), "test", key)
 }
 
+/// An operator provisions tenant `slug` (no owner yet), with idempotency `key`.
+async fn provision(
+    exec: &Executor,
+    key: Option<Uuid>,
+    slug: &str,
+) -> Result<Created, CommandError<CreateTenantError>> {
+    let now = chrono::Utc::now();
+    create_tenant(exec, &operator(key), now, input(slug, Founder::Operator)).await
+}
+
 async fn a_closed_tenants_data_is_recorded_deleted_once_whoever_records_it(db: Database) {
     let store = db.event_store().await.unwrap();
     let exec = Executor::new(store.clone());
     let now = chrono::Utc::now();
-    let created = create_tenant(
-        &exec,
-        &operator(None),
-        now,
-        input("leaving", Founder::Operator),
-    )
-    .await
-    .unwrap();
+    let created = provision(&exec, None, "leaving").await.unwrap();
     let tenant = created.tenant;
     let close = OperatorAction::Change(TenantChange::Close {
         retention: chrono::Duration::hours(1),
@@ -132,12 +135,8 @@ async fn a_retried_create_names_the_same_tenant_and_writes_nothing(db: Database)
     let exec = Executor::new(store.clone());
     let now = chrono::Utc::now();
     let key = Some(Uuid::now_v7());
-    let first = create_tenant(&exec, &operator(key), now, input("acme", Founder::Operator))
-        .await
-        .unwrap();
-    let retry = create_tenant(&exec, &operator(key), now, input("acme", Founder::Operator))
-        .await
-        .unwrap();
+    let first = provision(&exec, key, "acme").await.unwrap();
+    let retry = provision(&exec, key, "acme").await.unwrap();
     assert_eq!(first.tenant, retry.tenant);
     assert!(!first.outcome.replayed);
     assert!(retry.outcome.replayed);
@@ -145,31 +144,11 @@ async fn a_retried_create_names_the_same_tenant_and_writes_nothing(db: Database)
     assert_eq!(store.head().await.unwrap(), first.outcome.position);
 
     // Without a key every call is a new tenant; the slug stays the first one's.
-    let a = create_tenant(
-        &exec,
-        &operator(None),
-        now,
-        input("acme-two", Founder::Operator),
-    )
-    .await
-    .unwrap();
-    let b = create_tenant(
-        &exec,
-        &operator(None),
-        now,
-        input("acme-three", Founder::Operator),
-    )
-    .await
-    .unwrap();
+    let a = provision(&exec, None, "acme-two").await.unwrap();
+    let b = provision(&exec, None, "acme-three").await.unwrap();
     assert_ne!(a.tenant, b.tenant);
     assert!(!b.outcome.replayed);
-    let taken = create_tenant(
-        &exec,
-        &operator(None),
-        now,
-        input("acme", Founder::Operator),
-    )
-    .await;
+    let taken = provision(&exec, None, "acme").await;
     assert!(
         matches!(
             taken,
@@ -185,14 +164,7 @@ async fn an_operator_provisions_without_an_owner_and_a_missing_owner_is_refused(
     let store = db.event_store().await.unwrap();
     let exec = Executor::new(store.clone());
     let now = chrono::Utc::now();
-    let created = create_tenant(
-        &exec,
-        &operator(None),
-        now,
-        input("solo", Founder::Operator),
-    )
-    .await
-    .unwrap();
+    let created = provision(&exec, None, "solo").await.unwrap();
     let tenant = exec.load::<Tenant>(created.tenant.as_uuid()).await.unwrap();
     assert!(tenant.state.status.is_some(), "the tenant is provisioned");
     let access = exec

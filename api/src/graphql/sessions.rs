@@ -8,15 +8,17 @@ use super::identity::{
 };
 use super::{meta, principal, services};
 use crate::error::{ApiError, GqlError, GqlResult};
+use crate::services::{RequestMeta, Services};
 use async_graphql::{Context, ID, Object};
 use chrono::{Duration, Utc};
+use commands::CommandContext;
 use commands::sessions::{
     SecondFactor, change_password, check_password, confirm_totp, disable_totp, enroll_totp,
     log_out, start_session,
 };
 use domain::aggregate::Aggregate;
 use domain::event::Actor;
-use domain::ids::SubjectId;
+use domain::ids::{SubjectId, UserId};
 use domain::session_token::SessionClaims;
 use domain::user::{Email, NewPassword, User};
 use infra::crypto::Totp;
@@ -48,9 +50,8 @@ impl SessionMutation {
         // No idempotency key: a retried log-in is a new log-in, with every factor checked
         // again, and starts a session of its own (a stored result must never stand in for a
         // factor this request did not pass).
-        let ctx_cmd = user_context(services, user_id, Actor::Anonymous, None, &meta).await?;
-        // Failures are recorded under commands of their own.
-        let fail_ctx = user_context(services, user_id, Actor::Anonymous, None, &meta).await?;
+        let (ctx_cmd, fail_ctx) =
+            checking_contexts(services, user_id, Actor::Anonymous, None, &meta).await?;
         let now = Utc::now();
         // Not a command of its own (a failure is recorded as one, and counted there).
         let user = check_password(
@@ -188,7 +189,7 @@ impl SessionMutation {
             .attempt("change_password", &user_id.to_string())?;
         let _hashing = services.hashing_slot()?;
         let subject = SubjectId::from_uuid(user_id.as_uuid());
-        let ctx_cmd = user_context(
+        let (ctx_cmd, fail_ctx) = checking_contexts(
             services,
             user_id,
             principal.actor(),
@@ -196,7 +197,6 @@ impl SessionMutation {
             &meta,
         )
         .await?;
-        let fail_ctx = user_context(services, user_id, principal.actor(), None, &meta).await?;
         let enrollment = services.counted(
             User::CATEGORY,
             enroll_totp(
@@ -283,7 +283,7 @@ impl SessionMutation {
         let (user_id, _) = principal.user()?;
         services.limiter.attempt("totp", &user_id.to_string())?;
         let _hashing = services.hashing_slot()?;
-        let ctx_cmd = user_context(
+        let (ctx_cmd, fail_ctx) = checking_contexts(
             services,
             user_id,
             principal.actor(),
@@ -291,7 +291,6 @@ impl SessionMutation {
             &meta,
         )
         .await?;
-        let fail_ctx = user_context(services, user_id, principal.actor(), None, &meta).await?;
         let outcome = services.counted(
             User::CATEGORY,
             disable_totp(
@@ -315,4 +314,19 @@ impl SessionMutation {
             position: outcome.position.0.to_string(),
         })
     }
+}
+
+/// The contexts of a use case that checks a password or a second factor: its own command,
+/// and a fresh one for each failed attempt it records (a retried key must never meet one).
+async fn checking_contexts(
+    services: &Services,
+    user: UserId,
+    actor: Actor,
+    key: Option<&ID>,
+    meta: &RequestMeta,
+) -> Result<(CommandContext, CommandContext), ApiError> {
+    Ok((
+        user_context(services, user, actor.clone(), key, meta).await?,
+        user_context(services, user, actor, None, meta).await?,
+    ))
 }
