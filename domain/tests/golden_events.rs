@@ -317,3 +317,27 @@ fn access_examples() -> Vec<AccessEvent> {
         },
     ]
 }
+
+/// `PasswordChanged` stores its reason as text; every reason's form is pinned here (the
+/// golden file shows one).
+#[test]
+fn password_change_reasons_keep_their_stored_names() {
+    for (reason, stored) in [
+        (PasswordChangeReason::Changed, "changed"),
+        (PasswordChangeReason::Reset, "reset"),
+        (
+            PasswordChangeReason::SetAtVerification,
+            "set_at_verification",
+        ),
+    ] {
+        assert_eq!(
+            serde_json::to_value(reason).expect("encodes"),
+            serde_json::json!(stored)
+        );
+        assert_eq!(
+            serde_json::from_value::<PasswordChangeReason>(serde_json::json!(stored))
+                .expect("decodes"),
+            reason
+        );
+    }
+}
