@@ -107,18 +107,18 @@ impl LogWatch {
             watch.noted.fetch_max(after.0, Ordering::AcqRel);
             loop {
                 let began = Instant::now();
-                match store.read_all(after, BATCH).await {
+                match store.read_all_streams(after, BATCH).await {
                     Ok(events) => {
                         let short = events.len() < BATCH;
                         let mut complete = short;
-                        for event in events {
+                        for (position, stream) in events {
                             // Positions are dense; stop at a hole rather than skip it.
-                            if event.position.0 != after.0 + 1 {
+                            if position.0 != after.0 + 1 {
                                 complete = false;
                                 break;
                             }
-                            watch.note(&event.stream, event.position);
-                            after = event.position;
+                            watch.note(&stream, position);
+                            after = position;
                         }
                         watch.noted.store(after.0, Ordering::Release);
                         if complete {

@@ -277,6 +277,22 @@ pub trait EventStore: Send + Sync + fmt::Debug + 'static {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, EventStoreError>;
 
+    /// Which stream each event after `after` went to, in position order, at most `limit`:
+    /// [`Self::read_all`] without payloads, for followers that only need to know what changed
+    /// (the executor's log watch). Stores override it with a lighter read.
+    async fn read_all_streams(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<(Position, StreamId)>, EventStoreError> {
+        Ok(self
+            .read_all(after, limit)
+            .await?
+            .into_iter()
+            .map(|event| (event.position, event.stream))
+            .collect())
+    }
+
     /// The position of the last committed event (`Position::START` when the log is empty).
     async fn head(&self) -> Result<Position, EventStoreError>;
 

@@ -699,6 +699,24 @@ pub async fn global_log_is_dense_and_ordered_in_batches(store: Store) {
             assert_eq!(read[(p - 1) as usize].stream, s);
         }
     }
+    // The payload-free read names the same streams at the same positions, in the same
+    // batches.
+    let mut light = Vec::new();
+    let mut after = Position::START;
+    loop {
+        let batch = store.read_all_streams(after, 7).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        assert!(batch.len() <= 7);
+        after = batch.last().unwrap().0;
+        light.extend(batch);
+    }
+    let full: Vec<(Position, StreamId)> = read
+        .iter()
+        .map(|e| (e.position, e.stream.clone()))
+        .collect();
+    assert_eq!(light, full);
 }
 
 pub async fn concurrent_writers_to_one_stream_exactly_one_wins(store: Store) {

@@ -232,6 +232,30 @@ impl EventStore for SqliteEventStore {
         decode_all(rows)
     }
 
+    async fn read_all_streams(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<(Position, StreamId)>, EventStoreError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT position, stream_id FROM events WHERE position > ? ORDER BY position LIMIT ?",
+        )
+        .bind(sql_u64(after.0))
+        .bind(sql_limit(limit))
+        .fetch_all(&self.inner.reader)
+        .await
+        .map_err(EventStoreError::backend)?;
+        Ok(rows
+            .into_iter()
+            .map(|(position, stream)| {
+                (
+                    Position(u64::try_from(position).unwrap_or_default()),
+                    StreamId::from_stored(stream),
+                )
+            })
+            .collect())
+    }
+
     async fn head(&self) -> Result<Position, EventStoreError> {
         read_head(&self.inner.reader).await
     }
