@@ -133,7 +133,6 @@ async fn a_closed_tenants_data_is_recorded_deleted_once_whoever_records_it(db: D
 async fn a_retried_create_names_the_same_tenant_and_writes_nothing(db: Database) {
     let store = db.event_store().await.unwrap();
     let exec = Executor::new(store.clone());
-    let now = chrono::Utc::now();
     let key = Some(Uuid::now_v7());
     let first = provision(&exec, key, "acme").await.unwrap();
     let retry = provision(&exec, key, "acme").await.unwrap();
