@@ -124,12 +124,20 @@ pub async fn api_services(
     }
     let vault = Arc::new(SubjectKeyVault::new(app.database.clone(), &master));
     let mailer: Arc<dyn domain::mailer::Mailer> = match &args.smtp {
-        Some(address) => {
-            let (host, port) = address
-                .rsplit_once(':')
-                .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
-                .with_context(|| format!("--smtp must be host:port, not {address:?}"))?;
-            Arc::new(infra::smtp::SmtpMailer::new(host, port, &args.mail_from)?)
+        Some(url) => {
+            let ca = match &args.smtp_ca_file {
+                Some(path) => Some(
+                    std::fs::read(path)
+                        .with_context(|| format!("reading --smtp-ca-file {}", path.display()))?,
+                ),
+                None => None,
+            };
+            // The URL may hold a password: errors name what is wrong, never the URL.
+            Arc::new(infra::smtp::SmtpMailer::from_url(
+                url,
+                &args.mail_from,
+                ca.as_deref(),
+            )?)
         }
         None => {
             tracing::info!(mail.dir = %args.mail_dir.display(), "no SMTP server configured; e-mails are written to files");
@@ -167,6 +175,7 @@ pub async fn api_services(
         request_timeout: std::time::Duration::from_secs(args.request_timeout_seconds),
         max_concurrent_requests: usize::try_from(args.max_concurrent_requests)
             .unwrap_or(usize::MAX),
+        anonymous_answer_floor: std::time::Duration::from_millis(args.anonymous_answer_floor_ms),
         ..api::services::ApiConfig::default()
     };
     Ok(api::services::Services {

@@ -140,7 +140,8 @@ async fn mails_and_invitations_have_hourly_quotas(backend: Backend) {
     let ada = p.person("ada@example.com").await;
     let reset = "mutation($e: String!) { requestPasswordReset(email: $e) { accepted } }";
     let sent_before = p.smtp.count("ada@example.com", "Reset");
-    for n in 0..5u8 {
+    // Five mails an hour: the sign-up's verification mail was the first.
+    for n in 0..4u8 {
         let from = p.api.at_ip([127, 0, 2, n + 1]);
         from.ok(None, reset, json!({"e": "ada@example.com"})).await;
     }
@@ -162,9 +163,9 @@ async fn mails_and_invitations_have_hourly_quotas(backend: Backend) {
         .await;
     assert_eq!(code(&sixth), Some("RATE_LIMITED"), "{sixth}");
     support::wait_until(
-        "five reset mails",
+        "four reset mails",
         std::time::Duration::from_secs(10),
-        || (p.smtp.count("ada@example.com", "Reset") == sent_before + 5).then_some(()),
+        || (p.smtp.count("ada@example.com", "Reset") == sent_before + 4).then_some(()),
     );
 
     let tenant = p.tenant(&ada, "quota").await;
@@ -219,7 +220,7 @@ async fn a_slug_names_one_tenant_across_the_platform(backend: Backend) {
 /// password: from then on only theirs works, and the early bird's is worthless.
 async fn signing_up_first_with_someone_elses_address_takes_nothing_over(backend: Backend) {
     let p = platform(backend, &[]).await;
-    let sign_up = "mutation($e: String!, $p: String!) { signUp(input: {email: $e, password: $p}) { userId } }";
+    let sign_up = "mutation($e: String!, $p: String!) { signUp(input: {email: $e, password: $p}) { accepted } }";
     let attacker_password = "the attacker's own password";
     p.api
         .ok(
@@ -260,7 +261,125 @@ async fn signing_up_first_with_someone_elses_address_takes_nothing_over(backend:
     assert!(owner["logIn"]["token"].is_string());
 }
 
+/// A second sign-up for an address that is not verified yet replaces the pending password
+/// and mails a new token (the first one stops working): whichever of the two signed up
+/// first, only the mailbox holder can verify, and only with a password they set.
+async fn a_second_sign_up_replaces_pending_credentials(backend: Backend) {
+    let p = platform(backend, &[]).await;
+    let sign_up = "mutation($e: String!, $p: String!) { signUp(input: {email: $e, password: $p}) { accepted } }";
+    let verify =
+        "mutation($t: String!, $p: String!) { verifyEmail(token: $t, password: $p) { position } }";
+    let attacker_password = "the attacker's own password";
+    p.api
+        .ok(
+            None,
+            sign_up,
+            json!({"e": "victim@example.com", "p": attacker_password}),
+        )
+        .await;
+    let first = p.smtp.token("victim@example.com", "Verify").await;
+    // The owner signs up too, with their own password: answered the same as any sign-up.
+    p.api
+        .ok(
+            None,
+            sign_up,
+            json!({"e": "victim@example.com", "p": PASSWORD}),
+        )
+        .await;
+    let second = p.smtp.token("victim@example.com", "Verify").await;
+    let stale = p
+        .api
+        .gql(None, verify, json!({"t": first, "p": PASSWORD}))
+        .await;
+    assert_eq!(code(&stale), Some("BAD_USER_INPUT"), "{stale}");
+    p.api
+        .ok(None, verify, json!({"t": second, "p": PASSWORD}))
+        .await;
+    let attacker = p
+        .api
+        .gql(
+            None,
+            LOG_IN,
+            json!({"e": "victim@example.com", "p": attacker_password}),
+        )
+        .await;
+    assert_eq!(code(&attacker), Some("UNAUTHENTICATED"), "{attacker}");
+    p.log_in("victim@example.com", PASSWORD).await;
+}
+
+/// Enumeration: sign-up, reset and resend answer alike, in the same time, whether or not an
+/// address has an account; the owner of a taken address is told by mail instead.
+async fn nobody_learns_which_addresses_have_accounts(backend: Backend) {
+    let p = platform(backend, &[]).await;
+    let ada = p.person("ada@example.com").await;
+    let floor = std::time::Duration::from_millis(400);
+    let timed = async |query: &str, vars: serde_json::Value| {
+        let started = std::time::Instant::now();
+        let answer = p.api.gql(None, query, vars).await;
+        (answer, started.elapsed())
+    };
+    let sign_up = "mutation($e: String!, $p: String!) { signUp(input: {email: $e, password: $p}) { accepted position } }";
+    let (taken, taken_time) = timed(
+        sign_up,
+        json!({"e": "ada@example.com", "p": "someone else's password"}),
+    )
+    .await;
+    let (fresh, fresh_time) = timed(sign_up, json!({"e": "new@example.com", "p": PASSWORD})).await;
+    let shape = |v: &serde_json::Value| {
+        assert!(v.get("errors").is_none(), "{v}");
+        assert_eq!(v["data"]["signUp"]["accepted"], true, "{v}");
+        assert!(v["data"]["signUp"]["position"].is_string(), "{v}");
+        v["data"]["signUp"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect::<Vec<_>>())
+    };
+    assert_eq!(shape(&taken), shape(&fresh));
+    assert!(
+        taken_time >= floor && fresh_time >= floor,
+        "{taken_time:?} {fresh_time:?}"
+    );
+    // The owner hears of it; nothing of theirs changed.
+    let notice = p.smtp.message("ada@example.com", "Sign-up attempt").await;
+    assert!(notice.contains("already has one"), "{notice}");
+    p.smtp.message("new@example.com", "Verify").await;
+    p.log_in("ada@example.com", PASSWORD).await;
+    let other = p
+        .api
+        .gql(
+            None,
+            LOG_IN,
+            json!({"e": "ada@example.com", "p": "someone else's password"}),
+        )
+        .await;
+    assert_eq!(code(&other), Some("UNAUTHENTICATED"), "{other}");
+
+    // Reset and resend: one answer for an account, a pending account and no account.
+    for query in [
+        "mutation($e: String!) { requestPasswordReset(email: $e) { accepted } }",
+        "mutation($e: String!) { resendVerificationEmail(email: $e) { accepted } }",
+    ] {
+        let mut answers = Vec::new();
+        for email in [&ada.email, "new@example.com", "nobody@example.com"] {
+            let (answer, took) = timed(query, json!({"e": email})).await;
+            assert!(took >= floor, "{query} for {email}: {took:?}");
+            answers.push(answer);
+        }
+        assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+    }
+    p.mail_settled().await;
+    assert_eq!(p.smtp.count("nobody@example.com", ""), 0);
+    assert_eq!(p.smtp.count(&ada.email, "Reset"), 1);
+    assert_eq!(
+        p.smtp.count(&ada.email, "Verify"),
+        1,
+        "verified: no new token"
+    );
+    assert_eq!(p.smtp.count("new@example.com", "Verify"), 2);
+}
+
 on_both!(
+    a_second_sign_up_replaces_pending_credentials,
+    nobody_learns_which_addresses_have_accounts,
     signing_up_first_with_someone_elses_address_takes_nothing_over,
     a_slug_names_one_tenant_across_the_platform,
     mails_and_invitations_have_hourly_quotas,

@@ -299,6 +299,8 @@ async fn every_field_refuses_mixed_tenants_ids(backend: Backend) {
     let (schema, roots) = schema(&p).await;
     let before_a = state_of(&p, &alice.token, &tenant_a).await;
     let before_b = state_of(&p, &bob.token, &tenant_b).await;
+    // Mail queued by the set-up is delivered (and its delivery recorded) before counting.
+    p.mail_settled().await;
     let head = p.api.head().await;
 
     // Every mutation takes an optional idempotency key, but `logIn`: a stored result must

@@ -31,7 +31,7 @@ fn assert_limited(response: &Value) {
 const LOG_IN: &str =
     "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }";
 const SIGN_UP: &str =
-    "mutation($e: String!, $p: String!) { signUp(input: {email: $e, password: $p}) { userId } }";
+    "mutation($e: String!, $p: String!) { signUp(input: {email: $e, password: $p}) { accepted } }";
 const VERIFY: &str = "mutation($t: String!, $p: String! = \"correct horse battery\") { verifyEmail(token: $t, password: $p) { position } }";
 const REQUEST_RESET: &str =
     "mutation($e: String!) { requestPasswordReset(email: $e) { accepted } }";
@@ -99,15 +99,11 @@ async fn sign_ups_are_limited_per_ip_and_per_account(backend: Backend) {
     let vars = json!({"e": "eve@example.com", "p": PASSWORD});
     assert_limited(&one.gql(None, SIGN_UP, vars.clone()).await);
     at(&p, 11).ok(None, SIGN_UP, vars).await;
-    // Per account: one address tried from three others (the first signs up, the others
-    // find it taken); a fourth address is refused for it.
+    // Per account: one address tried from three others (the first signs up, the others are
+    // answered alike); a fourth address is refused for it.
     let vars = json!({"e": "zed@example.com", "p": PASSWORD});
-    at(&p, 20).ok(None, SIGN_UP, vars.clone()).await;
-    for n in [21, 22] {
-        assert_eq!(
-            code(&at(&p, n).gql(None, SIGN_UP, vars.clone()).await),
-            Some("CONFLICT")
-        );
+    for n in [20, 21, 22] {
+        at(&p, n).ok(None, SIGN_UP, vars.clone()).await;
     }
     assert_limited(&at(&p, 23).gql(None, SIGN_UP, vars).await);
 }
@@ -150,6 +146,7 @@ async fn password_resets_are_limited_per_ip_and_per_account(backend: Backend) {
             .gql(None, REQUEST_RESET, json!({"e": ada.email}))
             .await,
     );
+    p.mail_settled().await;
     assert_eq!(
         p.smtp.count(&ada.email, "Reset"),
         3,

@@ -346,8 +346,10 @@ async fn two_processes_share_a_projector_and_one_takes_over_when_the_other_dies(
         .await
         .unwrap();
     eventually(Duration::from_secs(10), "a holding every lease", || async {
-        // One lease per projector and reactor, and one per periodic job.
-        let registered = api::areas::projectors().len() + api::areas::JOBS.len();
+        // One lease per projector and reactor (the server runs `reactors()`, this counts
+        // `REACTORS`: they must agree), and one per periodic job.
+        let registered =
+            api::areas::read_models().len() + api::areas::REACTORS.len() + api::areas::JOBS.len();
         match &lease_holders(admin).await[..] {
             [(app, n)] if app == "tenantry_a" && usize::try_from(*n).unwrap() == registered => {
                 Ok(())
@@ -398,7 +400,9 @@ async fn two_processes_share_a_projector_and_one_takes_over_when_the_other_dies(
         Duration::from_secs(10),
         "b taking every lease over",
         || async {
-            let registered = api::areas::projectors().len() + api::areas::JOBS.len();
+            let registered = api::areas::read_models().len()
+                + api::areas::REACTORS.len()
+                + api::areas::JOBS.len();
             match &lease_holders(admin).await[..] {
                 [(app, n)] if app == "tenantry_b" && usize::try_from(*n).unwrap() == registered => {
                     Ok(())

@@ -8,6 +8,7 @@
 //! | identity | — | — | `identity`, `sessions` | — |
 //! | tenancy | `tenant_directory`, `tenant_retention` | `tenant_data_retention` | `tenancy`, `live` | tenants |
 //! | access | `tenant_access` | — | `access` | members, invites, API keys, key usage |
+//! | mail | reactor `mail_outbox` | — | — | — |
 
 #![expect(
     missing_debug_implementations,
@@ -20,6 +21,7 @@ use async_graphql::dataloader::DataLoader;
 use async_graphql::{MergedObject, MergedSubscription};
 use chrono::Utc;
 use commands::Executor;
+use commands::mail::MailOutbox;
 use commands::tenancy::{DueDeletion, record_data_deleted};
 use domain::reactor::Reactor;
 use domain::tenant::TenantError;
@@ -49,19 +51,33 @@ pub struct SubscriptionRoot(live::TenancySubscription);
 /// `X-Consistency-Position`) on a query that names none waits for all of them.
 pub const READ_MODELS: &[&str] = &[TenantDirectory::NAME, TenantAccessDirectory::NAME];
 
-/// Every reactor (none yet: the first arrive with mail and billing).
-fn reactors() -> Vec<Arc<dyn Reactor>> {
-    vec![]
+/// Every reactor, acting through the server's ports.
+pub fn reactors(services: &Services) -> Vec<Arc<dyn Reactor>> {
+    vec![Arc::new(MailOutbox::new(
+        services.executor.clone(),
+        services.vault.clone(),
+        services.mailer.clone(),
+        services.config.public_url.clone(),
+    ))]
 }
 
-/// Everything the projection runner runs: the projectors, then the reactors.
-pub fn projectors() -> Vec<Arc<dyn Projector>> {
-    let mut all: Vec<Arc<dyn Projector>> = vec![
+/// The names of [`reactors`], for commands that list them without running them
+/// (`projections status`); a test checks the two agree.
+pub const REACTORS: &[&str] = &[commands::mail::OUTBOX];
+
+/// Every read model's projector (what `projections rebuild` rebuilds; reactors never are).
+pub fn read_models() -> Vec<Arc<dyn Projector>> {
+    vec![
         Arc::new(TenantDirectory),
         Arc::new(TenantAccessDirectory),
         Arc::new(TenantRetention),
-    ];
-    all.extend(reactors().into_iter().map(reacting));
+    ]
+}
+
+/// Everything the projection runner runs: the read models, then the reactors.
+pub fn projectors(services: &Services) -> Vec<Arc<dyn Projector>> {
+    let mut all = read_models();
+    all.extend(reactors(services).into_iter().map(reacting));
     all
 }
 

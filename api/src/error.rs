@@ -6,7 +6,7 @@
 use async_graphql::ErrorExtensions;
 use commands::CommandError;
 use commands::access::{AcceptInviteError, ChangeAccessError};
-use commands::identity::{ResetPasswordError, SignUpError};
+use commands::identity::{IssueTokenError, ResetPasswordError, SignUpError};
 use commands::sessions::{ChangePasswordError, LogInError, TotpError};
 use commands::tenancy::{ChangeTenantError, CreateTenantError};
 use domain::access::AccessError;
@@ -202,6 +202,15 @@ impl From<SignUpError> for ApiError {
             SignUpError::User(e) => e.into(),
             SignUpError::PersonalData(e) => e.into(),
             SignUpError::Credentials(e) => Self::internal(e),
+        }
+    }
+}
+
+impl From<IssueTokenError> for ApiError {
+    fn from(error: IssueTokenError) -> Self {
+        match error {
+            IssueTokenError::User(e) => e.into(),
+            IssueTokenError::PersonalData(e) => e.into(),
         }
     }
 }

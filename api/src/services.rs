@@ -7,7 +7,7 @@ use crate::rate_limit::RateLimiter;
 use commands::{CommandContext, CommandError, CommandOutcome, Executor};
 use domain::event::{Actor, Position};
 use domain::ids::SubjectId;
-use domain::mailer::{Mail, Mailer};
+use domain::mailer::Mailer;
 use domain::personal_data::PersonalData;
 use projections::ReadDb;
 use projections::runner::Updates;
@@ -50,6 +50,9 @@ pub struct ApiConfig {
     pub max_concurrent_requests: usize,
     /// Mutation fields per HTTP request, across a batch and its aliases.
     pub max_mutations: usize,
+    /// The least time `signUp`, `requestPasswordReset` and `resendVerificationEmail` take to
+    /// answer, so that the answer's timing does not tell whether an address has an account.
+    pub anonymous_answer_floor: Duration,
 }
 
 /// Where `GET /metrics` is served and who may read it.
@@ -87,6 +90,7 @@ impl Default for ApiConfig {
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 1_024,
             max_mutations: 10,
+            anonymous_answer_floor: Duration::from_millis(400),
         }
     }
 }
@@ -98,6 +102,7 @@ pub struct Services {
     pub vault: Arc<dyn PersonalData>,
     pub credentials: Arc<dyn domain::credentials::Credentials>,
     pub codes: Arc<dyn domain::credentials::OneTimeCodes>,
+    /// Used by the mail outbox only (`commands::mail`), never on a request's path.
     pub mailer: Arc<dyn Mailer>,
     pub signer: Arc<dyn domain::session_token::SessionTokens>,
     pub key_usage: Arc<dyn domain::key_usage::KeyUsage>,
@@ -287,22 +292,9 @@ impl Services {
             })
     }
 
-    /// Sends an e-mail after a write committed: a failure is logged (without the address)
-    /// and reported as `false`, never as a failed request, since the write stands.
-    pub async fn send_mail(&self, mail: Mail) -> bool {
-        match self.mailer.send(mail).await {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::error!(error = %error, "e-mail not sent");
-                false
-            }
-        }
-    }
-
-    pub fn link(&self, path: &str, token: &str) -> String {
-        format!(
-            "{}/{path}?token={token}",
-            self.config.public_url.trim_end_matches('/')
-        )
+    /// Holds an anonymous answer back until `floor` after `started`: requests about an
+    /// address (sign-up, reset, resend) take the same time whether it has an account or not.
+    pub async fn answer_no_sooner(&self, started: tokio::time::Instant) {
+        tokio::time::sleep_until(started + self.config.anonymous_answer_floor).await;
     }
 }

@@ -12,6 +12,7 @@ use domain::access::{
 use domain::aggregate::Aggregate;
 use domain::credentials::Credentials;
 use domain::ids::{ApiKeyId, InviteId, SubjectId, TenantId, UserId};
+use domain::mail::MailKind;
 use domain::personal_data::{PersonalData, PersonalDataError};
 use domain::tenant::Tenant;
 use domain::user::{Email, User};
@@ -95,12 +96,10 @@ pub async fn change_access(
     run(exec, ctx, tenant, &command).await
 }
 
-/// An invite as written: its id, and its token when this call wrote it (a retry with the same
-/// idempotency key writes nothing and cannot show the token again).
+/// An invite as written (its token went into the queued mail only).
 #[derive(Debug, Clone)]
 pub struct Invited {
     pub invite: InviteId,
-    pub token: Option<InviteToken>,
     pub expires_at: DateTime<Utc>,
     pub outcome: CommandOutcome,
 }
@@ -112,7 +111,8 @@ impl AsRef<CommandOutcome> for Invited {
 }
 
 /// Invites `email` with `role` (admins; owners to invite owners). The address is sealed under
-/// the invite's own key (the invitee may not be a user yet); the token's hash is stored.
+/// the invite's own key (the invitee may not be a user yet); the token's hash is stored, and
+/// the token itself goes out in the mail queued with the invite.
 #[expect(
     clippy::too_many_arguments,
     reason = "the ports, the context and the input"
@@ -128,12 +128,30 @@ pub async fn invite_member(
     (email, role): (Email, Role),
 ) -> Result<Invited, CommandError<ChangeAccessError>> {
     let invite = InviteId::from_uuid(ctx.new_id("invite"));
+    let subject = SubjectId::from_uuid(invite.as_uuid());
     let sealed = personal
-        .seal(SubjectId::from_uuid(invite.as_uuid()), email.as_str())
+        .seal(subject, email.as_str())
         .await
         .map_err(|e| CommandError::Rejected(e.into()))?;
     let secret = credentials.new_token();
     let expires_at = now + Duration::days(INVITE_VALID_DAYS);
+    let token = InviteToken {
+        tenant,
+        invite,
+        secret: secret.clone(),
+    };
+    let mail = crate::mail::queue(
+        personal,
+        (ctx.new_id("mail"), subject),
+        &email,
+        MailKind::Invite {
+            tenant_id: tenant,
+            role,
+        },
+        Some((&token.to_text(), expires_at)),
+    )
+    .await
+    .map_err(|e| CommandError::Rejected(e.into()))?;
     let command = AccessCommand::Invite {
         by,
         invite_id: invite,
@@ -142,17 +160,12 @@ pub async fn invite_member(
         role,
         token: credentials.hash_token(&secret),
         expires_at,
+        mail,
         at: now,
     };
     let outcome = run(exec, ctx, tenant, &command).await?;
-    let token = (outcome.appended > 0 && !outcome.replayed).then_some(InviteToken {
-        tenant,
-        invite,
-        secret,
-    });
     Ok(Invited {
         invite,
-        token,
         expires_at,
         outcome,
     })

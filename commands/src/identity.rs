@@ -1,13 +1,14 @@
 //! Identity use cases, the account half: sign up, verify the address, have a verification
 //! or password-reset token issued, reset the password. The edge (GraphQL) builds the context
-//! (the IP sealed under the user's key), applies rate limits and sends the e-mails; these
-//! decide and write. Log-in, log-out, password changes and TOTP are in [`crate::sessions`].
+//! (the IP sealed under the user's key) and applies rate limits; these decide and write, and
+//! queue the mails they need with their events (the outbox, [`crate::mail`], sends them). Log-in, log-out, password changes and TOTP are in [`crate::sessions`].
 
 use crate::{CommandContext, CommandError, CommandOutcome, Executor, LoadError};
 use chrono::{DateTime, Duration, Utc};
 use domain::aggregate::Aggregate;
 use domain::credentials::{Credentials, CredentialsError};
 use domain::ids::{SubjectId, UserId};
+use domain::mail::MailKind;
 use domain::personal_data::{PersonalData, PersonalDataError};
 use domain::user::{Email, EmailClaim, NewPassword, User, UserCommand, UserError, UserToken};
 use uuid::Uuid;
@@ -46,18 +47,19 @@ pub async fn account_of(
 
 #[derive(Debug, Clone)]
 pub struct SignUp {
-    /// The new account's id (`ctx.new_id("user")`: the edge seals the request's IP under it).
+    /// The new account's id, should the address be free (`ctx.new_id("user")`).
     pub user: UserId,
     pub email: Email,
     pub password: NewPassword,
 }
 
-/// An account as signed up; the verification token when this call wrote it (a retry cannot
-/// show it again: only its hash is stored).
+/// What a sign-up did. The edge answers the same whichever it was.
 #[derive(Debug, Clone)]
 pub struct SignedUp {
+    /// The account the address belongs to now.
     pub user: UserId,
-    pub verification: Option<UserToken>,
+    /// Whether the account is new (else the address had one: see `UserCommand::SignUpAgain`).
+    pub created: bool,
     pub outcome: CommandOutcome,
 }
 
@@ -67,8 +69,12 @@ impl AsRef<CommandOutcome> for SignedUp {
     }
 }
 
-/// Creates an account and claims its address, in one atomic append (two sign-ups racing for
-/// one address cannot both win).
+/// Signs up with an address. A free address gets a new account, claimed in the same atomic
+/// append (two sign-ups racing for one address cannot both win), and a verification mail.
+/// An address that has an account is not an error, so that nobody learns which addresses
+/// have one: a pending (unverified) account gets the new password and a fresh verification
+/// mail, a verified one a mail telling its owner (`UserCommand::SignUpAgain`). Both paths hash
+/// the password and write one append.
 pub async fn sign_up(
     exec: &Executor,
     personal: &dyn PersonalData,
@@ -78,41 +84,106 @@ pub async fn sign_up(
     input: SignUp,
 ) -> Result<SignedUp, CommandError<SignUpError>> {
     let rejected = |e: SignUpError| CommandError::Rejected(e);
-    let user = input.user;
-    let subject = SubjectId::from_uuid(user.as_uuid());
     let index = email_index(personal, &input.email);
-    let email = personal
-        .seal(subject, input.email.as_str())
-        .await
-        .map_err(|e| rejected(e.into()))?;
     let password = credentials
         .hash_password(input.password.expose())
         .await
         .map_err(|e| rejected(e.into()))?;
-    let token = UserToken {
-        user,
-        secret: credentials.new_token(),
+    let secret = credentials.new_token();
+    let verification = credentials.hash_token(&secret);
+    let expires_at = now + Duration::hours(VERIFICATION_VALID_HOURS);
+    let verification_mail = async |user: UserId| {
+        let token = UserToken {
+            user,
+            secret: secret.clone(),
+        };
+        crate::mail::queue(
+            personal,
+            (ctx.new_id("mail"), SubjectId::from_uuid(user.as_uuid())),
+            &input.email,
+            MailKind::Verification,
+            Some((&token.to_text(), expires_at)),
+        )
+        .await
+        .map_err(|e| rejected(e.into()))
     };
-    let command = UserCommand::SignUp {
-        user_id: user,
-        email,
-        email_index: index,
+    let owner = exec
+        .load::<EmailClaim>(index)
+        .await
+        .map_err(LoadError::into_command)?
+        .state
+        .user;
+    if owner.is_none_or(|owner| owner == input.user) {
+        let user = input.user;
+        let command = UserCommand::SignUp {
+            user_id: user,
+            email: personal
+                .seal(SubjectId::from_uuid(user.as_uuid()), input.email.as_str())
+                .await
+                .map_err(|e| rejected(e.into()))?,
+            email_index: index,
+            password: password.clone(),
+            verification: verification.clone(),
+            verification_expires_at: expires_at,
+            mail: verification_mail(user).await?,
+            at: now,
+        };
+        let signed_up = exec
+            .execute_with::<User, EmailClaim, SignUpError>(
+                user.as_uuid(),
+                Some(index),
+                ctx,
+                |state, claim| Ok((state.decide(&command)?, claim.claim(user)?)),
+            )
+            .await;
+        match signed_up {
+            Ok(outcome) => {
+                return Ok(SignedUp {
+                    user,
+                    created: true,
+                    outcome,
+                });
+            }
+            // Claimed since it was read: the address has an account after all.
+            Err(CommandError::Rejected(SignUpError::User(UserError::EmailTaken))) => {}
+            Err(other) => return Err(other),
+        }
+    }
+    let owner = match owner {
+        Some(owner) if owner != input.user => owner,
+        _ => exec
+            .load::<EmailClaim>(index)
+            .await
+            .map_err(LoadError::into_command)?
+            .state
+            .user
+            .ok_or(CommandError::Rejected(SignUpError::User(
+                UserError::EmailTaken,
+            )))?,
+    };
+    let command = UserCommand::SignUpAgain {
         password,
-        verification: credentials.hash_token(&token.secret),
-        verification_expires_at: now + Duration::hours(VERIFICATION_VALID_HOURS),
+        verification,
+        verification_expires_at: expires_at,
+        verification_mail: verification_mail(owner).await?,
+        notice: crate::mail::queue(
+            personal,
+            (ctx.new_id("notice"), SubjectId::from_uuid(owner.as_uuid())),
+            &input.email,
+            MailKind::SignUpAttempt,
+            None,
+        )
+        .await
+        .map_err(|e| rejected(e.into()))?,
         at: now,
     };
     let outcome = exec
-        .execute_with::<User, EmailClaim, SignUpError>(
-            user.as_uuid(),
-            Some(index),
-            ctx,
-            |state, claim| Ok((state.decide(&command)?, claim.claim(user)?)),
-        )
-        .await?;
+        .execute::<User>(owner.as_uuid(), &command, ctx)
+        .await
+        .map_err(|e| e.map_rejection(SignUpError::User))?;
     Ok(SignedUp {
-        user,
-        verification: (!outcome.replayed).then_some(token),
+        user: owner,
+        created: false,
         outcome,
     })
 }
@@ -187,52 +258,66 @@ pub enum TokenPurpose {
     PasswordReset,
 }
 
-/// A token issued to an account: the token when this call wrote it (a retry with the same
-/// command id issues nothing again).
-#[derive(Debug, Clone)]
-pub struct Issued {
-    pub token: Option<UserToken>,
-    pub outcome: CommandOutcome,
+#[derive(Debug, thiserror::Error)]
+pub enum IssueTokenError {
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error(transparent)]
+    PersonalData(#[from] PersonalDataError),
 }
 
-impl AsRef<CommandOutcome> for Issued {
-    fn as_ref(&self) -> &CommandOutcome {
-        &self.outcome
-    }
-}
-
-/// Issues a fresh one-time token to `user` (refused with `AlreadyVerified` for a verification
-/// an account no longer needs: the edge must answer whoever asked the same either way).
+/// Issues a fresh one-time token to `user`, whose address is `email`, and queues the mail that
+/// carries it (refused with `AlreadyVerified` for a verification an account no longer needs:
+/// the edge must answer whoever asked the same either way).
 pub async fn issue_token(
     exec: &Executor,
-    credentials: &dyn Credentials,
+    (personal, credentials): (&dyn PersonalData, &dyn Credentials),
     ctx: &CommandContext,
     now: DateTime<Utc>,
-    user: UserId,
+    (user, email): (UserId, &Email),
     purpose: TokenPurpose,
-) -> Result<Issued, CommandError<UserError>> {
+) -> Result<CommandOutcome, CommandError<IssueTokenError>> {
     let token = UserToken {
         user,
         secret: credentials.new_token(),
     };
     let hash = credentials.hash_token(&token.secret);
+    let (kind, expires_at) = match purpose {
+        TokenPurpose::Verification => (
+            MailKind::Verification,
+            now + Duration::hours(VERIFICATION_VALID_HOURS),
+        ),
+        TokenPurpose::PasswordReset => (
+            MailKind::PasswordReset,
+            now + Duration::minutes(RESET_VALID_MINUTES),
+        ),
+    };
+    let mail = crate::mail::queue(
+        personal,
+        (ctx.new_id("mail"), SubjectId::from_uuid(user.as_uuid())),
+        email,
+        kind,
+        Some((&token.to_text(), expires_at)),
+    )
+    .await
+    .map_err(|e| CommandError::Rejected(e.into()))?;
     let command = match purpose {
         TokenPurpose::Verification => UserCommand::IssueVerification {
             verification: hash,
-            expires_at: now + Duration::hours(VERIFICATION_VALID_HOURS),
+            expires_at,
+            mail,
             at: now,
         },
         TokenPurpose::PasswordReset => UserCommand::RequestPasswordReset {
             token: hash,
-            expires_at: now + Duration::minutes(RESET_VALID_MINUTES),
+            expires_at,
+            mail,
             at: now,
         },
     };
-    let outcome = exec.execute::<User>(user.as_uuid(), &command, ctx).await?;
-    Ok(Issued {
-        token: (!outcome.replayed).then_some(token),
-        outcome,
-    })
+    exec.execute::<User>(user.as_uuid(), &command, ctx)
+        .await
+        .map_err(|e| e.map_rejection(IssueTokenError::User))
 }
 
 #[derive(Debug, thiserror::Error)]

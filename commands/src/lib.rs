@@ -7,7 +7,8 @@
 //! Every command carries a [`CommandContext`]: its command id (which makes it idempotent, also
 //! across restarts), correlation and causation ids, actor and source IP.
 //!
-//! The use cases, one module per area ([`identity`] and [`sessions`], [`tenancy`], [`access`]), are what the edges (GraphQL,
+//! The use cases, one module per area ([`identity`] and [`sessions`], [`tenancy`], [`access`], and the
+//! [`mail`] outbox), are what the edges (GraphQL,
 //! the CLI, jobs and reactors) call: typed input, the context and the clock passed in, an
 //! error enum per use case. Nothing else writes.
 //!
@@ -18,6 +19,7 @@ mod context;
 mod execute;
 pub mod freshness;
 pub mod identity;
+pub mod mail;
 pub mod sessions;
 pub mod tenancy;
 

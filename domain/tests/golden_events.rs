@@ -14,7 +14,8 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use domain::access::{AccessEvent, Accessor, ApiKeyScope, Role, TenantAccess};
-use domain::ids::{ApiKeyId, InviteId, SessionId, TenantId, UserId};
+use domain::ids::{ApiKeyId, InviteId, SessionId, SubjectId, TenantId, UserId};
+use domain::mail::{DeliveryEvent, MailDelivery, MailKind, NotSentReason, QueuedMail};
 use domain::personal_data::Sealed;
 use domain::tenant::{
     ResourceKind, Slug, SlugClaim, SlugClaimEvent, Tenant, TenantEvent, TenantName, TenantSettings,
@@ -51,6 +52,64 @@ fn slug_claim_events_match_their_golden_files() {
             SlugClaimEvent::SlugClaimed { .. } => "SlugClaimed",
         },
     );
+}
+
+#[test]
+fn mail_delivery_events_match_their_golden_files() {
+    check::<MailDelivery>(
+        vec![
+            DeliveryEvent::MailSent {
+                attempts: 2,
+                at: at(40),
+            },
+            DeliveryEvent::MailNotSent {
+                reason: NotSentReason::Refused("the SMTP server refused the message".into()),
+                attempts: 1,
+                at: at(41),
+            },
+        ],
+        |event| match event {
+            DeliveryEvent::MailSent { .. } => "MailSent",
+            DeliveryEvent::MailNotSent { .. } => "MailNotSent",
+        },
+    );
+}
+
+/// Every kind of queued mail and every reason a mail was not sent keeps its stored form.
+#[test]
+fn mail_kinds_and_reasons_keep_their_stored_forms() {
+    let tenant = TenantId::from_uuid(id(45));
+    for (value, stored) in [
+        (
+            serde_json::to_value(MailKind::Verification),
+            serde_json::json!("Verification"),
+        ),
+        (
+            serde_json::to_value(MailKind::PasswordReset),
+            serde_json::json!("PasswordReset"),
+        ),
+        (
+            serde_json::to_value(MailKind::SignUpAttempt),
+            serde_json::json!("SignUpAttempt"),
+        ),
+        (
+            serde_json::to_value(MailKind::Invite {
+                tenant_id: tenant,
+                role: Role::Admin,
+            }),
+            serde_json::json!({"Invite": {"tenant_id": tenant.to_string(), "role": "admin"}}),
+        ),
+        (
+            serde_json::to_value(NotSentReason::Expired),
+            serde_json::json!("Expired"),
+        ),
+        (
+            serde_json::to_value(NotSentReason::SubjectForgotten),
+            serde_json::json!("SubjectForgotten"),
+        ),
+    ] {
+        assert_eq!(value.expect("encodes"), stored);
+    }
 }
 
 #[test]
@@ -112,6 +171,7 @@ fn user_file(event: &UserEvent) -> &'static str {
         UserEvent::TotpEnrollmentStarted { .. } => "TotpEnrollmentStarted",
         UserEvent::TotpEnabled { .. } => "TotpEnabled",
         UserEvent::TotpDisabled { .. } => "TotpDisabled",
+        UserEvent::MailQueued { .. } => "MailQueued",
     }
 }
 
@@ -130,6 +190,7 @@ fn access_file(event: &AccessEvent) -> &'static str {
         AccessEvent::MemberRemoved { .. } => "MemberRemoved",
         AccessEvent::ApiKeyCreated { .. } => "ApiKeyCreated",
         AccessEvent::ApiKeyRevoked { .. } => "ApiKeyRevoked",
+        AccessEvent::InviteMailQueued { .. } => "InviteMailQueued",
     }
 }
 
@@ -259,6 +320,17 @@ fn user_examples() -> Vec<UserEvent> {
             at: at(25),
         },
         UserEvent::TotpDisabled { at: at(26) },
+        UserEvent::MailQueued {
+            mail: QueuedMail {
+                mail_id: id(15),
+                subject: SubjectId::from_uuid(id(10)),
+                to: sealed("v1.sealed-address"),
+                kind: MailKind::PasswordReset,
+                token: Some(sealed("v1.sealed-token")),
+                expires_at: Some(at(28)),
+            },
+            at: at(27),
+        },
     ]
 }
 
@@ -315,6 +387,20 @@ fn access_examples() -> Vec<AccessEvent> {
             by: Accessor::ApiKey(ApiKeyId::from_uuid(id(42))),
             at: at(37),
         },
+        AccessEvent::InviteMailQueued {
+            mail: QueuedMail {
+                mail_id: id(43),
+                subject: SubjectId::from_uuid(id(32)),
+                to: sealed("v1.sealed-invitee-email"),
+                kind: MailKind::Invite {
+                    tenant_id: TenantId::from_uuid(id(44)),
+                    role: Role::Viewer,
+                },
+                token: Some(sealed("v1.sealed-invite-token")),
+                expires_at: Some(at(32)),
+            },
+            at: at(38),
+        },
     ]
 }
 
@@ -328,6 +414,10 @@ fn password_change_reasons_keep_their_stored_names() {
         (
             PasswordChangeReason::SetAtVerification,
             "set_at_verification",
+        ),
+        (
+            PasswordChangeReason::ReplacedBySignUp,
+            "replaced_by_sign_up",
         ),
     ] {
         assert_eq!(

@@ -25,9 +25,9 @@ impl Mailer for FileMailer {
     async fn send(&self, mail: Mail) -> Result<(), MailError> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let io = |e: std::io::Error| MailError(e.to_string());
+        let io = |e: std::io::Error| MailError::transient(e.to_string());
         std::fs::create_dir_all(&self.dir).map_err(io)?;
-        let path = self.dir.join(format!("{}.eml", uuid::Uuid::now_v7()));
+        let path = self.dir.join(format!("{}.eml", mail.id));
         let text = format!(
             "From: {}\r\nTo: {}\r\nSubject: {}\r\nDate: {}\r\n\r\n{}",
             self.from,
@@ -36,12 +36,17 @@ impl Mailer for FileMailer {
             chrono::Utc::now().to_rfc2822(),
             mail.body
         );
-        let mut file = std::fs::OpenOptions::new()
+        // Named by the mail's id: a message sent again is already there.
+        let mut file = match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&path)
-            .map_err(io)?;
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+            Err(e) => return Err(io(e)),
+        };
         file.write_all(text.as_bytes()).map_err(io)?;
         tracing::info!(mail.file = %path.display(), "e-mail written (no SMTP server configured)");
         Ok(())

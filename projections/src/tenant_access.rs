@@ -337,6 +337,8 @@ async fn apply_one(
                 key_id.as_uuid()
             )?;
         }
+        // The outbox's business (commands::mail).
+        E::InviteMailQueued { .. } => {}
     }
     Ok(())
 }

@@ -49,7 +49,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (migrates the database first).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Operator commands on tenants, and the tenant directory.
@@ -65,7 +65,7 @@ pub enum Command {
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
-            Command::Serve(args) => serve::run(&self.global, args).await,
+            Command::Serve(args) => serve::run(&self.global, *args).await,
             Command::Migrate => {
                 crate::wiring::open_database(&self.global).await?;
                 Ok(())

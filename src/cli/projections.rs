@@ -28,16 +28,22 @@ pub async fn run(global: &GlobalArgs, command: ProjectionsCommand) -> anyhow::Re
         ProjectionsCommand::Status => {
             let head = app.store.head().await?.0;
             let stored = projections::runner::checkpoints(&app.read_db).await?;
-            let registered = api::areas::projectors();
+            // Reactors are listed by name (running none needs no mailer here); their version
+            // is always 1 (`projections::reacting`).
+            let registered: Vec<(&str, u32)> = api::areas::read_models()
+                .iter()
+                .map(|p| (p.name(), p.version()))
+                .chain(api::areas::REACTORS.iter().map(|name| (*name, 1)))
+                .collect();
             let mut rows: Vec<projections::runner::Checkpoint> = registered
                 .iter()
-                .map(|p| {
+                .map(|(name, version)| {
                     stored
                         .iter()
-                        .find(|cp| cp.name == p.name())
+                        .find(|cp| cp.name == *name)
                         .cloned()
                         .unwrap_or_else(|| {
-                            projections::runner::Checkpoint::not_started(p.name(), p.version())
+                            projections::runner::Checkpoint::not_started(name, *version)
                         })
                 })
                 .collect();
@@ -45,7 +51,7 @@ pub async fn run(global: &GlobalArgs, command: ProjectionsCommand) -> anyhow::Re
             rows.extend(
                 stored
                     .into_iter()
-                    .filter(|cp| !registered.iter().any(|p| p.name() == cp.name)),
+                    .filter(|cp| !registered.iter().any(|(name, _)| *name == cp.name)),
             );
             rows.sort_by(|a, b| a.name.cmp(&b.name));
             let mut out = std::io::stdout().lock();
@@ -71,11 +77,12 @@ pub async fn run(global: &GlobalArgs, command: ProjectionsCommand) -> anyhow::Re
             Ok(())
         }
         ProjectionsCommand::Rebuild { name, batch_size } => {
-            let projector = api::areas::projectors()
+            let projector = api::areas::read_models()
                 .into_iter()
                 .find(|p| p.name() == name)
                 .with_context(|| {
-                    let known: Vec<_> = api::areas::projectors().iter().map(|p| p.name()).collect();
+                    let known: Vec<_> =
+                        api::areas::read_models().iter().map(|p| p.name()).collect();
                     format!("no projection named {name:?}; known: {}", known.join(", "))
                 })?;
             let started = Instant::now();

@@ -51,10 +51,18 @@ pub struct ServeArgs {
     #[arg(long, env = "TENANTRY_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 
-    /// SMTP server for e-mail (`host:port`, plain SMTP). Without one, e-mails are written
-    /// as files into --mail-dir.
-    #[arg(long, env = "TENANTRY_SMTP")]
+    /// SMTP server for e-mail, as a URL: `smtps://user:password@host:465` (implicit TLS),
+    /// `smtp://user:password@host:587` (STARTTLS, required), `smtp://host?tls=opportunistic`,
+    /// or plain `smtp://host:25?tls=none` / `host:port` for a relay on a trusted network.
+    /// Credentials are refused where they would travel in clear. Give a URL with a password
+    /// in the environment (`TENANTRY_SMTP`), not on the command line. Without a server,
+    /// e-mails are written as files into --mail-dir.
+    #[arg(long, env = "TENANTRY_SMTP", hide_env_values = true)]
     pub smtp: Option<String>,
+    /// A PEM CA certificate to trust for the SMTP server's TLS, besides the usual roots (a
+    /// private or self-signed mail server).
+    #[arg(long, env = "TENANTRY_SMTP_CA_FILE")]
+    pub smtp_ca_file: Option<PathBuf>,
     /// Where e-mails go when no SMTP server is configured.
     #[arg(long, env = "TENANTRY_MAIL_DIR", default_value = "data/mail")]
     pub mail_dir: PathBuf,
@@ -80,6 +88,15 @@ pub struct ServeArgs {
     /// Serve GraphQL introspection (turn off in production if the schema is private).
     #[arg(long, env = "TENANTRY_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub introspection: bool,
+    /// The least time `signUp`, `requestPasswordReset` and `resendVerificationEmail` take to
+    /// answer (milliseconds), so that timing does not tell whether an address has an
+    /// account. Keep it above the slowest of those requests (a password hash and a write).
+    #[arg(
+        long,
+        env = "TENANTRY_ANONYMOUS_ANSWER_FLOOR_MS",
+        default_value_t = 400
+    )]
+    pub anonymous_answer_floor_ms: u64,
     /// Log-in, sign-up, password-reset and TOTP attempts allowed per minute, per IP address
     /// and per account.
     #[arg(long, env = "TENANTRY_AUTH_ATTEMPTS_PER_MINUTE", default_value_t = 10,
@@ -115,13 +132,15 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     let updates = tokio::sync::broadcast::channel(1_024).0;
     let mut runner = crate::wiring::runner_config(args.projection_batch_size.max(1));
     runner.updates = Some(updates.clone());
+    let services = crate::wiring::api_services(&app, &args, updates).await?;
     // Projections run beside the API; dropping the handle at shutdown stops them (a batch in
     // flight rolls back and is applied again on the next start).
-    // Reactors run with them, and the periodic jobs each in one process at a time.
+    // Reactors (the mail outbox) run with them, and the periodic jobs each in one process at
+    // a time.
     let _background = projections::runner::spawn(
         app.store.clone(),
         app.read_db.clone(),
-        api::areas::projectors(),
+        api::areas::projectors(&services),
         runner,
     )
     .join(projections::jobs::spawn(
@@ -137,7 +156,6 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     // Sessions, API keys and tenant access are checked on every request from cached states
     // that this watch keeps current (commands::freshness).
     let log_watch = app.executor.watch_log();
-    let services = crate::wiring::api_services(&app, &args, updates).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

@@ -22,27 +22,60 @@ pub enum Backend {
 }
 
 /// aiosmtpd on a port it picks itself (printed on its first line, so no port is chosen
-/// before it is bound), storing messages in a maildir; while the `fail` file exists it
-/// refuses every message, as a broken mail system would.
+/// before it is bound), storing messages in a maildir. While the `fail` file exists it
+/// answers every message with a temporary failure (451), as a mail system that is down
+/// would; while the `refuse` file exists, with a permanent one (554). In the `starttls` and
+/// `implicit` modes it speaks TLS with the certificate given and requires authentication.
 const SMTP_SERVER: &str = r#"
-import asyncio, os, sys
+import asyncio, os, ssl, sys
 from aiosmtpd.handlers import Mailbox
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+maildir, fail, refuse, mode = sys.argv[1:5]
 
 class Handler(Mailbox):
     async def handle_DATA(self, server, session, envelope):
-        if os.path.exists(sys.argv[2]):
-            return "554 5.3.0 delivery switched off by the test"
+        if os.path.exists(refuse):
+            return "554 5.7.1 refused for good by the test"
+        if os.path.exists(fail):
+            return "451 4.3.0 delivery switched off by the test"
         return await super().handle_DATA(server, session, envelope)
 
+def authenticate(server, session, envelope, mechanism, data):
+    ok = isinstance(data, LoginPassword) and data.login == b"tenantry" and data.password == b"p@ss:word"
+    return AuthResult(success=ok)
+
 async def main():
-    handler = Handler(sys.argv[1])
-    server = await asyncio.get_running_loop().create_server(lambda: SMTP(handler), "127.0.0.1", 0)
+    handler = Handler(maildir)
+    tls = None
+    if mode != "plain":
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(sys.argv[5], sys.argv[6])
+    if mode == "plain":
+        factory = lambda: SMTP(handler)
+    elif mode == "starttls":
+        factory = lambda: SMTP(handler, tls_context=tls, require_starttls=True,
+                               authenticator=authenticate, auth_required=True)
+    else:
+        factory = lambda: SMTP(handler, authenticator=authenticate, auth_required=True,
+                               auth_require_tls=False)
+    server = await asyncio.get_running_loop().create_server(
+        factory, "127.0.0.1", 0, ssl=tls if mode == "implicit" else None)
     print(server.sockets[0].getsockname()[1], flush=True)
     await server.serve_forever()
 
 asyncio.run(main())
 "#;
+
+/// How the test SMTP server secures its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    Plain,
+    /// STARTTLS required, then AUTH (user `tenantry`, password `p@ss:word`).
+    StartTls,
+    /// TLS from the first byte, then AUTH.
+    Implicit,
+}
 
 /// A real SMTP server (aiosmtpd), storing every message it receives in a maildir.
 pub struct Smtp {
@@ -50,6 +83,10 @@ pub struct Smtp {
     pub port: u16,
     dir: PathBuf,
     fail: PathBuf,
+    refuse: PathBuf,
+    /// The CA certificate a client must trust (TLS modes).
+    pub ca: Option<PathBuf>,
+    security: SmtpSecurity,
     read: Mutex<HashSet<PathBuf>>,
 }
 
@@ -63,13 +100,100 @@ struct Stored {
 
 impl Smtp {
     pub fn start() -> Self {
+        Self::start_secured(SmtpSecurity::Plain)
+    }
+
+    /// A server speaking TLS with a certificate for 127.0.0.1 from a CA of its own.
+    pub fn start_secured(security: SmtpSecurity) -> Self {
         let root = temp_dir();
-        let (dir, fail) = (root.join("maildir"), root.join("fail"));
-        let mut child = Command::new("python3")
+        let (dir, fail, refuse) = (root.join("maildir"), root.join("fail"), root.join("refuse"));
+        let mut command = Command::new("python3");
+        command
             .arg("-c")
             .arg(SMTP_SERVER)
             .arg(&dir)
             .arg(&fail)
+            .arg(&refuse);
+        let ca = match security {
+            SmtpSecurity::Plain => {
+                command.arg("plain");
+                None
+            }
+            SmtpSecurity::StartTls | SmtpSecurity::Implicit => {
+                // A CA of its own and a server certificate it signed (a CA certificate
+                // cannot serve as the server's own: TLS clients refuse that).
+                let path = |name: &str| root.join(name);
+                let openssl = |args: &[&str]| {
+                    let done = Command::new("openssl")
+                        .current_dir(&root)
+                        .args(args)
+                        .stderr(Stdio::null())
+                        .status()
+                        .expect("run openssl");
+                    assert!(done.success(), "openssl {args:?} failed");
+                };
+                std::fs::write(
+                    path("ext.cnf"),
+                    "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+                )
+                .expect("write ext.cnf");
+                openssl(&[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=tenantry test CA",
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                ]);
+                openssl(&[
+                    "req",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-keyout",
+                    "key.pem",
+                    "-out",
+                    "server.csr",
+                ]);
+                openssl(&[
+                    "x509",
+                    "-req",
+                    "-in",
+                    "server.csr",
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-days",
+                    "1",
+                    "-extfile",
+                    "ext.cnf",
+                    "-out",
+                    "cert.pem",
+                ]);
+                let (cert, key) = (path("cert.pem"), path("key.pem"));
+                command
+                    .arg(if security == SmtpSecurity::StartTls {
+                        "starttls"
+                    } else {
+                        "implicit"
+                    })
+                    .arg(&cert)
+                    .arg(&key);
+                Some(path("ca.pem"))
+            }
+        };
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -88,11 +212,37 @@ impl Smtp {
             port,
             dir,
             fail,
+            refuse,
+            ca,
+            security,
             read: Mutex::new(HashSet::new()),
         }
     }
 
-    /// Makes the server refuse (`true`) or accept (`false`) every message from now on.
+    /// The `--smtp` URL that reaches this server (with its credentials in TLS modes).
+    pub fn url(&self) -> String {
+        match self.security {
+            SmtpSecurity::Plain => format!("127.0.0.1:{}", self.port),
+            SmtpSecurity::StartTls => {
+                format!("smtp://tenantry:p%40ss%3Aword@127.0.0.1:{}", self.port)
+            }
+            SmtpSecurity::Implicit => {
+                format!("smtps://tenantry:p%40ss%3Aword@127.0.0.1:{}", self.port)
+            }
+        }
+    }
+
+    /// Makes the server refuse every message for good (554, `true`) or accept them again.
+    pub fn set_refusing(&self, refusing: bool) {
+        if refusing {
+            std::fs::write(&self.refuse, b"").expect("write the refuse switch");
+        } else {
+            std::fs::remove_file(&self.refuse).expect("remove the refuse switch");
+        }
+    }
+
+    /// Makes the server fail every message for now (451, a temporary failure: `true`) or
+    /// accept them again (`false`).
     pub fn set_failing(&self, failing: bool) {
         if failing {
             std::fs::write(&self.fail, b"").expect("write the fail switch");
@@ -143,7 +293,7 @@ impl Smtp {
     }
 
     /// How many messages to `to` whose subject contains `subject` were received so far.
-    /// The server sends mail before it answers, so after an answer this count is final.
+    /// Mail goes out through the outbox after the answer: see [`Platform::mail_settled`].
     pub fn count(&self, to: &str, subject: &str) -> usize {
         self.stored()
             .iter()
@@ -305,26 +455,22 @@ pub struct Platform {
     pub api: Api,
     pub database_url: String,
     pub dir: PathBuf,
+    extra: Vec<String>,
 }
 
 pub async fn platform(backend: Backend, extra: &[&str]) -> Platform {
+    platform_with(backend, Smtp::start(), extra).await
+}
+
+/// A platform whose server sends mail to `smtp`.
+pub async fn platform_with(backend: Backend, smtp: Smtp, extra: &[&str]) -> Platform {
     let dir = temp_dir();
     let database_url = match backend {
         Backend::Sqlite => format!("sqlite://{}", dir.join("tenantry.db").display()),
         Backend::Postgres => infra::testing::fresh_pg_url().await,
     };
-    let smtp = Smtp::start();
-    let mut cmd = tenantry(&dir);
-    cmd.env("TENANTRY_MASTER_KEY", MASTER_KEY)
-        .args(["--database-url", &database_url])
-        .args(["serve", "--smtp", &format!("127.0.0.1:{}", smtp.port)])
-        .args(["--operators", OPERATOR])
-        .args(["--ws-init-timeout-ms", "500"])
-        .args(extra);
-    if !extra.contains(&"--auth-attempts-per-minute") {
-        cmd.args(["--auth-attempts-per-minute", "1000"]);
-    }
-    let server = Server::start_configured(cmd);
+    let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+    let server = Server::start_configured(server_command(&dir, &database_url, &smtp, &extra));
     let api = Api {
         base: server.base.clone(),
         client: reqwest::Client::new(),
@@ -335,6 +481,75 @@ pub async fn platform(backend: Backend, extra: &[&str]) -> Platform {
         api,
         database_url,
         dir,
+        extra,
+    }
+}
+
+fn server_command(
+    dir: &std::path::Path,
+    database_url: &str,
+    smtp: &Smtp,
+    extra: &[String],
+) -> Command {
+    let mut cmd = tenantry(dir);
+    cmd.env("TENANTRY_MASTER_KEY", MASTER_KEY)
+        .env("TENANTRY_SMTP", smtp.url())
+        .args(["--database-url", database_url])
+        .arg("serve")
+        .args(["--operators", OPERATOR])
+        .args(["--ws-init-timeout-ms", "500"])
+        .args(extra);
+    if let Some(ca) = &smtp.ca {
+        cmd.arg("--smtp-ca-file").arg(ca);
+    }
+    if !extra.iter().any(|a| a == "--auth-attempts-per-minute") {
+        cmd.args(["--auth-attempts-per-minute", "1000"]);
+    }
+    cmd
+}
+
+impl Platform {
+    /// The command that starts this platform's server (another process on the same
+    /// database and mail server).
+    pub fn server_command(&self) -> Command {
+        server_command(&self.dir, &self.database_url, &self.smtp, &self.extra)
+    }
+
+    /// Stops the server and starts it again on the same database; the first server's log.
+    pub fn restart(&mut self) -> Vec<String> {
+        let next = Server::start_configured(self.server_command());
+        let previous = std::mem::replace(&mut self.server, next);
+        self.api = Api {
+            base: self.server.base.clone(),
+            client: reqwest::Client::new(),
+        };
+        previous.terminate().1
+    }
+
+    /// Waits until the mail outbox has dealt with every mail queued so far (and recorded
+    /// how): it handles mails in log order, so once a marker mail queued now has arrived,
+    /// every earlier one was sent or given up on.
+    pub async fn mail_settled(&self) {
+        let marker = format!("settled-{}@example.com", uuid::Uuid::now_v7().simple());
+        self.api
+            .ok(
+                None,
+                "mutation($e: String!, $p: String!) { signUp(input: {email: $e, password: $p}) { accepted } }",
+                json!({"e": marker, "p": PASSWORD}),
+            )
+            .await;
+        self.smtp.message(&marker, "Verify").await;
+        // The outbox records each delivery right after the mail server took the message:
+        // settled when the log stands still.
+        let mut head = self.api.head().await;
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = self.api.head().await;
+            if now == head {
+                break;
+            }
+            head = now;
+        }
     }
 }
 
@@ -367,12 +582,11 @@ impl Platform {
         let data = api
             .ok(
                 None,
-                "mutation($e: String!, $p: String!) { signUp(input: {email: $e, password: $p}) { userId emailSent position } }",
+                "mutation($e: String!, $p: String!) { signUp(input: {email: $e, password: $p}) { accepted position } }",
                 json!({"e": email, "p": PASSWORD}),
             )
             .await;
-        let user_id = data["signUp"]["userId"].as_str().expect("id").to_owned();
-        assert_eq!(data["signUp"]["emailSent"], true);
+        assert_eq!(data["signUp"]["accepted"], true);
         let token = self.smtp.token(email, "Verify").await;
         api.ok(
             None,
@@ -390,9 +604,10 @@ impl Platform {
             .await;
         assert_eq!(code(&again), Some("BAD_USER_INPUT"), "{again}");
         let token = log_in_via(api, email, PASSWORD).await;
+        let me = api.ok(Some(&token), "{ me { id } }", json!({})).await;
         Person {
             email: email.to_owned(),
-            user_id,
+            user_id: me["me"]["id"].as_str().expect("id").to_owned(),
             token,
         }
     }

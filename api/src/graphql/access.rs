@@ -6,7 +6,7 @@ use super::loaders::ApiKeyRow;
 use super::tenancy::{
     ApiKeyNode, ApiKeyPayload, InviteNode, InvitePayload, MemberNode, MemberPayload,
     RemovedPayload, RoleValue, ScopeValue, TenantPayload, request_context, tenant_after,
-    tenant_arg, tenant_node,
+    tenant_arg,
 };
 use super::{principal, services, uuid_arg};
 use crate::auth::{Principal, grant};
@@ -15,13 +15,10 @@ use crate::services::Services;
 use async_graphql::{Context, ID, Object};
 use chrono::Utc;
 use commands::CommandOutcome;
-use commands::access::{
-    AccessChange, INVITE_VALID_DAYS, accept_invite, change_access, create_api_key, invite_member,
-};
-use domain::access::{InviteToken, Permission, Role, TenantAccess};
+use commands::access::{AccessChange, accept_invite, change_access, create_api_key, invite_member};
+use domain::access::{InviteToken, Permission, TenantAccess};
 use domain::aggregate::Aggregate;
 use domain::ids::{ApiKeyId, InviteId, TenantId, UserId};
-use domain::mailer::Mail;
 use domain::user::Email;
 use projections::tenant_access::{TenantAccessDirectory, TenantScope};
 
@@ -106,25 +103,6 @@ impl AccessMutation {
         )?;
         let (invite, outcome) = (invited.invite, invited.outcome);
         let scope = TenantScope::from(&grant);
-        let mut email_sent = false;
-        if let Some(token) = invited.token.map(|t| t.to_text()) {
-            let tenant_name = tenant_node(services, scope)
-                .await
-                .map(|t| t.display_name().to_owned())
-                .unwrap_or_default();
-            email_sent = services
-                .send_mail(Mail {
-                    to: email.as_str().to_owned(),
-                    subject: format!("You are invited to {tenant_name} on Tenantry"),
-                    body: format!(
-                        "You are invited to join {tenant_name} as {}.\n\nAccept: {}\n\nToken: {token}\n\nThe invite is valid for {} days. Log in (or sign up with this address) first.\n",
-                        Role::from(role).as_str(),
-                        services.link("accept-invite", &token),
-                        INVITE_VALID_DAYS
-                    ),
-                })
-                .await;
-        }
         services
             .written(outcome.position, &[TenantAccessDirectory::NAME])
             .await?;
@@ -136,7 +114,6 @@ impl AccessMutation {
             .ok_or_else(|| ApiError::NotFound("the invite was used or revoked".into()))?;
         Ok(InvitePayload {
             invite: InviteNode(view),
-            email_sent,
             position: outcome.position.0.to_string(),
         })
     }

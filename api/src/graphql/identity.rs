@@ -10,13 +10,11 @@ use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use commands::identity::{
-    RESET_VALID_MINUTES, SignUp, TokenPurpose, VERIFICATION_VALID_HOURS, account_of, issue_token,
-    reset_password, sign_up, verify_email,
+    SignUp, TokenPurpose, account_of, issue_token, reset_password, sign_up, verify_email,
 };
 use domain::aggregate::Aggregate;
 use domain::event::Actor;
 use domain::ids::{SubjectId, UserId};
-use domain::mailer::Mail;
 use domain::user::{Email, NewPassword, User, UserError, UserToken};
 use projections::tenant_access::TenantScope;
 use uuid::Uuid;
@@ -157,12 +155,12 @@ pub struct UserPayload {
     pub position: String,
 }
 
+/// The same whether the address was free or had an account: the address's owner learns
+/// which from the e-mail (a verification link, or a notice that someone tried to sign up).
 #[derive(SimpleObject)]
 pub struct SignUpPayload {
-    pub user_id: ID,
-    /// Whether the verification e-mail went out (if not, ask for it again with
-    /// `resendVerificationEmail`).
-    pub email_sent: bool,
+    /// Always true.
+    pub accepted: bool,
     pub position: String,
 }
 
@@ -266,21 +264,29 @@ pub(crate) async fn user_context(
         .await
 }
 
-/// Mails a fresh one-time token to the account that owns `email`, if there is one; the
-/// answer is the same either way. A retried request (same key) sends nothing again.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call per mailed-token mutation"
-)]
+/// Queues a mail with a fresh one-time token for the account that owns `email`, if there is
+/// one. The answer is the same either way, and no sooner than the anonymous answer floor.
 async fn mail_token(
     services: &Services,
     meta: &RequestMeta,
     action: &'static str,
     email: &str,
     key: Option<&ID>,
-    page: &str,
     purpose: TokenPurpose,
-    mail: impl FnOnce(&str, String) -> (String, String),
+) -> Result<Accepted, ApiError> {
+    let started = tokio::time::Instant::now();
+    let answer = queue_token(services, meta, action, email, key, purpose).await;
+    services.answer_no_sooner(started).await;
+    answer
+}
+
+async fn queue_token(
+    services: &Services,
+    meta: &RequestMeta,
+    action: &'static str,
+    email: &str,
+    key: Option<&ID>,
+    purpose: TokenPurpose,
 ) -> Result<Accepted, ApiError> {
     services.limiter.attempt(action, &client_key(meta))?;
     let email = parse_email(email)?;
@@ -296,32 +302,72 @@ async fn mail_token(
         let ctx_cmd = user_context(services, user, Actor::Anonymous, key, meta).await?;
         let issued = issue_token(
             &services.executor,
-            services.credentials.as_ref(),
+            (services.vault.as_ref(), services.credentials.as_ref()),
             &ctx_cmd,
             Utc::now(),
-            user,
+            (user, &email),
             purpose,
         )
         .await;
-        let issued = match services.counted(User::CATEGORY, issued) {
-            Ok(issued) => issued,
+        match services.counted(User::CATEGORY, issued) {
             // Nothing to issue (already verified): the same answer as for anyone else.
-            Err(ApiError::Conflict(_)) => return Ok(Accepted { accepted: true }),
+            Ok(_) | Err(ApiError::Conflict(_)) => {}
             Err(e) => return Err(e),
-        };
-        // The first request sent it; nothing to send when nothing was written.
-        if let Some(token) = issued.token.map(|t| t.to_text()) {
-            let (subject, body) = mail(&token, services.link(page, &token));
-            services
-                .send_mail(Mail {
-                    to: email.as_str().to_owned(),
-                    subject,
-                    body,
-                })
-                .await;
         }
     }
     Ok(Accepted { accepted: true })
+}
+
+async fn sign_up_answer(
+    services: &Services,
+    meta: &RequestMeta,
+    input: SignUpInput,
+    key: Option<&ID>,
+) -> Result<SignUpPayload, ApiError> {
+    services.limiter.attempt("sign_up", &client_key(meta))?;
+    let email = parse_email(&input.email)?;
+    let password = NewPassword::parse(&input.password)?;
+    let _hashing = services.hashing_slot()?;
+    let key = idempotency(key)?;
+    let email_index = services.email_index(&email);
+    services
+        .limiter
+        .attempt("sign_up_account", &email_index.to_string())?;
+    services
+        .quotas
+        .mails_per_address
+        .attempt("mail", &email_index.to_string())?;
+    // Anonymous keys are scoped by the address: the same key with another address is
+    // another request, never a replay of someone else's sign-up.
+    let ctx_cmd = services
+        .context(Actor::Anonymous, email_index, key, None, meta)
+        .await?;
+    let user = UserId::from_uuid(ctx_cmd.new_id("user"));
+    // The IP is sealed under the key of the account the address will belong to.
+    let owner = user_by_email(services, &email).await?.unwrap_or(user);
+    let ctx_cmd = services
+        .with_sealed_ip(ctx_cmd, SubjectId::from_uuid(owner.as_uuid()), meta)
+        .await?;
+    let signed_up = services.counted(
+        User::CATEGORY,
+        sign_up(
+            &services.executor,
+            services.vault.as_ref(),
+            services.credentials.as_ref(),
+            &ctx_cmd,
+            Utc::now(),
+            SignUp {
+                user,
+                email,
+                password,
+            },
+        )
+        .await,
+    )?;
+    Ok(SignUpPayload {
+        accepted: true,
+        position: signed_up.outcome.position.0.to_string(),
+    })
 }
 
 #[derive(Default)]
@@ -329,7 +375,10 @@ pub struct IdentityMutation;
 
 #[Object]
 impl IdentityMutation {
-    /// Creates an account and e-mails a verification token. Log-in needs a verified address.
+    /// Creates an account and e-mails a verification token; log-in needs a verified address.
+    /// For an address that has an account the answer is the same, and so is its timing: an
+    /// unverified account's pending password is replaced and a new token mailed, a verified
+    /// account's owner is told by e-mail that someone tried.
     async fn sign_up(
         &self,
         ctx: &Context<'_>,
@@ -337,59 +386,10 @@ impl IdentityMutation {
         idempotency_key: Option<ID>,
     ) -> GqlResult<SignUpPayload> {
         let (services, meta) = (services(ctx), meta(ctx));
-        services.limiter.attempt("sign_up", &client_key(&meta))?;
-        let email = parse_email(&input.email)?;
-        let password = NewPassword::parse(&input.password)?;
-        let _hashing = services.hashing_slot()?;
-        let key = idempotency(idempotency_key.as_ref())?;
-        let email_index = services.email_index(&email);
-        services
-            .limiter
-            .attempt("sign_up_account", &email_index.to_string())?;
-        // Anonymous keys are scoped by the address: the same key with another address is
-        // another request, never a replay of someone else's sign-up.
-        let ctx_cmd = services
-            .context(Actor::Anonymous, email_index, key, None, &meta)
-            .await?;
-        let user = UserId::from_uuid(ctx_cmd.new_id("user"));
-        let subject = SubjectId::from_uuid(user.as_uuid());
-        let ctx_cmd = services.with_sealed_ip(ctx_cmd, subject, &meta).await?;
-        let signed_up = services.counted(
-            User::CATEGORY,
-            sign_up(
-                &services.executor,
-                services.vault.as_ref(),
-                services.credentials.as_ref(),
-                &ctx_cmd,
-                Utc::now(),
-                SignUp {
-                    user,
-                    email: email.clone(),
-                    password,
-                },
-            )
-            .await,
-        )?;
-        let outcome = signed_up.outcome;
-        let mut email_sent = false;
-        if let Some(token) = signed_up.verification.map(|t| t.to_text()) {
-            email_sent = services
-                .send_mail(Mail {
-                    to: email.as_str().to_owned(),
-                    subject: "Verify your e-mail address".into(),
-                    body: format!(
-                        "Welcome to Tenantry.\n\nVerify your address: {}\n\nToken: {token}\n\nThe token is valid for {} hours.\n",
-                        services.link("verify-email", &token),
-                        VERIFICATION_VALID_HOURS
-                    ),
-                })
-                .await;
-        }
-        Ok(SignUpPayload {
-            user_id: ID(user.to_string()),
-            email_sent,
-            position: outcome.position.0.to_string(),
-        })
+        let started = tokio::time::Instant::now();
+        let answer = sign_up_answer(services, &meta, input, idempotency_key.as_ref()).await;
+        services.answer_no_sooner(started).await;
+        Ok(answer?)
     }
 
     /// Confirms the e-mail address with the token from the verification e-mail.
@@ -442,21 +442,13 @@ impl IdentityMutation {
         email: String,
         idempotency_key: Option<ID>,
     ) -> GqlResult<Accepted> {
-        let mail = |token: &str, link: String| {
-            (
-                "Verify your e-mail address".to_owned(),
-                format!("Verify your address: {link}\n\nToken: {token}\n"),
-            )
-        };
         Ok(mail_token(
             services(ctx),
             &meta(ctx),
             "resend_verification",
             &email,
             idempotency_key.as_ref(),
-            "verify-email",
             TokenPurpose::Verification,
-            mail,
         )
         .await?)
     }
@@ -468,24 +460,13 @@ impl IdentityMutation {
         email: String,
         idempotency_key: Option<ID>,
     ) -> GqlResult<Accepted> {
-        let mail = |token: &str, link: String| {
-            (
-                "Reset your password".to_owned(),
-                format!(
-                    "Someone asked to reset your Tenantry password. If it was you: {link}\n\nToken: {token}\n\nThe token is valid for {} minutes. If it was not you, ignore this message.\n",
-                    RESET_VALID_MINUTES
-                ),
-            )
-        };
         Ok(mail_token(
             services(ctx),
             &meta(ctx),
             "password_reset",
             &email,
             idempotency_key.as_ref(),
-            "reset-password",
             TokenPurpose::PasswordReset,
-            mail,
         )
         .await?)
     }

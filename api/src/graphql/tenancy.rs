@@ -106,10 +106,8 @@ pub struct MemberPayload {
 
 #[derive(SimpleObject)]
 pub struct InvitePayload {
+    /// Its e-mail is queued with it and sent by the mail outbox.
     pub invite: InviteNode,
-    /// Whether the invite e-mail went out (a retry with a new idempotency key sends a new
-    /// invite).
-    pub email_sent: bool,
     pub position: String,
 }
 

@@ -3,6 +3,7 @@
 
 use super::{Accessor, ApiKeyScope, Role};
 use crate::ids::{ApiKeyId, InviteId, UserId};
+use crate::mail::QueuedMail;
 use crate::personal_data::Sealed;
 use crate::user::SecretHash;
 use chrono::{DateTime, Utc};
@@ -24,6 +25,8 @@ pub enum AccessCommand {
         role: Role,
         token: SecretHash,
         expires_at: DateTime<Utc>,
+        /// The invite's mail (carrying the token).
+        mail: QueuedMail,
         at: DateTime<Utc>,
     },
     RevokeInvite {

@@ -4,6 +4,7 @@
 
 use super::{Accessor, ApiKeyScope, Role};
 use crate::ids::{ApiKeyId, InviteId, UserId};
+use crate::mail::QueuedMail;
 use crate::personal_data::Sealed;
 use crate::user::SecretHash;
 use chrono::{DateTime, Utc};
@@ -57,4 +58,6 @@ pub enum AccessEvent {
         by: Accessor,
         at: DateTime<Utc>,
     },
+    /// The invite's mail, queued for the outbox (`crate::mail`) with the invite.
+    InviteMailQueued { mail: QueuedMail, at: DateTime<Utc> },
 }

@@ -3,6 +3,7 @@
 
 use super::{AccessError, AccessEvent, Accessor, MAX_MEMBERS, Role, TenantAccess};
 use crate::ids::{InviteId, UserId};
+use crate::mail::QueuedMail;
 use crate::personal_data::Sealed;
 use crate::user::SecretHash;
 use chrono::{DateTime, Utc};
@@ -28,7 +29,7 @@ impl TenantAccess {
         by: Accessor,
         invite_id: InviteId,
         invite: PendingInvite,
-        email: &Sealed,
+        (email, mail): (&Sealed, &QueuedMail),
         at: DateTime<Utc>,
     ) -> Result<Vec<AccessEvent>, AccessError> {
         self.may_manage(by, Role::Viewer, invite.role)?;
@@ -39,16 +40,22 @@ impl TenantAccess {
         if pending >= MAX_PENDING_INVITES {
             return Err(AccessError::LimitReached(MAX_PENDING_INVITES));
         }
-        Ok(vec![AccessEvent::MemberInvited {
-            invite_id,
-            email: email.clone(),
-            email_index: invite.email_index,
-            role: invite.role,
-            token: invite.token,
-            expires_at: invite.expires_at,
-            by,
-            at,
-        }])
+        Ok(vec![
+            AccessEvent::MemberInvited {
+                invite_id,
+                email: email.clone(),
+                email_index: invite.email_index,
+                role: invite.role,
+                token: invite.token,
+                expires_at: invite.expires_at,
+                by,
+                at,
+            },
+            AccessEvent::InviteMailQueued {
+                mail: mail.clone(),
+                at,
+            },
+        ])
     }
 
     pub(super) fn revoke_invite(

@@ -79,6 +79,7 @@ impl Aggregate for TenantAccess {
                 role,
                 token,
                 expires_at,
+                mail,
                 at,
             } => {
                 let invite = PendingInvite {
@@ -87,7 +88,7 @@ impl Aggregate for TenantAccess {
                     token: token.clone(),
                     expires_at: *expires_at,
                 };
-                self.invite(*by, *invite_id, invite, email, *at)
+                self.invite(*by, *invite_id, invite, (email, mail), *at)
             }
             C::RevokeInvite { by, invite_id, at } => self.revoke_invite(*by, *invite_id, *at),
             C::AcceptInvite {
@@ -187,6 +188,7 @@ impl Aggregate for TenantAccess {
                     k.revoked = true;
                 }
             }
+            E::InviteMailQueued { .. } => {}
         }
     }
 }

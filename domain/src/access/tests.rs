@@ -147,6 +147,17 @@ fn an_invite_is_accepted_once_by_its_addressee() {
         role: Role::Member,
         token: SecretHash::new("t".into()),
         expires_at: at(5),
+        mail: crate::mail::QueuedMail {
+            mail_id: Uuid::from_u128(6),
+            subject: crate::ids::SubjectId::from_uuid(invite_id.as_uuid()),
+            to: sealed(),
+            kind: crate::mail::MailKind::Invite {
+                tenant_id: crate::ids::TenantId::from_uuid(Uuid::from_u128(7)),
+                role: Role::Member,
+            },
+            token: Some(sealed()),
+            expires_at: Some(at(5)),
+        },
         at: at(1),
     };
     let invited = with_members(&[(1, Role::Owner)])

@@ -3,6 +3,7 @@
 
 use super::{LoginFailure, SecretHash};
 use crate::ids::{SessionId, UserId};
+use crate::mail::QueuedMail;
 use crate::personal_data::Sealed;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -17,12 +18,27 @@ pub enum UserCommand {
         password: SecretHash,
         verification: SecretHash,
         verification_expires_at: DateTime<Utc>,
+        /// The verification mail (carrying the token).
+        mail: QueuedMail,
         at: DateTime<Utc>,
     },
-    /// A new verification token (the last one was lost or expired).
+    /// A sign-up for the address of this existing account. Not verified yet: the pending
+    /// password is replaced and a fresh token mailed (whoever signed up first loses nothing
+    /// they could use: only the mailbox holder can verify, see `VerifyEmail`). Verified: the
+    /// owner is told by `notice` and nothing changes. The one who signed up cannot tell which.
+    SignUpAgain {
+        password: SecretHash,
+        verification: SecretHash,
+        verification_expires_at: DateTime<Utc>,
+        verification_mail: QueuedMail,
+        notice: QueuedMail,
+        at: DateTime<Utc>,
+    },
+    /// A new verification token (the last one was lost or expired), and its mail.
     IssueVerification {
         verification: SecretHash,
         expires_at: DateTime<Utc>,
+        mail: QueuedMail,
         at: DateTime<Utc>,
     },
     /// `password`: the hash of a new password when the verifier did not give the one set at
@@ -54,6 +70,7 @@ pub enum UserCommand {
     RequestPasswordReset {
         token: SecretHash,
         expires_at: DateTime<Utc>,
+        mail: QueuedMail,
         at: DateTime<Utc>,
     },
     ResetPassword {

@@ -3,6 +3,7 @@
 
 use super::{LoginFailure, PasswordChangeReason, SecretHash};
 use crate::ids::{SessionId, UserId};
+use crate::mail::QueuedMail;
 use crate::personal_data::Sealed;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -72,6 +73,12 @@ pub enum UserEvent {
     /// TOTP turned off: the secret, any pending enrollment and the recovery codes are gone.
     /// The edge checked the password and a code (recorded just before, as the code used).
     TotpDisabled {
+        at: DateTime<Utc>,
+    },
+    /// A mail for this account, queued for the outbox (`crate::mail`), in the same append as
+    /// the fact it is about.
+    MailQueued {
+        mail: QueuedMail,
         at: DateTime<Utc>,
     },
 }

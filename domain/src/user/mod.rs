@@ -87,26 +87,48 @@ impl Aggregate for User {
                 password,
                 verification,
                 verification_expires_at,
+                mail,
                 at,
             } => {
                 if self.id.is_some() {
                     return Err(UserError::AlreadySignedUp);
                 }
-                Ok(vec![UserEvent::UserSignedUp {
-                    user_id: *user_id,
-                    email: email.clone(),
-                    email_index: *email_index,
-                    password: password.clone(),
-                    verification: verification.clone(),
-                    verification_expires_at: *verification_expires_at,
-                    at: *at,
-                }])
+                Ok(vec![
+                    UserEvent::UserSignedUp {
+                        user_id: *user_id,
+                        email: email.clone(),
+                        email_index: *email_index,
+                        password: password.clone(),
+                        verification: verification.clone(),
+                        verification_expires_at: *verification_expires_at,
+                        at: *at,
+                    },
+                    UserEvent::MailQueued {
+                        mail: mail.clone(),
+                        at: *at,
+                    },
+                ])
             }
+            C::SignUpAgain {
+                password,
+                verification,
+                verification_expires_at,
+                verification_mail,
+                notice,
+                at,
+            } => Ok(self.sign_up_again(
+                password,
+                (verification, *verification_expires_at),
+                verification_mail,
+                notice,
+                *at,
+            )),
             C::IssueVerification {
                 verification,
                 expires_at,
+                mail,
                 at,
-            } => self.issue_verification(verification, *expires_at, *at),
+            } => self.issue_verification(verification, *expires_at, mail, *at),
             C::VerifyEmail {
                 token,
                 password,
@@ -130,8 +152,9 @@ impl Aggregate for User {
             C::RequestPasswordReset {
                 token,
                 expires_at,
+                mail,
                 at,
-            } => Ok(self.request_password_reset(token, *expires_at, *at)),
+            } => Ok(self.request_password_reset(token, *expires_at, mail, *at)),
             C::ResetPassword {
                 token,
                 password,
@@ -234,6 +257,7 @@ impl Aggregate for User {
                 self.totp_pending = None;
                 self.recovery_codes.clear();
             }
+            E::MailQueued { .. } => {}
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::{SecretHash, User, UserError, UserEvent};
 use crate::ids::SessionId;
+use crate::mail::QueuedMail;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -64,6 +65,8 @@ pub enum PasswordChangeReason {
     /// Set by whoever verified the address, who did not know the password given at sign-up:
     /// someone else may have signed up with their address.
     SetAtVerification,
+    /// Replaced by a later sign-up for the same address before it was verified.
+    ReplacedBySignUp,
 }
 
 impl User {
@@ -71,13 +74,20 @@ impl User {
         &self,
         token: &SecretHash,
         expires_at: DateTime<Utc>,
+        mail: &QueuedMail,
         at: DateTime<Utc>,
     ) -> Vec<UserEvent> {
-        vec![UserEvent::PasswordResetRequested {
-            token: token.clone(),
-            expires_at,
-            at,
-        }]
+        vec![
+            UserEvent::PasswordResetRequested {
+                token: token.clone(),
+                expires_at,
+                at,
+            },
+            UserEvent::MailQueued {
+                mail: mail.clone(),
+                at,
+            },
+        ]
     }
 
     pub(super) fn reset_password(

@@ -12,6 +12,17 @@ fn session(n: u128) -> SessionId {
     SessionId::from_uuid(Uuid::from_u128(n))
 }
 
+fn mail(kind: crate::mail::MailKind) -> crate::mail::QueuedMail {
+    crate::mail::QueuedMail {
+        mail_id: Uuid::now_v7(),
+        subject: crate::ids::SubjectId::from_uuid(Uuid::nil()),
+        to: Sealed::from_sealed_text("sealed".into()),
+        kind,
+        token: Some(Sealed::from_sealed_text("sealed token".into())),
+        expires_at: Some(at(4)),
+    }
+}
+
 fn signed_up() -> UserEvent {
     UserEvent::UserSignedUp {
         user_id: UserId::from_uuid(Uuid::nil()),
@@ -89,6 +100,7 @@ fn a_password_change_ends_every_other_session_and_a_reset_ends_all() {
     let request = UserCommand::RequestPasswordReset {
         token: hash("reset"),
         expires_at: at(4),
+        mail: mail(crate::mail::MailKind::PasswordReset),
         at: at(2),
     };
     let requested = changed.when(&request).then_accepted();
@@ -192,4 +204,42 @@ fn disabling_totp_spends_a_code_and_forgets_the_secret() {
     assert!(off.state().recovery_codes.is_empty());
     off.when(&disable(None, Some("rc1")))
         .then_refused(UserError::TotpNotEnabled);
+}
+
+/// A second sign-up for an unverified address replaces the pending password and mails a new
+/// token; for a verified one it only tells the owner. Either way it is accepted.
+#[test]
+fn signing_up_again_replaces_pending_credentials_or_notifies_the_owner() {
+    use crate::mail::MailKind;
+    let again = UserCommand::SignUpAgain {
+        password: hash("second"),
+        verification: hash("verify-2"),
+        verification_expires_at: at(5),
+        verification_mail: mail(MailKind::Verification),
+        notice: mail(MailKind::SignUpAttempt),
+        at: at(1),
+    };
+    let pending = given::<User>([signed_up()]).when(&again).then_accepted();
+    assert_eq!(pending.state().password, Some(hash("second")));
+    let old_token = UserCommand::VerifyEmail {
+        token: hash("verify"),
+        password: None,
+        at: at(1),
+    };
+    pending
+        .when(&old_token)
+        .then_refused(UserError::InvalidToken);
+
+    let verified = given::<User>([signed_up(), UserEvent::EmailVerified { at: at(0) }]);
+    let UserCommand::SignUpAgain { notice, .. } = &again else {
+        unreachable!()
+    };
+    let told = verified.when(&again).then([UserEvent::MailQueued {
+        mail: notice.clone(),
+        at: at(1),
+    }]);
+    assert_eq!(told.state().password, Some(hash("pw")));
+    given::<User>([])
+        .when(&again)
+        .then_refused(UserError::NotFound);
 }

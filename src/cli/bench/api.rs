@@ -93,7 +93,7 @@ impl Connection {
     }
 }
 
-/// The `Token:` line of the newest e-mail to `to` in `dir`.
+/// The `Token:` line of the newest e-mail to `to` in `dir` (each person gets one).
 fn mailed_token(dir: &Path, to: &str) -> anyhow::Result<String> {
     let mut newest: Option<(PathBuf, String)> = None;
     for entry in std::fs::read_dir(dir)? {
@@ -117,7 +117,15 @@ fn mailed_token(dir: &Path, to: &str) -> anyhow::Result<String> {
 async fn person(c: &mut Connection, mail: &Path, email: &str) -> anyhow::Result<String> {
     let password = "bench password 12345";
     c.graphql(None, "mutation($e: String!, $p: String!) { signUp(input: {email: $e, password: $p}) { position } }", json!({"e": email, "p": password})).await?;
-    let token = mailed_token(mail, email)?;
+    // The mail outbox sends it shortly after the answer.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let token = loop {
+        match mailed_token(mail, email) {
+            Ok(token) => break token,
+            Err(error) if Instant::now() > deadline => return Err(error),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
     c.graphql(
         None,
         "mutation($t: String!, $p: String!) { verifyEmail(token: $t, password: $p) { position } }",
