@@ -176,6 +176,8 @@ pub async fn api_services(
         max_concurrent_requests: usize::try_from(args.max_concurrent_requests)
             .unwrap_or(usize::MAX),
         anonymous_answer_floor: std::time::Duration::from_millis(args.anonymous_answer_floor_ms),
+        max_tenants_per_user: args.max_tenants_per_user,
+        header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout_seconds),
         ..api::services::ApiConfig::default()
     };
     Ok(api::services::Services {
@@ -196,6 +198,7 @@ pub async fn api_services(
         metrics: api::metrics::Metrics::default(),
         updates,
         operators,
+        founding: api::rate_limit::StripedLocks::default(),
         config,
     })
 }

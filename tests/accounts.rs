@@ -377,7 +377,65 @@ async fn nobody_learns_which_addresses_have_accounts(backend: Backend) {
     assert_eq!(p.smtp.count("new@example.com", "Verify"), 2);
 }
 
+/// A user owns at most `--max-tenants-per-user` open tenants: one more is refused and writes
+/// nothing, a retried creation is still answered, and closing one makes room.
+async fn a_user_owns_a_bounded_number_of_tenants(backend: Backend) {
+    let p = platform(backend, &["--max-tenants-per-user", "2"]).await;
+    let ada = p.person("ada@example.com").await;
+    let bob = p.person("bob@example.com").await;
+    let create = "mutation($s: String!, $k: ID) { createTenant(input: {name: \"T\", slug: $s}, idempotencyKey: $k) { tenant { id } } }";
+    let key = uuid::Uuid::now_v7().to_string();
+    let first = p
+        .api
+        .ok(Some(&ada.token), create, json!({"s": "ada-one", "k": key}))
+        .await;
+    p.api
+        .ok(Some(&ada.token), create, json!({"s": "ada-two", "k": null}))
+        .await;
+    let head = p.api.head().await;
+    let third = p
+        .api
+        .gql(
+            Some(&ada.token),
+            create,
+            json!({"s": "ada-three", "k": null}),
+        )
+        .await;
+    assert_eq!(code(&third), Some("PLAN_LIMIT_EXCEEDED"), "{third}");
+    assert_eq!(
+        p.api.head().await,
+        head,
+        "the refused creation wrote nothing"
+    );
+    // A retry of a creation that happened is answered as before.
+    let again = p
+        .api
+        .ok(Some(&ada.token), create, json!({"s": "ada-one", "k": key}))
+        .await;
+    assert_eq!(again, first);
+    // Another user's quota is their own.
+    p.api
+        .ok(Some(&bob.token), create, json!({"s": "bob-one", "k": null}))
+        .await;
+    // Closing a tenant makes room.
+    p.api
+        .ok(
+            Some(&ada.token),
+            "mutation($t: ID!) { closeTenant(tenantId: $t) { position } }",
+            json!({"t": first["createTenant"]["tenant"]["id"]}),
+        )
+        .await;
+    p.api
+        .ok(
+            Some(&ada.token),
+            create,
+            json!({"s": "ada-three", "k": null}),
+        )
+        .await;
+}
+
 on_both!(
+    a_user_owns_a_bounded_number_of_tenants,
     a_second_sign_up_replaces_pending_credentials,
     nobody_learns_which_addresses_have_accounts,
     signing_up_first_with_someone_elses_address_takes_nothing_over,

@@ -294,3 +294,32 @@ async fn slow_clients_time_out_and_a_full_server_answers_at_once() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 200);
 }
+
+/// A client that sends its request headers slowly (or opens a connection and says nothing)
+/// is disconnected after `--header-read-timeout-seconds`, while others are served meanwhile.
+#[tokio::test]
+async fn slow_headers_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = server(&["--header-read-timeout-seconds", "1"], &[]);
+    let address = s.base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"POST /graphql HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let started = std::time::Instant::now();
+    let (status, _) = get(&s.url("/healthz"), None).await;
+    assert_eq!(status, 200, "others are served meanwhile");
+    for (what, connection) in [("half a header", &mut slow), ("nothing", &mut silent)] {
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), connection.read_to_end(&mut rest))
+            .await
+            .unwrap_or_else(|_| panic!("a client that sent {what} is still connected after 5 s"))
+            .ok();
+        assert!(
+            started.elapsed() >= Duration::from_millis(900),
+            "{what}: cut off too early ({:?})",
+            started.elapsed()
+        );
+    }
+}

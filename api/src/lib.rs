@@ -99,16 +99,81 @@ pub async fn serve_metrics(listener: TcpListener, state: AppState) -> std::io::R
     axum::serve(listener, router).await
 }
 
-/// Serves until `shutdown` completes, then lets in-flight requests finish.
+/// Serves until `shutdown` completes, then lets in-flight requests finish (for at most the
+/// request timeout).
+///
+/// Its own accept loop rather than `axum::serve`, for one thing that one lacks: a bound on
+/// how long a client may take to send a request's headers (`ApiConfig::header_read_timeout`,
+/// which also closes a kept-alive connection that stays silent). Request bodies and
+/// handling are bounded by the request timeout; WebSockets upgrade as before.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    use axum::extract::ConnectInfo;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let header_timeout = state.services.config.header_read_timeout;
+    let drain_for = state.services.config.request_timeout;
+    let router = router(state);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, say: wait a little instead of spinning.
+                    tracing::warn!(error = %error, "could not accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Finished connections leave the set as new ones come.
+        while connections.try_join_next().is_some() {}
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            request
+                .extensions_mut()
+                .insert(ConnectInfo::<SocketAddr>(peer));
+            let mut router = router.clone();
+            async move { tower_service::Service::call(&mut router, request).await }
+        });
+        let mut stopping = stopping.clone();
+        connections.spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                _ = stopping.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = ended {
+                tracing::debug!(error = %error, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    let drained = tokio::time::timeout(drain_for, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = connections.len(),
+            "connections still open after the drain period; closing them"
+        );
+    }
+    Ok(())
 }

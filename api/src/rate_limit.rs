@@ -65,8 +65,8 @@ impl RateLimiter {
 /// address alone, so spreading requests over many addresses does not help.
 #[derive(Debug)]
 pub struct Quotas {
-    /// Verification and password-reset e-mails per address (whether or not it has an
-    /// account: the answer must not tell).
+    /// Sign-up, verification and password-reset e-mails per address (whether or not it has
+    /// an account: the answer must not tell).
     pub mails_per_address: RateLimiter,
     /// Invitations sent by one user (or key).
     pub invites_per_sender: RateLimiter,
@@ -89,6 +89,25 @@ impl Default for Quotas {
             invites_per_sender: RateLimiter::new(INVITES_PER_SENDER_PER_HOUR, hour),
             invites_per_tenant: RateLimiter::new(INVITES_PER_TENANT_PER_HOUR, hour),
         }
+    }
+}
+
+/// A fixed set of async locks, one taken per key's hash: enough to serialise what one key
+/// does (a user's tenant creations) without a lock per key ever created.
+#[derive(Debug)]
+pub struct StripedLocks(Vec<tokio::sync::Mutex<()>>);
+
+impl Default for StripedLocks {
+    fn default() -> Self {
+        Self((0..64).map(|_| tokio::sync::Mutex::new(())).collect())
+    }
+}
+
+impl StripedLocks {
+    /// Waits for `key`'s lock.
+    pub async fn lock(&self, key: uuid::Uuid) -> tokio::sync::MutexGuard<'_, ()> {
+        let stripe = (key.as_u128() % self.0.len() as u128) as usize;
+        self.0[stripe].lock().await
     }
 }
 

@@ -53,6 +53,11 @@ pub struct ApiConfig {
     /// The least time `signUp`, `requestPasswordReset` and `resendVerificationEmail` take to
     /// answer, so that the answer's timing does not tell whether an address has an account.
     pub anonymous_answer_floor: Duration,
+    /// Open (not closed) tenants a user may own; creating one more is refused.
+    pub max_tenants_per_user: u64,
+    /// Longest a client may take to send a request's headers (or stay silent on a kept-alive
+    /// connection) before the connection is closed.
+    pub header_read_timeout: Duration,
 }
 
 /// Where `GET /metrics` is served and who may read it.
@@ -91,6 +96,8 @@ impl Default for ApiConfig {
             max_concurrent_requests: 1_024,
             max_mutations: 10,
             anonymous_answer_floor: Duration::from_millis(400),
+            max_tenants_per_user: 10,
+            header_read_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -119,6 +126,9 @@ pub struct Services {
     pub updates: Updates,
     /// Blind indexes of the operators' e-mail addresses.
     pub operators: HashSet<Uuid>,
+    /// Serialises one user's tenant creations in this process, so the tenants-per-user
+    /// quota is counted after the previous creation is in the read model.
+    pub founding: crate::rate_limit::StripedLocks,
 }
 
 /// The request's origin, for rate limits and (sealed) event metadata.

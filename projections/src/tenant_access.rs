@@ -50,6 +50,26 @@ impl TenantScope {
             })
             .collect())
     }
+
+    /// How many tenants that are not closed (or deleted) `user` owns: what the tenants-per-
+    /// user quota counts. Reads the directory beside the access read model.
+    pub async fn owned_open(db: &ReadDb, user: UserId) -> Result<u64, sqlx::Error> {
+        let sql = "SELECT count(*) FROM tenant_members m JOIN tenant_directory d \
+                   ON d.tenant_id = m.tenant_id \
+                   WHERE m.user_id = $1 AND m.role = $2 AND d.status NOT IN ($3, $4)";
+        let rows = fetch_all!(
+            db,
+            (i64,),
+            sql,
+            user.as_uuid(),
+            domain::access::Role::Owner.as_str(),
+            domain::tenant::TenantStatus::Closed.as_str(),
+            crate::tenant_directory::DELETED
+        )?;
+        Ok(rows
+            .first()
+            .map_or(0, |(n,)| u64::try_from(*n).unwrap_or(0)))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]

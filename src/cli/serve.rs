@@ -40,6 +40,11 @@ pub struct ServeArgs {
     #[arg(long, env = "TENANTRY_REQUEST_TIMEOUT_SECONDS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout_seconds: u64,
+    /// Longest a client may take to send a request's headers, or stay silent on a kept-alive
+    /// connection, before the connection is closed (slow clients cannot hold connections).
+    #[arg(long, env = "TENANTRY_HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_seconds: u64,
     /// GraphQL HTTP requests served at once; more are answered 503 with `Retry-After` at once.
     #[arg(long, env = "TENANTRY_MAX_CONCURRENT_REQUESTS", default_value_t = 1_024,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -88,6 +93,11 @@ pub struct ServeArgs {
     /// Serve GraphQL introspection (turn off in production if the schema is private).
     #[arg(long, env = "TENANTRY_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub introspection: bool,
+    /// Open (not closed) tenants one user may own; `createTenant` beyond it is refused with
+    /// PLAN_LIMIT_EXCEEDED.
+    #[arg(long, env = "TENANTRY_MAX_TENANTS_PER_USER", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_tenants_per_user: u64,
     /// The least time `signUp`, `requestPasswordReset` and `resendVerificationEmail` take to
     /// answer (milliseconds), so that timing does not tell whether an address has an
     /// account. Keep it above the slowest of those requests (a password hash and a write).

@@ -203,6 +203,28 @@ impl TenancyMutation {
             founder: Founder::User(owner),
         };
         let cmd_ctx = request_context(ctx, idempotency_key.as_ref()).await?;
+        // The tenants-per-user quota: counted with this user's earlier creations done (they
+        // waited for the read models before answering); a retry of a creation that happened
+        // is a replay, not one more tenant.
+        let _founding = services.founding.lock(owner.as_uuid()).await;
+        let limit = services.config.max_tenants_per_user;
+        if services
+            .executor
+            .store()
+            .find_command(cmd_ctx.command_id)
+            .await
+            .map_err(ApiError::internal)?
+            .is_none()
+        {
+            services.metrics.read_queries(1);
+            let owned = TenantScope::owned_open(&services.read_db, owner).await?;
+            if owned >= limit {
+                return Err(ApiError::PlanLimit(format!(
+                    "you own {owned} open tenants, the most one user may own ({limit}); close one first"
+                ))
+                .into());
+            }
+        }
         let created = services.counted(
             Tenant::CATEGORY,
             create_tenant(&services.executor, &cmd_ctx, Utc::now(), input).await,
