@@ -6,7 +6,7 @@
 //! | area | projectors | jobs | GraphQL | loaders |
 //! | --- | --- | --- | --- | --- |
 //! | identity | — | — | `identity`, `sessions` | — |
-//! | tenancy | `tenant_directory`, `tenant_retention` | `tenant_data_retention` | `tenancy`, `live` | tenants |
+//! | tenancy | `tenant_directory`, `tenant_retention`, reactor `slug_claims` | `tenant_data_retention` | `tenancy`, `live` | tenants |
 //! | access | `tenant_access` | — | `access` | members, invites, API keys, key usage |
 //! | mail | reactor `mail_outbox` | — | — | — |
 
@@ -22,7 +22,7 @@ use async_graphql::{MergedObject, MergedSubscription};
 use chrono::Utc;
 use commands::Executor;
 use commands::mail::MailOutbox;
-use commands::tenancy::{DueDeletion, record_data_deleted};
+use commands::tenancy::{DueDeletion, SlugClaims, record_data_deleted};
 use domain::reactor::Reactor;
 use domain::tenant::TenantError;
 use projections::jobs::Job;
@@ -53,17 +53,20 @@ pub const READ_MODELS: &[&str] = &[TenantDirectory::NAME, TenantAccessDirectory:
 
 /// Every reactor, acting through the server's ports.
 pub fn reactors(services: &Services) -> Vec<Arc<dyn Reactor>> {
-    vec![Arc::new(MailOutbox::new(
-        services.executor.clone(),
-        services.vault.clone(),
-        services.mailer.clone(),
-        services.config.public_url.clone(),
-    ))]
+    vec![
+        Arc::new(MailOutbox::new(
+            services.executor.clone(),
+            services.vault.clone(),
+            services.mailer.clone(),
+            services.config.public_url.clone(),
+        )),
+        Arc::new(SlugClaims::new(services.executor.clone())),
+    ]
 }
 
 /// The names of [`reactors`], for commands that list them without running them
 /// (`projections status`); a test checks the two agree.
-pub const REACTORS: &[&str] = &[commands::mail::OUTBOX];
+pub const REACTORS: &[&str] = &[commands::mail::OUTBOX, commands::tenancy::SLUG_CLAIMS];
 
 /// Every read model's projector (what `projections rebuild` rebuilds; reactors never are).
 pub fn read_models() -> Vec<Arc<dyn Projector>> {

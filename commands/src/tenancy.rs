@@ -234,3 +234,80 @@ pub async fn record_data_deleted(
     )
     .await
 }
+
+/// The name slug claims of tenants provisioned before slugs were claimed are made under.
+pub const SLUG_CLAIMS: &str = "slug_claims";
+
+/// Claims the slug of every provisioned tenant that has no claim yet: tenants created before
+/// slugs were claimed (a new tenant claims its slug in the same append as its provisioning,
+/// and finds its claim here already made). Of two such tenants with one slug, the first
+/// provisioned keeps it; the other is logged for an operator and left as it is (slugs cannot
+/// be renamed). Each claim's command id derives from the provisioning event, so a
+/// redelivered event claims nothing twice.
+#[derive(Debug, Clone)]
+pub struct SlugClaims {
+    exec: Executor,
+}
+
+impl SlugClaims {
+    pub fn new(exec: Executor) -> Self {
+        Self { exec }
+    }
+}
+
+#[async_trait::async_trait]
+impl domain::reactor::Reactor for SlugClaims {
+    fn name(&self) -> &'static str {
+        SLUG_CLAIMS
+    }
+
+    fn reads(&self) -> domain::event::Reads {
+        domain::event::Reads::categories(&[Tenant::CATEGORY])
+    }
+
+    async fn react(
+        &self,
+        events: &[domain::event::RecordedEvent],
+    ) -> Result<(), domain::reactor::ReactionError> {
+        for event in events {
+            let failed = |reason: String| domain::reactor::ReactionError {
+                position: event.position.0,
+                reason,
+            };
+            let decoded = domain::aggregate::decode_event::<Tenant>(
+                &event.event_type,
+                event.schema_version,
+                event.payload.clone(),
+            )
+            .map_err(|e| failed(e.to_string()))?;
+            let domain::tenant::TenantEvent::TenantProvisioned {
+                tenant_id, slug, ..
+            } = decoded
+            else {
+                continue;
+            };
+            let ctx = CommandContext::caused_by(event, SLUG_CLAIMS);
+            match self
+                .exec
+                .execute::<SlugClaim>(SlugClaim::id_of(&slug), &tenant_id, &ctx)
+                .await
+            {
+                Ok(outcome) if outcome.appended > 0 && !outcome.replayed => {
+                    tracing::info!(reactor = SLUG_CLAIMS, tenant.id = %tenant_id, "slug claimed for a tenant provisioned before slugs were claimed");
+                }
+                Ok(_) => {}
+                Err(CommandError::Rejected(TenantError::SlugTaken)) => {
+                    let owner = self
+                        .exec
+                        .load::<SlugClaim>(SlugClaim::id_of(&slug))
+                        .await
+                        .ok()
+                        .and_then(|claim| claim.state.tenant);
+                    tracing::warn!(reactor = SLUG_CLAIMS, tenant.id = %tenant_id, slug.owner = ?owner.map(|t| t.to_string()), "two tenants share a slug (both provisioned before slugs were claimed); the first keeps it");
+                }
+                Err(error) => return Err(failed(error.to_string())),
+            }
+        }
+        Ok(())
+    }
+}

@@ -5,7 +5,7 @@
 
 use commands::tenancy::{
     CreateTenant, CreateTenantError, Created, DueDeletion, Founder, OperatorAction, RETENTION,
-    TenantChange, create_tenant, operate_tenant, record_data_deleted,
+    SlugClaims, TenantChange, create_tenant, operate_tenant, record_data_deleted,
 };
 use commands::{CommandContext, CommandError, Executor};
 use domain::access::TenantAccess;
@@ -18,6 +18,7 @@ use infra::database::Database;
 use uuid::Uuid;
 
 infra::on_both_backends!(
+    tenants_from_before_slug_claims_get_their_slugs_claimed,
     a_slug_names_one_tenant_even_under_concurrent_creates,
     a_closed_tenants_data_is_recorded_deleted_once_whoever_records_it,
     a_retried_create_names_the_same_tenant_and_writes_nothing,
@@ -226,4 +227,87 @@ async fn a_slug_names_one_tenant_even_under_concurrent_creates(db: Database) {
     .unwrap();
     assert_eq!(again.tenant, tenant);
     assert!(again.outcome.replayed);
+}
+
+/// Tenants provisioned before slugs were claimed (written here straight to their streams, as
+/// the old code did) get their claims from the `slug_claims` reactor: the first of two with
+/// one slug keeps it, a redelivery claims nothing twice, and afterwards a new tenant cannot
+/// take a legacy tenant's slug.
+async fn tenants_from_before_slug_claims_get_their_slugs_claimed(db: Database) {
+    use domain::event::Position;
+    use domain::ids::TenantId;
+    use domain::reactor::Reactor;
+    use domain::tenant::{SlugClaim, TenantCommand};
+    let store = db.event_store().await.unwrap();
+    let exec = Executor::new(store.clone());
+    let legacy = async |slug: &str| {
+        let tenant = TenantId::new_v7();
+        let provision = TenantCommand::Provision {
+            tenant_id: tenant,
+            name: TenantName::parse("Old").unwrap(),
+            slug: Slug::parse(slug).unwrap(),
+            settings: TenantSettings::default(),
+            at: chrono::Utc::now(),
+        };
+        exec.execute::<Tenant>(tenant.as_uuid(), &provision, &operator(None))
+            .await
+            .unwrap();
+        tenant
+    };
+    let first = legacy("old-slug").await;
+    let second = legacy("old-slug").await;
+    let other = legacy("other-slug").await;
+    let owner = async |slug: &str| {
+        exec.load::<SlugClaim>(SlugClaim::id_of(&Slug::parse(slug).unwrap()))
+            .await
+            .unwrap()
+            .state
+            .tenant
+    };
+    assert_eq!(
+        owner("old-slug").await,
+        None,
+        "legacy tenants have no claims"
+    );
+
+    let reactor = SlugClaims::new(exec.clone());
+    let log = store.read_all(Position::START, 1_000).await.unwrap();
+    let tenants: Vec<_> = log
+        .into_iter()
+        .filter(|e| reactor.reads().includes(e))
+        .collect();
+    reactor.react(&tenants).await.unwrap();
+    assert_eq!(owner("old-slug").await, Some(first));
+    assert_eq!(owner("other-slug").await, Some(other));
+    assert_ne!(owner("old-slug").await, Some(second));
+    let head = store.head().await.unwrap();
+    reactor.react(&tenants).await.unwrap();
+    assert_eq!(
+        store.head().await.unwrap(),
+        head,
+        "a redelivery claims nothing twice"
+    );
+
+    let taken = provision(&exec, None, "old-slug").await;
+    assert!(
+        matches!(
+            taken,
+            Err(CommandError::Rejected(CreateTenantError::Tenant(
+                TenantError::SlugTaken
+            )))
+        ),
+        "{taken:?}"
+    );
+    // A new tenant's own claim is found made.
+    provision(&exec, None, "new-slug").await.unwrap();
+    let log: Vec<_> = store
+        .read_all(head, 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| reactor.reads().includes(e))
+        .collect();
+    let head = store.head().await.unwrap();
+    reactor.react(&log).await.unwrap();
+    assert_eq!(store.head().await.unwrap(), head);
 }
