@@ -302,9 +302,13 @@ impl Services {
             })
     }
 
-    /// Holds an anonymous answer back until `floor` after `started`: requests about an
-    /// address (sign-up, reset, resend) take the same time whether it has an account or not.
-    pub async fn answer_no_sooner(&self, started: tokio::time::Instant) {
+    /// Runs `work` and holds its answer back until the anonymous answer floor has passed
+    /// since the start: requests about an address (sign-up, reset, resend) take the same time
+    /// whether it has an account or not.
+    pub async fn no_sooner_than_the_floor<T>(&self, work: impl Future<Output = T>) -> T {
+        let started = tokio::time::Instant::now();
+        let answer = work.await;
         tokio::time::sleep_until(started + self.config.anonymous_answer_floor).await;
+        answer
     }
 }

@@ -265,22 +265,9 @@ pub(crate) async fn user_context(
 }
 
 /// Queues a mail with a fresh one-time token for the account that owns `email`, if there is
-/// one. The answer is the same either way, and no sooner than the anonymous answer floor.
+/// one. The answer is the same either way (and so is its timing: callers hold it back to the
+/// anonymous answer floor).
 async fn mail_token(
-    services: &Services,
-    meta: &RequestMeta,
-    action: &'static str,
-    email: &str,
-    key: Option<&ID>,
-    purpose: TokenPurpose,
-) -> Result<Accepted, ApiError> {
-    let started = tokio::time::Instant::now();
-    let answer = queue_token(services, meta, action, email, key, purpose).await;
-    services.answer_no_sooner(started).await;
-    answer
-}
-
-async fn queue_token(
     services: &Services,
     meta: &RequestMeta,
     action: &'static str,
@@ -386,10 +373,8 @@ impl IdentityMutation {
         idempotency_key: Option<ID>,
     ) -> GqlResult<SignUpPayload> {
         let (services, meta) = (services(ctx), meta(ctx));
-        let started = tokio::time::Instant::now();
-        let answer = sign_up_answer(services, &meta, input, idempotency_key.as_ref()).await;
-        services.answer_no_sooner(started).await;
-        Ok(answer?)
+        let answer = sign_up_answer(services, &meta, input, idempotency_key.as_ref());
+        Ok(services.no_sooner_than_the_floor(answer).await?)
     }
 
     /// Confirms the e-mail address with the token from the verification e-mail.
@@ -442,15 +427,16 @@ impl IdentityMutation {
         email: String,
         idempotency_key: Option<ID>,
     ) -> GqlResult<Accepted> {
-        Ok(mail_token(
-            services(ctx),
-            &meta(ctx),
+        let (services, meta) = (services(ctx), meta(ctx));
+        let answer = mail_token(
+            services,
+            &meta,
             "resend_verification",
             &email,
             idempotency_key.as_ref(),
             TokenPurpose::Verification,
-        )
-        .await?)
+        );
+        Ok(services.no_sooner_than_the_floor(answer).await?)
     }
 
     /// E-mails a password-reset token (if the address belongs to an account).
@@ -460,15 +446,16 @@ impl IdentityMutation {
         email: String,
         idempotency_key: Option<ID>,
     ) -> GqlResult<Accepted> {
-        Ok(mail_token(
-            services(ctx),
-            &meta(ctx),
+        let (services, meta) = (services(ctx), meta(ctx));
+        let answer = mail_token(
+            services,
+            &meta,
             "password_reset",
             &email,
             idempotency_key.as_ref(),
             TokenPurpose::PasswordReset,
-        )
-        .await?)
+        );
+        Ok(services.no_sooner_than_the_floor(answer).await?)
     }
 
     /// Sets a new password with the token from the reset e-mail; every session ends.
