@@ -5,7 +5,8 @@
 //! [`event::RecordedEvent`] coming out) and [`event_store`] (the [`event_store::EventStore`] port
 //! with its append/read/subscribe contract), [`aggregate`] (the decide/evolve shape, stored
 //! event encoding and upcasters) and the aggregates themselves ([`tenant`], [`user`] with its
-//! e-mail claims, [`access`]: a tenant's members, invites and API keys), and the ports for
+//! e-mail claims, [`access`]: a tenant's members, invites and API keys; [`plan`]: the plan
+//! catalog; [`subscription`]: a tenant's subscription), and the ports for
 //! personal data ([`personal_data`]), e-mail ([`mailer`]; the outbox's queued mails and deliveries in [`mail`]), API key use ([`key_usage`]) and
 //! password and token hashing ([`credentials`]), session tokens ([`session_token`]), and the [`reactor`] port
 //! (what follows the log and acts on it).
@@ -25,9 +26,11 @@ pub mod key_usage;
 pub mod mail;
 pub mod mailer;
 pub mod personal_data;
+pub mod plan;
 pub mod reactor;
 pub mod session_token;
 pub mod snapshot;
+pub mod subscription;
 pub mod tenant;
 pub mod user;
 

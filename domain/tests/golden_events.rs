@@ -17,6 +17,11 @@ use domain::access::{AccessEvent, Accessor, ApiKeyScope, Role, TenantAccess};
 use domain::ids::{ApiKeyId, InviteId, SessionId, SubjectId, TenantId, UserId};
 use domain::mail::{DeliveryEvent, MailDelivery, MailKind, NotSentReason, QueuedMail};
 use domain::personal_data::Sealed;
+use domain::plan::{
+    Currency, Feature, Interval, Limit, LimitKey, Overage, Plan, PlanEvent, PlanKey, PlanName,
+    PlanRef, PlanVersion, Price,
+};
+use domain::subscription::{LimitOverride, Proration, Subscription, SubscriptionEvent};
 use domain::tenant::{
     ResourceKind, Slug, SlugClaim, SlugClaimEvent, Tenant, TenantEvent, TenantName, TenantSettings,
 };
@@ -110,6 +115,125 @@ fn mail_kinds_and_reasons_keep_their_stored_forms() {
     ] {
         assert_eq!(value.expect("encodes"), stored);
     }
+}
+
+fn eur(amount: i64) -> Price {
+    Price {
+        interval: Interval::Month,
+        amount,
+        currency: Currency::parse("eur").expect("currency"),
+    }
+}
+
+fn plan_ref(key: &str, version: u32) -> PlanRef {
+    PlanRef {
+        key: PlanKey::parse(key).expect("key"),
+        version,
+    }
+}
+
+#[test]
+fn plan_events_match_their_golden_files() {
+    let mut limits = BTreeMap::new();
+    limits.insert(LimitKey::Sources, Limit::At(10));
+    limits.insert(LimitKey::BandwidthBytesPerMonth, Limit::Unlimited);
+    check::<Plan>(
+        vec![
+            PlanEvent::PlanVersionPublished {
+                key: PlanKey::parse("pro").expect("key"),
+                version: PlanVersion {
+                    version: 2,
+                    name: PlanName::parse("Pro").expect("name"),
+                    prices: vec![eur(2_900)],
+                    trial_days: 14,
+                    limits,
+                    features: [Feature::parse("sso").expect("feature")].into(),
+                    overage: vec![
+                        Overage::parse("bandwidth.bytes", 10, 1_000_000_000).expect("overage"),
+                    ],
+                    published_at: at(50),
+                },
+            },
+            PlanEvent::PlanRetired { at: at(51) },
+        ],
+        |event| match event {
+            PlanEvent::PlanVersionPublished { .. } => "PlanVersionPublished",
+            PlanEvent::PlanRetired { .. } => "PlanRetired",
+        },
+    );
+}
+
+#[test]
+fn subscription_events_match_their_golden_files() {
+    use SubscriptionEvent as E;
+    check::<Subscription>(
+        vec![
+            E::SubscriptionStarted {
+                tenant_id: TenantId::from_uuid(id(60)),
+                plan: plan_ref("pro", 1),
+                price: eur(2_900),
+                trial_ends_at: Some(at(51)),
+                anchor: at(51),
+                period_start: at(50),
+                period_end: at(51),
+                at: at(50),
+            },
+            E::PlanChanged {
+                plan: plan_ref("business", 3),
+                price: eur(9_900),
+                proration: Some(Proration {
+                    credit: 1_450,
+                    charge: 4_950,
+                }),
+                at: at(52),
+            },
+            E::PlanChangeScheduled {
+                plan: plan_ref("free", 1),
+                price: eur(0),
+                effective_at: at(54),
+                at: at(53),
+            },
+            E::CancellationScheduled {
+                cancel_at: at(54),
+                at: at(53),
+            },
+            E::CancellationWithdrawn { at: at(53) },
+            E::SubscriptionCancelled { at: at(55) },
+            E::PeriodRenewed {
+                period_start: at(54),
+                period_end: at(56),
+                changed_to: Some((plan_ref("free", 1), eur(0))),
+                at: at(54),
+            },
+            E::PaymentFailed {
+                grace_until: at(57),
+                at: at(56),
+            },
+            E::SubscriptionSuspended { at: at(57) },
+            E::PaymentRecovered { at: at(58) },
+            E::LimitOverridden {
+                key: LimitKey::Members,
+                limit: Some(LimitOverride {
+                    limit: Limit::At(50),
+                    expires_at: Some(at(59)),
+                }),
+                at: at(58),
+            },
+        ],
+        |event| match event {
+            E::SubscriptionStarted { .. } => "SubscriptionStarted",
+            E::PlanChanged { .. } => "PlanChanged",
+            E::PlanChangeScheduled { .. } => "PlanChangeScheduled",
+            E::CancellationScheduled { .. } => "CancellationScheduled",
+            E::CancellationWithdrawn { .. } => "CancellationWithdrawn",
+            E::SubscriptionCancelled { .. } => "SubscriptionCancelled",
+            E::PeriodRenewed { .. } => "PeriodRenewed",
+            E::PaymentFailed { .. } => "PaymentFailed",
+            E::SubscriptionSuspended { .. } => "SubscriptionSuspended",
+            E::PaymentRecovered { .. } => "PaymentRecovered",
+            E::LimitOverridden { .. } => "LimitOverridden",
+        },
+    );
 }
 
 #[test]

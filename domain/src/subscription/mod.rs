@@ -1,0 +1,487 @@
+//! A tenant's subscription: one stream per tenant (`subscription-<tenant id>`). It starts
+//! (with a trial when the plan has one and the tenant never had one), changes plan (an
+//! upgrade at once, prorated; a downgrade or a change of interval at the period's end),
+//! is cancelled at the period's end or at once, resumed before that end, renewed period
+//! after period, and follows payments: a failed payment makes it past due until a grace
+//! period ends, then suspended; a recovered payment makes it active again. Operators override
+//! single limits for a tenant, with an expiry.
+//!
+//! **Periods** are in UTC and counted from the billing anchor (the start, or the end of the
+//! trial): period `n` runs from `anchor + n × interval` to `anchor + (n + 1) × interval`,
+//! each computed from the anchor with the day clamped to the month's length: an anchor of
+//! January 31 gives February 28 (29 in leap years), then March 31. A period's start is
+//! inside it, its end is not.
+//!
+//! **Proration** of an upgrade at time `t` in a period `[start, end)`: the unused part of
+//! the old price is credited and the same part of the new price charged, each
+//! `amount × (end − t) / (end − start)` in seconds, rounded half up to a minor unit.
+
+mod error;
+mod period;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::SubscriptionError;
+pub use period::{add_months, prorated};
+
+use crate::aggregate::Aggregate;
+use crate::ids::TenantId;
+use crate::plan::{Limit, LimitKey, PlanRef, Price};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    Trialing,
+    Active,
+    /// A payment failed; the tenant works until the grace period ends.
+    PastDue,
+    /// The grace period ended unpaid: the tenant is suspended until a payment succeeds.
+    Suspended,
+    Cancelled,
+}
+
+impl SubscriptionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Trialing => "trialing",
+            Self::Active => "active",
+            Self::PastDue => "past_due",
+            Self::Suspended => "suspended",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the subscription still binds the tenant to its plan.
+    pub fn is_live(self) -> bool {
+        self != Self::Cancelled
+    }
+}
+
+/// An operator's override of one limit for one tenant, until it expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitOverride {
+    pub limit: Limit,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// The credit and charge of a prorated upgrade, in minor units of the plans' currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proration {
+    pub credit: i64,
+    pub charge: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub tenant: Option<TenantId>,
+    pub plan: Option<PlanRef>,
+    pub price: Option<Price>,
+    pub status: Option<SubscriptionStatus>,
+    /// Where periods are counted from.
+    pub anchor: Option<DateTime<Utc>>,
+    pub period_start: Option<DateTime<Utc>>,
+    pub period_end: Option<DateTime<Utc>>,
+    pub trial_ends_at: Option<DateTime<Utc>>,
+    /// Whether this tenant ever had a trial (one per tenant).
+    pub trial_used: bool,
+    /// A cancellation that takes effect then.
+    pub cancel_at: Option<DateTime<Utc>>,
+    /// A plan change that takes effect at the period's end.
+    pub scheduled: Option<(PlanRef, Price)>,
+    pub grace_until: Option<DateTime<Utc>>,
+    pub overrides: BTreeMap<LimitKey, LimitOverride>,
+}
+
+impl Subscription {
+    fn live(&self) -> Result<SubscriptionStatus, SubscriptionError> {
+        match self.status {
+            None | Some(SubscriptionStatus::Cancelled) => Err(SubscriptionError::NotSubscribed),
+            Some(status) => Ok(status),
+        }
+    }
+
+    /// The override of `key` in force at `at`, if any.
+    pub fn override_at(&self, key: LimitKey, at: DateTime<Utc>) -> Option<Limit> {
+        self.overrides
+            .get(&key)
+            .filter(|o| o.expires_at.is_none_or(|expires| expires > at))
+            .map(|o| o.limit)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SubscriptionCommand {
+    /// Subscribes to `plan` at `price` (the plan version's price for the chosen interval); a
+    /// trial of `trial_days` when the plan has one and the tenant never had one.
+    Start {
+        tenant: TenantId,
+        plan: PlanRef,
+        price: Price,
+        trial_days: u32,
+        at: DateTime<Utc>,
+    },
+    ChangePlan {
+        plan: PlanRef,
+        price: Price,
+        at: DateTime<Utc>,
+    },
+    Cancel {
+        at_period_end: bool,
+        at: DateTime<Utc>,
+    },
+    /// Withdraws a cancellation scheduled for the period's end.
+    Resume {
+        at: DateTime<Utc>,
+    },
+    /// Moves to the next period once the current one is over (the renewal job, one period at
+    /// a time): applies a scheduled change or cancellation, ends a trial.
+    Renew {
+        at: DateTime<Utc>,
+    },
+    RecordPaymentFailure {
+        grace: Duration,
+        at: DateTime<Utc>,
+    },
+    /// Suspends a past-due subscription whose grace period is over.
+    ExpireGrace {
+        at: DateTime<Utc>,
+    },
+    RecordPaymentRecovery {
+        at: DateTime<Utc>,
+    },
+    /// Sets (or with `None` clears) an operator's override of one limit.
+    OverrideLimit {
+        key: LimitKey,
+        limit: Option<LimitOverride>,
+        at: DateTime<Utc>,
+    },
+}
+
+/// The facts stored on a subscription's stream, pinned by the golden files in
+/// `domain/tests/golden/subscription`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum SubscriptionEvent {
+    SubscriptionStarted {
+        tenant_id: TenantId,
+        plan: PlanRef,
+        price: Price,
+        trial_ends_at: Option<DateTime<Utc>>,
+        anchor: DateTime<Utc>,
+        period_start: DateTime<Utc>,
+        period_end: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    /// An upgrade, in force at once.
+    PlanChanged {
+        plan: PlanRef,
+        price: Price,
+        proration: Option<Proration>,
+        at: DateTime<Utc>,
+    },
+    PlanChangeScheduled {
+        plan: PlanRef,
+        price: Price,
+        effective_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    CancellationScheduled {
+        cancel_at: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    CancellationWithdrawn {
+        at: DateTime<Utc>,
+    },
+    SubscriptionCancelled {
+        at: DateTime<Utc>,
+    },
+    PeriodRenewed {
+        period_start: DateTime<Utc>,
+        period_end: DateTime<Utc>,
+        /// The scheduled change that took effect with this period.
+        changed_to: Option<(PlanRef, Price)>,
+        at: DateTime<Utc>,
+    },
+    PaymentFailed {
+        grace_until: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    SubscriptionSuspended {
+        at: DateTime<Utc>,
+    },
+    PaymentRecovered {
+        at: DateTime<Utc>,
+    },
+    LimitOverridden {
+        key: LimitKey,
+        limit: Option<LimitOverride>,
+        at: DateTime<Utc>,
+    },
+}
+
+impl Aggregate for Subscription {
+    const CATEGORY: &'static str = "subscription";
+    type Command = SubscriptionCommand;
+    type Event = SubscriptionEvent;
+    type Error = SubscriptionError;
+
+    fn decide(
+        &self,
+        command: &SubscriptionCommand,
+    ) -> Result<Vec<SubscriptionEvent>, SubscriptionError> {
+        use SubscriptionCommand as C;
+        use SubscriptionEvent as E;
+        match command {
+            C::Start {
+                tenant,
+                plan,
+                price,
+                trial_days,
+                at,
+            } => {
+                if self.status.is_some_and(SubscriptionStatus::is_live) {
+                    return Err(SubscriptionError::AlreadySubscribed);
+                }
+                let trial_ends_at = (*trial_days > 0 && !self.trial_used)
+                    .then(|| *at + Duration::days(i64::from(*trial_days)));
+                let anchor = trial_ends_at.unwrap_or(*at);
+                let period_end =
+                    trial_ends_at.unwrap_or_else(|| add_months(anchor, price.interval.months()));
+                Ok(vec![E::SubscriptionStarted {
+                    tenant_id: *tenant,
+                    plan: plan.clone(),
+                    price: price.clone(),
+                    trial_ends_at,
+                    anchor,
+                    period_start: *at,
+                    period_end,
+                    at: *at,
+                }])
+            }
+            C::ChangePlan { plan, price, at } => {
+                let status = self.live()?;
+                if status == SubscriptionStatus::Suspended {
+                    return Err(SubscriptionError::Suspended);
+                }
+                let (Some(current), Some(current_price), Some(start), Some(end)) =
+                    (&self.plan, &self.price, self.period_start, self.period_end)
+                else {
+                    return Err(SubscriptionError::NotSubscribed);
+                };
+                if current == plan && current_price == price {
+                    // Back to the plan it is on: a scheduled change is dropped.
+                    return Ok(match &self.scheduled {
+                        Some(_) => vec![E::PlanChanged {
+                            plan: plan.clone(),
+                            price: price.clone(),
+                            proration: None,
+                            at: *at,
+                        }],
+                        None => vec![],
+                    });
+                }
+                if price.currency != current_price.currency {
+                    return Err(SubscriptionError::CurrencyChange);
+                }
+                if status == SubscriptionStatus::Trialing {
+                    // Nothing was paid yet: the trial goes on with the new plan.
+                    return Ok(vec![E::PlanChanged {
+                        plan: plan.clone(),
+                        price: price.clone(),
+                        proration: None,
+                        at: *at,
+                    }]);
+                }
+                let upgrade = price.interval == current_price.interval
+                    && price.monthly_amount() > current_price.monthly_amount();
+                if upgrade {
+                    let proration = Proration {
+                        credit: prorated(current_price.amount, (start, end), *at),
+                        charge: prorated(price.amount, (start, end), *at),
+                    };
+                    Ok(vec![E::PlanChanged {
+                        plan: plan.clone(),
+                        price: price.clone(),
+                        proration: Some(proration),
+                        at: *at,
+                    }])
+                } else {
+                    Ok(vec![E::PlanChangeScheduled {
+                        plan: plan.clone(),
+                        price: price.clone(),
+                        effective_at: end,
+                        at: *at,
+                    }])
+                }
+            }
+            C::Cancel { at_period_end, at } => {
+                self.live()?;
+                match (at_period_end, self.period_end) {
+                    (true, Some(end)) if end > *at => {
+                        if self.cancel_at == Some(end) {
+                            return Ok(vec![]);
+                        }
+                        Ok(vec![E::CancellationScheduled {
+                            cancel_at: end,
+                            at: *at,
+                        }])
+                    }
+                    _ => Ok(vec![E::SubscriptionCancelled { at: *at }]),
+                }
+            }
+            C::Resume { at } => {
+                self.live()?;
+                match self.cancel_at {
+                    Some(cancel_at) if cancel_at > *at => {
+                        Ok(vec![E::CancellationWithdrawn { at: *at }])
+                    }
+                    _ => Err(SubscriptionError::NothingToResume),
+                }
+            }
+            C::Renew { at } => {
+                self.live()?;
+                let (Some(anchor), Some(end), Some(price)) =
+                    (self.anchor, self.period_end, &self.price)
+                else {
+                    return Err(SubscriptionError::NotSubscribed);
+                };
+                if *at < end {
+                    return Ok(vec![]);
+                }
+                if self.cancel_at.is_some_and(|c| c <= *at) {
+                    return Ok(vec![E::SubscriptionCancelled { at: end }]);
+                }
+                let price = self.scheduled.as_ref().map_or(price, |(_, p)| p);
+                // The next period boundary after `end`, counted from the anchor.
+                let mut months = price.interval.months();
+                while add_months(anchor, months) <= end {
+                    months += price.interval.months();
+                }
+                Ok(vec![E::PeriodRenewed {
+                    period_start: end,
+                    period_end: add_months(anchor, months),
+                    changed_to: self.scheduled.clone(),
+                    at: *at,
+                }])
+            }
+            C::RecordPaymentFailure { grace, at } => match self.live()? {
+                SubscriptionStatus::PastDue | SubscriptionStatus::Suspended => Ok(vec![]),
+                _ => Ok(vec![E::PaymentFailed {
+                    grace_until: *at + *grace,
+                    at: *at,
+                }]),
+            },
+            C::ExpireGrace { at } => match (self.live()?, self.grace_until) {
+                (SubscriptionStatus::PastDue, Some(until)) if until <= *at => {
+                    Ok(vec![E::SubscriptionSuspended { at: *at }])
+                }
+                _ => Ok(vec![]),
+            },
+            C::RecordPaymentRecovery { at } => match self.live()? {
+                SubscriptionStatus::PastDue | SubscriptionStatus::Suspended => {
+                    Ok(vec![E::PaymentRecovered { at: *at }])
+                }
+                _ => Ok(vec![]),
+            },
+            C::OverrideLimit { key, limit, at } => {
+                if self.tenant.is_none() {
+                    return Err(SubscriptionError::NotSubscribed);
+                }
+                if self.overrides.get(key) == limit.as_ref() {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::LimitOverridden {
+                    key: *key,
+                    limit: *limit,
+                    at: *at,
+                }])
+            }
+        }
+    }
+
+    fn evolve(&mut self, event: &SubscriptionEvent) {
+        use SubscriptionEvent as E;
+        match event {
+            E::SubscriptionStarted {
+                tenant_id,
+                plan,
+                price,
+                trial_ends_at,
+                anchor,
+                period_start,
+                period_end,
+                ..
+            } => {
+                self.tenant = Some(*tenant_id);
+                self.plan = Some(plan.clone());
+                self.price = Some(price.clone());
+                self.status = Some(if trial_ends_at.is_some() {
+                    SubscriptionStatus::Trialing
+                } else {
+                    SubscriptionStatus::Active
+                });
+                self.trial_used |= trial_ends_at.is_some();
+                self.trial_ends_at = *trial_ends_at;
+                self.anchor = Some(*anchor);
+                self.period_start = Some(*period_start);
+                self.period_end = Some(*period_end);
+                self.cancel_at = None;
+                self.scheduled = None;
+                self.grace_until = None;
+            }
+            E::PlanChanged { plan, price, .. } => {
+                self.plan = Some(plan.clone());
+                self.price = Some(price.clone());
+                self.scheduled = None;
+            }
+            E::PlanChangeScheduled { plan, price, .. } => {
+                self.scheduled = Some((plan.clone(), price.clone()));
+            }
+            E::CancellationScheduled { cancel_at, .. } => self.cancel_at = Some(*cancel_at),
+            E::CancellationWithdrawn { .. } => self.cancel_at = None,
+            E::SubscriptionCancelled { .. } => {
+                self.status = Some(SubscriptionStatus::Cancelled);
+                self.cancel_at = None;
+                self.scheduled = None;
+            }
+            E::PeriodRenewed {
+                period_start,
+                period_end,
+                changed_to,
+                ..
+            } => {
+                self.period_start = Some(*period_start);
+                self.period_end = Some(*period_end);
+                if let Some((plan, price)) = changed_to {
+                    self.plan = Some(plan.clone());
+                    self.price = Some(price.clone());
+                }
+                self.scheduled = None;
+                if self.status == Some(SubscriptionStatus::Trialing) {
+                    self.status = Some(SubscriptionStatus::Active);
+                    self.trial_ends_at = None;
+                }
+            }
+            E::PaymentFailed { grace_until, .. } => {
+                self.status = Some(SubscriptionStatus::PastDue);
+                self.grace_until = Some(*grace_until);
+            }
+            E::SubscriptionSuspended { .. } => self.status = Some(SubscriptionStatus::Suspended),
+            E::PaymentRecovered { .. } => {
+                self.status = Some(SubscriptionStatus::Active);
+                self.grace_until = None;
+            }
+            E::LimitOverridden { key, limit, .. } => match limit {
+                Some(limit) => {
+                    self.overrides.insert(*key, *limit);
+                }
+                None => {
+                    self.overrides.remove(key);
+                }
+            },
+        }
+    }
+}
