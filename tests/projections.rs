@@ -62,6 +62,10 @@ async fn status_and_rebuild_from_the_cli_on_the_embedded_default() {
         .unwrap();
     let exec = Executor::new(db.event_store().await.unwrap());
     let tenants = provision_many(&exec, 25).await;
+    // The server publishes the free plan when there is none: done here, it writes nothing.
+    commands::billing::seed_free_plan(&exec, chrono::Utc::now())
+        .await
+        .unwrap();
     let head = exec.store().head().await.unwrap();
 
     let server = Server::start(tenantry(&dir));

@@ -9,13 +9,14 @@
 //! | tenancy | `tenant_directory`, `tenant_retention`, reactor `slug_claims` | `tenant_data_retention` | `tenancy`, `live` | tenants |
 //! | access | `tenant_access` | — | `access` | members, invites, API keys, key usage |
 //! | mail | reactor `mail_outbox` | — | — | — |
+//! | billing | `billing`, reactor `suspend_unpaid` | `subscription_renewals` | `billing` | — |
 
 #![expect(
     missing_debug_implementations,
     reason = "merged GraphQL roots: their parts hold nothing worth printing"
 )]
 
-use crate::graphql::{access, identity, live, loaders, sessions, tenancy};
+use crate::graphql::{access, billing, identity, live, loaders, sessions, tenancy};
 use crate::services::Services;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{MergedObject, MergedSubscription};
@@ -25,6 +26,7 @@ use commands::mail::MailOutbox;
 use commands::tenancy::{DueDeletion, SlugClaims, record_data_deleted};
 use domain::reactor::Reactor;
 use domain::tenant::TenantError;
+use projections::billing::BillingReadModel;
 use projections::jobs::Job;
 use projections::tenant_access::TenantAccessDirectory;
 use projections::tenant_directory::TenantDirectory;
@@ -34,7 +36,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(identity::IdentityQuery, tenancy::TenancyQuery);
+pub struct QueryRoot(
+    identity::IdentityQuery,
+    tenancy::TenancyQuery,
+    billing::BillingQuery,
+);
 
 #[derive(MergedObject, Default)]
 pub struct MutationRoot(
@@ -42,6 +48,7 @@ pub struct MutationRoot(
     sessions::SessionMutation,
     tenancy::TenancyMutation,
     access::AccessMutation,
+    billing::BillingMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -49,7 +56,11 @@ pub struct SubscriptionRoot(live::TenancySubscription);
 
 /// Every read model the API serves; a client's consistency position (`atPosition`,
 /// `X-Consistency-Position`) on a query that names none waits for all of them.
-pub const READ_MODELS: &[&str] = &[TenantDirectory::NAME, TenantAccessDirectory::NAME];
+pub const READ_MODELS: &[&str] = &[
+    TenantDirectory::NAME,
+    TenantAccessDirectory::NAME,
+    BillingReadModel::NAME,
+];
 
 /// Every reactor, acting through the server's ports.
 pub fn reactors(services: &Services) -> Vec<Arc<dyn Reactor>> {
@@ -61,12 +72,19 @@ pub fn reactors(services: &Services) -> Vec<Arc<dyn Reactor>> {
             services.config.public_url.clone(),
         )),
         Arc::new(SlugClaims::new(services.executor.clone())),
+        Arc::new(commands::billing::SuspendUnpaid::new(
+            services.executor.clone(),
+        )),
     ]
 }
 
 /// The names of [`reactors`], for commands that list them without running them
 /// (`projections status`); a test checks the two agree.
-pub const REACTORS: &[&str] = &[commands::mail::OUTBOX, commands::tenancy::SLUG_CLAIMS];
+pub const REACTORS: &[&str] = &[
+    commands::mail::OUTBOX,
+    commands::tenancy::SLUG_CLAIMS,
+    commands::billing::SUSPEND_UNPAID,
+];
 
 /// Every read model's projector (what `projections rebuild` rebuilds; reactors never are).
 pub fn read_models() -> Vec<Arc<dyn Projector>> {
@@ -74,6 +92,7 @@ pub fn read_models() -> Vec<Arc<dyn Projector>> {
         Arc::new(TenantDirectory),
         Arc::new(TenantAccessDirectory),
         Arc::new(TenantRetention),
+        Arc::new(BillingReadModel),
     ]
 }
 
@@ -88,18 +107,41 @@ pub fn projectors(services: &Services) -> Vec<Arc<dyn Projector>> {
 #[derive(Debug, Clone, Copy)]
 pub struct JobSettings {
     pub retention_check: Duration,
+    pub renewal_check: Duration,
 }
 
 /// The names of the periodic jobs `jobs` returns (each holds a lease of its name).
-pub const JOBS: &[&str] = &[commands::tenancy::RETENTION];
+pub const JOBS: &[&str] = &[commands::tenancy::RETENTION, commands::billing::RENEWALS];
 
 /// Every periodic job.
 pub fn jobs(exec: Executor, read_db: ReadDb, settings: JobSettings) -> Vec<Job> {
-    vec![Job::new(
-        commands::tenancy::RETENTION,
-        settings.retention_check,
-        move || delete_due_tenant_data(exec.clone(), read_db.clone()),
-    )]
+    let (renew_exec, renew_db) = (exec.clone(), read_db.clone());
+    vec![
+        Job::new(
+            commands::tenancy::RETENTION,
+            settings.retention_check,
+            move || delete_due_tenant_data(exec.clone(), read_db.clone()),
+        ),
+        Job::new(
+            commands::billing::RENEWALS,
+            settings.renewal_check,
+            move || renew_due_subscriptions(renew_exec.clone(), renew_db.clone()),
+        ),
+    ]
+}
+
+/// Moves every subscription whose period (or grace period) is over on, one step per tick.
+async fn renew_due_subscriptions(exec: Executor, read_db: ReadDb) -> Result<(), String> {
+    let now = Utc::now();
+    let due = BillingReadModel::due(&read_db, now, 500)
+        .await
+        .map_err(|e| e.to_string())?;
+    for tenant in due {
+        if let Err(error) = commands::billing::renew(&exec, now, tenant).await {
+            tracing::warn!(job = commands::billing::RENEWALS, tenant.id = %tenant, error = %error, "could not renew; will retry");
+        }
+    }
+    Ok(())
 }
 
 /// Records the deletion of every closed tenant whose retention period is over.

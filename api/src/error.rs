@@ -49,6 +49,9 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     PlanLimit(String),
+    /// A plan limit, with what a client needs to offer an upgrade.
+    #[error("{}", .0.message)]
+    PlanLimitExceeded(Box<LimitExceeded>),
     #[error("internal error")]
     Internal(String),
 }
@@ -73,7 +76,7 @@ impl ApiError {
             Self::BadInput { .. } => "BAD_USER_INPUT",
             Self::Conflict(_) => "CONFLICT",
             Self::RateLimited { .. } => "RATE_LIMITED",
-            Self::PlanLimit(_) => "PLAN_LIMIT_EXCEEDED",
+            Self::PlanLimit(_) | Self::PlanLimitExceeded(_) => "PLAN_LIMIT_EXCEEDED",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -121,6 +124,17 @@ impl ApiError {
                 ApiError::RateLimited { retry_after_secs } => {
                     ext.set("retryAfterSeconds", *retry_after_secs);
                 }
+                ApiError::PlanLimitExceeded(limit) => {
+                    ext.set("limit", limit.key.as_str());
+                    ext.set("max", limit.max);
+                    ext.set("used", limit.used);
+                    if let Some(end) = limit.period_end {
+                        ext.set("periodEnd", end.to_rfc3339());
+                    }
+                    if let Some(plan) = &limit.cheapest_plan {
+                        ext.set("cheapestPlan", plan.as_str());
+                    }
+                }
                 _ => {}
             }
         });
@@ -147,6 +161,19 @@ impl From<UserError> for ApiError {
     }
 }
 
+/// A plan limit reached: which, at what value, how much is used, when the period ends (for
+/// limits per period) and the cheapest plan that allows more (filled in by the resolver,
+/// which can read the catalog: `graphql::billing::explain_limit`).
+#[derive(Debug, Clone)]
+pub struct LimitExceeded {
+    pub message: String,
+    pub key: domain::plan::LimitKey,
+    pub max: u64,
+    pub used: u64,
+    pub period_end: Option<chrono::DateTime<chrono::Utc>>,
+    pub cheapest_plan: Option<String>,
+}
+
 impl From<AccessError> for ApiError {
     fn from(error: AccessError) -> Self {
         use AccessError as A;
@@ -160,6 +187,16 @@ impl From<AccessError> for ApiError {
             A::InvalidKeyName => Self::bad_input("name", message),
             A::AlreadyFounded | A::LastOwner | A::AlreadyMember => Self::Conflict(message),
             A::LimitReached(_) => Self::PlanLimit(message),
+            A::PlanLimitReached { key, limit, used } => {
+                Self::PlanLimitExceeded(Box::new(LimitExceeded {
+                    message,
+                    key,
+                    max: limit,
+                    used,
+                    period_end: None,
+                    cheapest_plan: None,
+                }))
+            }
         }
     }
 }
@@ -202,6 +239,53 @@ impl From<SignUpError> for ApiError {
             SignUpError::User(e) => e.into(),
             SignUpError::PersonalData(e) => e.into(),
             SignUpError::Credentials(e) => Self::internal(e),
+        }
+    }
+}
+
+impl From<commands::billing::BillingError> for ApiError {
+    fn from(error: commands::billing::BillingError) -> Self {
+        use commands::billing::BillingError as B;
+        let message = error.to_string();
+        match error {
+            B::Plan(e) => e.into(),
+            B::Subscription(e) => e.into(),
+            B::Retired(_) | B::NoPrice { .. } => Self::bad_input("plan", message),
+            B::TenantNotActive => Self::Conflict(message),
+            B::NoSuchTenant => Self::NotFound("no such tenant".into()),
+        }
+    }
+}
+
+impl From<domain::plan::PlanError> for ApiError {
+    fn from(error: domain::plan::PlanError) -> Self {
+        use domain::plan::PlanError as P;
+        let message = error.to_string();
+        match error {
+            P::NotFound => Self::bad_input("plan", message),
+            P::InvalidKey => Self::bad_input("key", message),
+            P::InvalidName => Self::bad_input("name", message),
+            P::InvalidCurrency
+            | P::NoPrice
+            | P::MixedCurrencies
+            | P::NegativePrice
+            | P::DuplicatePrice(_) => Self::bad_input("prices", message),
+            P::InvalidFeature => Self::bad_input("features", message),
+            P::InvalidOverage => Self::bad_input("overage", message),
+            P::TrialTooLong => Self::bad_input("trialDays", message),
+        }
+    }
+}
+
+impl From<domain::subscription::SubscriptionError> for ApiError {
+    fn from(error: domain::subscription::SubscriptionError) -> Self {
+        use domain::subscription::SubscriptionError as S;
+        let message = error.to_string();
+        match error {
+            S::CurrencyChange => Self::bad_input("plan", message),
+            S::AlreadySubscribed | S::NotSubscribed | S::Suspended | S::NothingToResume => {
+                Self::Conflict(message)
+            }
         }
     }
 }

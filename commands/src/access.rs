@@ -1,5 +1,7 @@
 //! Access use cases: invite someone, revoke an invite, accept one, change a member's role,
-//! remove a member, create and revoke API keys. Each runs a TenantAccess command, whose rules
+//! remove a member, create and revoke API keys. Members and API keys are counted against the
+//! tenant's plan limits (`crate::billing::effective_limit`), inside the access decision, so
+//! concurrent creates cannot pass a limit. Each runs a TenantAccess command, whose rules
 //! decide who may do it; growing access also reads the tenant's state (only an active tenant
 //! grows: `domain::access::check_growth`), both streams appended with exact versions.
 
@@ -14,6 +16,7 @@ use domain::credentials::Credentials;
 use domain::ids::{ApiKeyId, InviteId, SubjectId, TenantId, UserId};
 use domain::mail::MailKind;
 use domain::personal_data::{PersonalData, PersonalDataError};
+use domain::plan::LimitKey;
 use domain::tenant::Tenant;
 use domain::user::{Email, User};
 
@@ -199,12 +202,16 @@ pub async fn accept_invite(
     let (Some(email), Some(email_index)) = (state.email, state.email_index) else {
         return Err(CommandError::Rejected(AcceptInviteError::NoSuchUser));
     };
+    let max_members = crate::billing::effective_limit(exec, token.tenant, LimitKey::Members, now)
+        .await
+        .map_err(LoadError::into_command)?;
     let command = AccessCommand::AcceptInvite {
         invite_id: token.invite,
         token: credentials.hash_token(&token.secret),
         user,
         user_email: email,
         user_email_index: email_index,
+        max_members,
         at: now,
     };
     run(exec, ctx, token.tenant, &command)
@@ -249,12 +256,16 @@ pub async fn create_api_key(
 ) -> Result<CreatedApiKey, CommandError<ChangeAccessError>> {
     let key = ApiKeyId::from_uuid(ctx.new_id("api-key"));
     let secret = credentials.new_token();
+    let max_keys = crate::billing::effective_limit(exec, tenant, LimitKey::ApiKeys, now)
+        .await
+        .map_err(LoadError::into_command)?;
     let command = AccessCommand::CreateApiKey {
         by,
         key_id: key,
         name,
         scope,
         secret: credentials.hash_token(&secret),
+        max_keys,
         at: now,
     };
     let outcome = run(exec, ctx, tenant, &command).await?;

@@ -7,14 +7,15 @@
 //! Every command carries a [`CommandContext`]: its command id (which makes it idempotent, also
 //! across restarts), correlation and causation ids, actor and source IP.
 //!
-//! The use cases, one module per area ([`identity`] and [`sessions`], [`tenancy`], [`access`], and the
-//! [`mail`] outbox), are what the edges (GraphQL,
+//! The use cases, one module per area ([`identity`] and [`sessions`], [`tenancy`], [`access`], [`billing`],
+//! and the [`mail`] outbox), are what the edges (GraphQL,
 //! the CLI, jobs and reactors) call: typed input, the context and the clock passed in, an
 //! error enum per use case. Nothing else writes.
 //!
 //! This crate depends on `domain` only (ports, not adapters), and never on `projections`.
 
 pub mod access;
+pub mod billing;
 mod context;
 mod execute;
 pub mod freshness;

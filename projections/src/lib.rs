@@ -12,11 +12,13 @@
 //!
 //! Read models live here, one file each with their DDL and queries for both backends side by
 //! side ([`tenant_directory`], [`tenant_access`]: members, invites, API keys,
-//! [`tenant_retention`]: closed tenants waiting for deletion). Tenant-scoped queries take a
+//! [`tenant_retention`]: closed tenants waiting for deletion, [`billing`]: plans,
+//! subscriptions and entitlements). Tenant-scoped queries take a
 //! [`scope::TenantScope`], which only an authorization decision makes; [`db`] holds the
 //! backend dispatch. This crate depends on `domain` (ports, events) and sqlx, never on
 //! `commands` or `infra`.
 
+pub mod billing;
 pub mod db;
 pub mod jobs;
 mod lease;

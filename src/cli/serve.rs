@@ -15,6 +15,10 @@ pub struct ServeArgs {
     #[arg(long, env = "TENANTRY_RETENTION_CHECK_SECONDS", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub retention_check_seconds: u64,
+    /// How often subscriptions are checked for a period or grace period that is over.
+    #[arg(long, env = "TENANTRY_RENEWAL_CHECK_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub renewal_check_seconds: u64,
     /// Most events a projection applies in one transaction.
     #[arg(long, env = "TENANTRY_PROJECTION_BATCH_SIZE", default_value_t = 1_000)]
     pub projection_batch_size: usize,
@@ -160,12 +164,17 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
             app.read_db.clone(),
             api::areas::JobSettings {
                 retention_check: std::time::Duration::from_secs(args.retention_check_seconds),
+                renewal_check: std::time::Duration::from_secs(args.renewal_check_seconds),
             },
         ),
     ));
     // Sessions, API keys and tenant access are checked on every request from cached states
     // that this watch keeps current (commands::freshness).
     let log_watch = app.executor.watch_log();
+    // Every platform has a free plan; the first process to start publishes it.
+    commands::billing::seed_free_plan(&app.executor, chrono::Utc::now())
+        .await
+        .context("publishing the free plan")?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

@@ -155,7 +155,7 @@ impl AccessMutation {
             .map_err(|_| ApiError::bad_input("token", "the invite token is invalid"))?;
         let tenant = token.tenant;
         let cmd_ctx = request_context(ctx, idempotency_key.as_ref()).await?;
-        let outcome = services.counted(
+        let accepted = services.counted(
             TenantAccess::CATEGORY,
             accept_invite(
                 &services.executor,
@@ -166,7 +166,11 @@ impl AccessMutation {
                 &token,
             )
             .await,
-        )?;
+        );
+        let outcome = match accepted {
+            Ok(outcome) => outcome,
+            Err(error) => return Err(super::billing::explain_limit(services, error).await.into()),
+        };
         Ok(TenantPayload {
             tenant: tenant_after(
                 services,
@@ -258,7 +262,11 @@ impl AccessMutation {
                 scope.into(),
             )
             .await,
-        )?;
+        );
+        let created = match created {
+            Ok(created) => created,
+            Err(error) => return Err(super::billing::explain_limit(services, error).await.into()),
+        };
         let api_key = api_key_after(services, readable, created.key, &created.outcome).await?;
         Ok(ApiKeyPayload {
             api_key,

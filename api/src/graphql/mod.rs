@@ -5,11 +5,13 @@
 
 //! The GraphQL schema: one query, mutation and subscription object per area, merged.
 //! [`identity`]: accounts; [`sessions`]: log-in, passwords, TOTP. [`tenancy`]: tenants' queries and mutations, [`tenant`] and
-//! [`members`]: the objects every tenant view shares; [`access`]: members, invites, API keys; [`live`]:
+//! [`members`]: the objects every tenant view shares; [`access`]: members, invites, API keys; [`billing`]: plans,
+//! subscriptions, entitlements; [`live`]:
 //! subscriptions. Lists are Relay connections ([`connection`]) loaded through per-request
 //! DataLoaders ([`loaders`]).
 
 pub mod access;
+pub mod billing;
 pub mod connection;
 pub mod identity;
 pub mod live;

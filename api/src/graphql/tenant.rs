@@ -97,8 +97,36 @@ impl TenantNode {
     async fn status(&self) -> GqlResult<StatusValue> {
         Ok(StatusValue::of(&self.view.status)?)
     }
-    async fn plan(&self) -> &str {
-        &self.view.plan
+    /// The plan the tenant is on: its live subscription's, else `free`.
+    async fn plan(&self, ctx: &Context<'_>) -> GqlResult<String> {
+        let services = super::services(ctx);
+        Ok(super::billing::subscription_of(services, &self.scope)
+            .await?
+            .filter(|s| s.status != super::billing::SubscriptionStatusValue::Cancelled)
+            .map_or_else(
+                || domain::plan::PlanKey::free().as_str().to_owned(),
+                |s| s.plan,
+            ))
+    }
+    /// The subscription (admins and owners; null if the tenant never subscribed).
+    async fn subscription(
+        &self,
+        ctx: &Context<'_>,
+    ) -> GqlResult<Option<super::billing::SubscriptionObject>> {
+        self.require_admin()?;
+        Ok(super::billing::subscription_of(super::services(ctx), &self.scope).await?)
+    }
+    /// Every limit in force and what is used of it (admins and owners).
+    async fn entitlements(
+        &self,
+        ctx: &Context<'_>,
+    ) -> GqlResult<Vec<super::billing::EntitlementObject>> {
+        self.require_admin()?;
+        Ok(super::billing::entitlements_of(super::services(ctx), &self.scope).await?)
+    }
+    /// The features the tenant's plan grants.
+    async fn features(&self, ctx: &Context<'_>) -> GqlResult<Vec<String>> {
+        Ok(super::billing::features_of(super::services(ctx), &self.scope).await?)
     }
     async fn settings(&self) -> Vec<Setting> {
         self.view

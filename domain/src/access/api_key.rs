@@ -83,9 +83,8 @@ impl TenantAccess {
         &self,
         by: Accessor,
         key_id: ApiKeyId,
-        name: &str,
-        scope: ApiKeyScope,
-        secret: &SecretHash,
+        (name, scope, secret): (&str, ApiKeyScope, &SecretHash),
+        max_keys: crate::plan::Limit,
         at: DateTime<Utc>,
     ) -> Result<Vec<AccessEvent>, AccessError> {
         if matches!(by, Accessor::ApiKey(_)) {
@@ -102,8 +101,16 @@ impl TenantAccess {
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(AccessError::InvalidKeyName);
         }
-        if self.api_keys.values().filter(|k| !k.revoked).count() >= MAX_API_KEYS {
+        let active = self.api_keys.values().filter(|k| !k.revoked).count();
+        if active >= MAX_API_KEYS {
             return Err(AccessError::LimitReached(MAX_API_KEYS));
+        }
+        if !max_keys.allows(active as u64, 1) {
+            return Err(AccessError::PlanLimitReached {
+                key: crate::plan::LimitKey::ApiKeys,
+                limit: max_keys.value().unwrap_or(u64::MAX),
+                used: active as u64,
+            });
         }
         Ok(vec![AccessEvent::ApiKeyCreated {
             key_id,

@@ -5,6 +5,7 @@ use super::{Accessor, ApiKeyScope, Role};
 use crate::ids::{ApiKeyId, InviteId, UserId};
 use crate::mail::QueuedMail;
 use crate::personal_data::Sealed;
+use crate::plan::Limit;
 use crate::user::SecretHash;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -41,6 +42,8 @@ pub enum AccessCommand {
         user: UserId,
         user_email: Sealed,
         user_email_index: Uuid,
+        /// The tenant's plan limit on members (the use case reads it from the subscription).
+        max_members: Limit,
         at: DateTime<Utc>,
     },
     ChangeRole {
@@ -61,6 +64,8 @@ pub enum AccessCommand {
         name: String,
         scope: ApiKeyScope,
         secret: SecretHash,
+        /// The tenant's plan limit on API keys.
+        max_keys: Limit,
         at: DateTime<Utc>,
     },
     RevokeApiKey {

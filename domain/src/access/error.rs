@@ -29,4 +29,10 @@ pub enum AccessError {
     LimitReached(usize),
     #[error("API keys cannot create API keys; a member creates them")]
     KeysCannotCreateKeys,
+    #[error("the tenant's plan allows {limit} {}; it has {used}", key.as_str())]
+    PlanLimitReached {
+        key: crate::plan::LimitKey,
+        limit: u64,
+        used: u64,
+    },
 }

@@ -5,6 +5,7 @@ use super::{AccessError, AccessEvent, Accessor, MAX_MEMBERS, Role, TenantAccess}
 use crate::ids::{InviteId, UserId};
 use crate::mail::QueuedMail;
 use crate::personal_data::Sealed;
+use crate::plan::{Limit, LimitKey};
 use crate::user::SecretHash;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -80,8 +81,8 @@ impl TenantAccess {
         invite_id: InviteId,
         token: &SecretHash,
         user: UserId,
-        user_email: &Sealed,
-        user_email_index: Uuid,
+        (user_email, user_email_index): (&Sealed, Uuid),
+        max_members: Limit,
         at: DateTime<Utc>,
     ) -> Result<Vec<AccessEvent>, AccessError> {
         let Some(invite) = self.invites.get(&invite_id) else {
@@ -98,6 +99,14 @@ impl TenantAccess {
         }
         if self.members.len() >= MAX_MEMBERS {
             return Err(AccessError::LimitReached(MAX_MEMBERS));
+        }
+        let used = self.members.len() as u64;
+        if !max_members.allows(used, 1) {
+            return Err(AccessError::PlanLimitReached {
+                key: LimitKey::Members,
+                limit: max_members.value().unwrap_or(u64::MAX),
+                used,
+            });
         }
         Ok(vec![AccessEvent::MemberAdded {
             user_id: user,

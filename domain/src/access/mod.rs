@@ -97,8 +97,16 @@ impl Aggregate for TenantAccess {
                 user,
                 user_email,
                 user_email_index,
+                max_members,
                 at,
-            } => self.accept_invite(*invite_id, token, *user, user_email, *user_email_index, *at),
+            } => self.accept_invite(
+                *invite_id,
+                token,
+                *user,
+                (user_email, *user_email_index),
+                *max_members,
+                *at,
+            ),
             C::ChangeRole { by, user, role, at } => self.change_role(*by, *user, *role, *at),
             C::RemoveMember { by, user, at } => self.remove_member(*by, *user, *at),
             C::CreateApiKey {
@@ -107,8 +115,9 @@ impl Aggregate for TenantAccess {
                 name,
                 scope,
                 secret,
+                max_keys,
                 at,
-            } => self.create_api_key(*by, *key_id, name, *scope, secret, *at),
+            } => self.create_api_key(*by, *key_id, (name, *scope, secret), *max_keys, *at),
             C::RevokeApiKey { by, key_id, at } => self.revoke_api_key(*by, *key_id, *at),
         }
     }

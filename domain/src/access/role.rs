@@ -64,6 +64,10 @@ pub enum Permission {
     /// Rename, change settings.
     ManageTenant,
     Close,
+    /// Read the subscription and entitlements.
+    ReadBilling,
+    /// Subscribe, change plan, cancel, resume, payment methods.
+    ManageBilling,
 }
 
 impl Permission {
@@ -71,8 +75,10 @@ impl Permission {
         match self {
             Self::Read => Role::Viewer,
             Self::Write => Role::Member,
-            Self::ManageMembers | Self::ManageKeys | Self::ManageTenant => Role::Admin,
-            Self::Close => Role::Owner,
+            Self::ManageMembers | Self::ManageKeys | Self::ManageTenant | Self::ReadBilling => {
+                Role::Admin
+            }
+            Self::Close | Self::ManageBilling => Role::Owner,
         }
     }
 }

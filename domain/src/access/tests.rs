@@ -98,6 +98,7 @@ fn api_keys_act_within_their_scope_until_revoked() {
         name: "ci".into(),
         scope: ApiKeyScope::ReadOnly,
         secret: SecretHash::new("h".into()),
+        max_keys: crate::plan::Limit::Unlimited,
         at: at(1),
     };
     // Owners create keys.
@@ -119,6 +120,7 @@ fn api_keys_act_within_their_scope_until_revoked() {
         name: "more".into(),
         scope: ApiKeyScope::Admin,
         secret: SecretHash::new("h".into()),
+        max_keys: crate::plan::Limit::Unlimited,
         at: at(1),
     };
     access
@@ -169,6 +171,7 @@ fn an_invite_is_accepted_once_by_its_addressee() {
         user: user(2),
         user_email: sealed(),
         user_email_index: Uuid::from_u128(index),
+        max_members: crate::plan::Limit::Unlimited,
         at: at(when),
     };
     invited
@@ -222,6 +225,7 @@ fn a_key_acts_with_the_lesser_of_its_scope_and_its_creators_role() {
             name: "deploy".into(),
             scope: ApiKeyScope::ReadWrite,
             secret: SecretHash::new("h".into()),
+            max_keys: crate::plan::Limit::Unlimited,
             at: at(1),
         })
         .then_accepted();

@@ -386,10 +386,8 @@ impl Aggregate for Subscription {
                 }
                 _ => Ok(vec![]),
             },
+            // A tenant on the free plan (no subscription) can have overrides too.
             C::OverrideLimit { key, limit, at } => {
-                if self.tenant.is_none() {
-                    return Err(SubscriptionError::NotSubscribed);
-                }
                 if self.overrides.get(key) == limit.as_ref() {
                     return Ok(vec![]);
                 }

@@ -51,12 +51,17 @@ pub struct Tenant {
     pub settings: TenantSettings,
     pub status: Option<TenantStatus>,
     pub delete_data_after: Option<DateTime<Utc>>,
+    /// Why it is suspended, while it is.
+    #[serde(default)]
+    pub suspension_reason: Option<String>,
     pub data_deleted: bool,
     pub resources: BTreeMap<ResourceKind, BTreeSet<Uuid>>,
 }
 
 impl Aggregate for Tenant {
     const CATEGORY: &'static str = "tenant";
+    /// 2: the suspension's reason is kept.
+    const SNAPSHOT_VERSION: u32 = 2;
     type Command = TenantCommand;
     type Event = TenantEvent;
     type Error = TenantError;
@@ -173,8 +178,14 @@ impl Aggregate for Tenant {
             }
             E::TenantRenamed { name, .. } => self.name = Some(name.clone()),
             E::TenantSettingsChanged { settings, .. } => self.settings = settings.clone(),
-            E::TenantSuspended { .. } => self.status = Some(TenantStatus::Suspended),
-            E::TenantReactivated { .. } => self.status = Some(TenantStatus::Active),
+            E::TenantSuspended { reason, .. } => {
+                self.status = Some(TenantStatus::Suspended);
+                self.suspension_reason = Some(reason.clone());
+            }
+            E::TenantReactivated { .. } => {
+                self.status = Some(TenantStatus::Active);
+                self.suspension_reason = None;
+            }
             E::TenantClosed {
                 delete_data_after, ..
             } => {
