@@ -420,3 +420,169 @@ impl domain::reactor::Reactor for SuspendUnpaid {
         Ok(())
     }
 }
+
+/// Share of an allowance at which owners are warned, in percent.
+pub const WARN_AT_PERCENT: u64 = 80;
+
+/// What an allowance check found: the action may go ahead.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Allowance {
+    pub key: LimitKey,
+    pub limit: Limit,
+    /// Used in the period before this action.
+    pub used: u64,
+    pub period: (DateTime<Utc>, DateTime<Utc>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AllowanceError {
+    #[error(
+        "the plan's {} allowance of {limit} is used up ({used} used) until {period_end}",
+        key.as_str()
+    )]
+    Exhausted {
+        key: LimitKey,
+        limit: u64,
+        used: u64,
+        period_end: DateTime<Utc>,
+    },
+    #[error(transparent)]
+    Usage(#[from] domain::usage::UsageError),
+    #[error(transparent)]
+    Subscription(#[from] SubscriptionError),
+}
+
+/// The period allowances are counted in: the subscription's current period, or for a tenant
+/// without a live one the calendar month (UTC) around `now`.
+pub fn allowance_period(
+    subscription: &Subscription,
+    now: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    match (
+        subscription.status.is_some_and(SubscriptionStatus::is_live),
+        subscription.period_start,
+        subscription.period_end,
+    ) {
+        (true, Some(start), Some(end)) if start <= now && now < end => (start, end),
+        _ => {
+            use chrono::Datelike;
+            let month = chrono::NaiveDate::from_ymd_opt(now.year(), now.month(), 1)
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map_or(now, |d| d.and_utc());
+            (month, domain::subscription::add_months(month, 1))
+        }
+    }
+}
+
+/// The one check every action that consumes a period allowance makes (backup runs consume
+/// bandwidth, ingestion data points): refused with `Exhausted` when `amount` more would pass
+/// the limit, so the action is not started (deleting, cleaning up and restoring consume
+/// nothing and are never checked). Passing [`WARN_AT_PERCENT`] records a warning and queues a
+/// mail to each owner, once per allowance and period (the command id derives from both).
+pub async fn check_allowance(
+    exec: &Executor,
+    usage: &dyn domain::usage::UsageFigures,
+    now: DateTime<Utc>,
+    tenant: TenantId,
+    (key, amount): (LimitKey, u64),
+) -> Result<Allowance, CommandError<AllowanceError>> {
+    let rejected = |e: AllowanceError| CommandError::Rejected(e);
+    let subscription = exec
+        .load::<Subscription>(tenant.as_uuid())
+        .await
+        .map_err(LoadError::into_command)?
+        .state;
+    let period = allowance_period(&subscription, now);
+    let limit = effective_limit(exec, tenant, key, now)
+        .await
+        .map_err(LoadError::into_command)?;
+    let used = usage
+        .used(tenant, key, period)
+        .await
+        .map_err(|e| rejected(e.into()))?;
+    let Limit::At(max) = limit else {
+        return Ok(Allowance {
+            key,
+            limit,
+            used,
+            period,
+        });
+    };
+    if !limit.allows(used, amount) {
+        return Err(rejected(AllowanceError::Exhausted {
+            key,
+            limit: max,
+            used,
+            period_end: period.1,
+        }));
+    }
+    let after = used.saturating_add(amount);
+    let warned = subscription.warned.get(&key) == Some(&period.0);
+    if !warned && max > 0 && after.saturating_mul(100) >= max.saturating_mul(WARN_AT_PERCENT) {
+        warn_owners(exec, now, tenant, (key, period), (after, max)).await?;
+    }
+    Ok(Allowance {
+        key,
+        limit,
+        used,
+        period,
+    })
+}
+
+async fn warn_owners(
+    exec: &Executor,
+    now: DateTime<Utc>,
+    tenant: TenantId,
+    (key, period): (LimitKey, (DateTime<Utc>, DateTime<Utc>)),
+    (used, max): (u64, u64),
+) -> Result<(), CommandError<AllowanceError>> {
+    let access = exec
+        .load::<domain::access::TenantAccess>(tenant.as_uuid())
+        .await
+        .map_err(LoadError::into_command)?
+        .state;
+    let seed = Uuid::new_v5(
+        &tenant.as_uuid(),
+        format!("warn {} {}", key.as_str(), period.0.timestamp()).as_bytes(),
+    );
+    let ctx = CommandContext::from_request(
+        domain::event::Actor::system("allowance_warnings"),
+        Uuid::nil(),
+        "allowance_warnings",
+        Some(seed),
+    )
+    .for_tenant(tenant);
+    let percent = u8::try_from((used.saturating_mul(100) / max).min(100)).unwrap_or(100);
+    let mut mails = Vec::new();
+    for (user, member) in &access.members {
+        if member.role != domain::access::Role::Owner {
+            continue;
+        }
+        // The address is sealed under the owner's key already: the mail carries it as it is.
+        mails.push(domain::mail::QueuedMail {
+            mail_id: Uuid::new_v5(&ctx.command_id.as_uuid(), user.as_uuid().as_bytes()),
+            subject: domain::ids::SubjectId::from_uuid(user.as_uuid()),
+            to: member.email.clone(),
+            kind: domain::mail::MailKind::AllowanceWarning {
+                tenant_id: tenant,
+                key,
+                percent,
+                period_end: period.1,
+            },
+            token: None,
+            expires_at: Some(period.1),
+        });
+    }
+    let command = SubscriptionCommand::WarnAllowance {
+        key,
+        period_start: period.0,
+        used,
+        limit: max,
+        mails,
+        at: now,
+    };
+    exec.execute::<Subscription>(tenant.as_uuid(), &command, &ctx)
+        .await
+        .map(drop)
+        .map_err(|e| e.map_rejection(AllowanceError::Subscription))
+}

@@ -25,6 +25,7 @@ use domain::mail::{
 use domain::mailer::{Mail, MailError, Mailer};
 use domain::personal_data::{PersonalData, PersonalDataError};
 use domain::reactor::{ReactionError, Reactor};
+use domain::subscription::Subscription;
 use domain::tenant::Tenant;
 use domain::user::{Email, User};
 use std::sync::Arc;
@@ -56,8 +57,8 @@ pub async fn queue(
     })
 }
 
-/// The queued mail an event carries, if it is one.
-pub fn queued_mail(event: &RecordedEvent) -> Result<Option<QueuedMail>, String> {
+/// The queued mails an event carries.
+pub fn queued_mails(event: &RecordedEvent) -> Result<Vec<QueuedMail>, String> {
     let category = event.stream.category();
     let decode_error = |e: domain::aggregate::EventDecodeError| e.to_string();
     if category == User::CATEGORY {
@@ -68,8 +69,8 @@ pub fn queued_mail(event: &RecordedEvent) -> Result<Option<QueuedMail>, String> 
         )
         .map_err(decode_error)?;
         Ok(match decoded {
-            domain::user::UserEvent::MailQueued { mail, .. } => Some(mail),
-            _ => None,
+            domain::user::UserEvent::MailQueued { mail, .. } => vec![mail],
+            _ => vec![],
         })
     } else if category == TenantAccess::CATEGORY {
         let decoded = decode_event::<TenantAccess>(
@@ -79,11 +80,22 @@ pub fn queued_mail(event: &RecordedEvent) -> Result<Option<QueuedMail>, String> 
         )
         .map_err(decode_error)?;
         Ok(match decoded {
-            domain::access::AccessEvent::InviteMailQueued { mail, .. } => Some(mail),
-            _ => None,
+            domain::access::AccessEvent::InviteMailQueued { mail, .. } => vec![mail],
+            _ => vec![],
+        })
+    } else if category == Subscription::CATEGORY {
+        let decoded = decode_event::<Subscription>(
+            &event.event_type,
+            event.schema_version,
+            event.payload.clone(),
+        )
+        .map_err(decode_error)?;
+        Ok(match decoded {
+            domain::subscription::SubscriptionEvent::AllowanceWarned { mails, .. } => mails,
+            _ => vec![],
         })
     } else {
-        Ok(None)
+        Ok(vec![])
     }
 }
 
@@ -198,6 +210,23 @@ impl MailOutbox {
         }
     }
 
+    async fn tenant_name(
+        &self,
+        tenant: domain::ids::TenantId,
+    ) -> Result<String, PersonalDataError> {
+        let tenant = self
+            .exec
+            .load::<Tenant>(tenant.as_uuid())
+            .await
+            .map_err(|e| PersonalDataError::Store(e.to_string()))?
+            .state;
+        Ok(tenant
+            .name
+            .as_ref()
+            .map_or("a tenant", |n| n.as_str())
+            .to_owned())
+    }
+
     /// The message, or `None` when its subject was forgotten.
     async fn render(&self, mail: &QueuedMail) -> Result<Option<Mail>, PersonalDataError> {
         let Some(to) = self.personal.open(mail.subject, &mail.to).await? else {
@@ -233,18 +262,30 @@ impl MailOutbox {
                     self.page("forgot-password")
                 ),
             ),
+            MailKind::AllowanceWarning {
+                tenant_id,
+                key,
+                percent,
+                period_end,
+            } => {
+                let name = self.tenant_name(tenant_id).await?;
+                (
+                    format!(
+                        "{name} has used {percent}% of its {} allowance",
+                        key.as_str()
+                    ),
+                    format!(
+                        "{name} has used {percent}% of its plan's {} allowance for this period, which ends {}. \
+                         At 100% the actions that consume it are refused until the period ends or the plan is upgraded; \
+                         deleting, cleaning up and restoring keep working.\n\nPlans: {}\n",
+                        key.as_str(),
+                        period_end.format("%Y-%m-%d %H:%M UTC"),
+                        self.page("billing")
+                    ),
+                )
+            }
             MailKind::Invite { tenant_id, role } => {
-                let tenant = self
-                    .exec
-                    .load::<Tenant>(tenant_id.as_uuid())
-                    .await
-                    .map_err(|e| PersonalDataError::Store(e.to_string()))?
-                    .state;
-                let name = tenant
-                    .name
-                    .as_ref()
-                    .map_or("a tenant", |n| n.as_str())
-                    .to_owned();
+                let name = self.tenant_name(tenant_id).await?;
                 (
                     format!("You are invited to {name} on Tenantry"),
                     format!(
@@ -271,16 +312,20 @@ impl Reactor for MailOutbox {
     }
 
     fn reads(&self) -> Reads {
-        Reads::categories(&[User::CATEGORY, TenantAccess::CATEGORY])
+        Reads::categories(&[
+            User::CATEGORY,
+            TenantAccess::CATEGORY,
+            Subscription::CATEGORY,
+        ])
     }
 
     async fn react(&self, events: &[RecordedEvent]) -> Result<(), ReactionError> {
         for event in events {
-            let mail = queued_mail(event).map_err(|reason| ReactionError {
+            let mails = queued_mails(event).map_err(|reason| ReactionError {
                 position: event.position.0,
                 reason,
             })?;
-            if let Some(mail) = mail {
+            for mail in mails {
                 self.deliver(event, &mail).await?;
             }
         }

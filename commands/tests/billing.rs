@@ -20,6 +20,7 @@ use domain::tenant::{Slug, Tenant, TenantName, TenantSettings, TenantStatus};
 use infra::database::Database;
 
 infra::on_both_backends!(
+    allowances_warn_owners_once_at_80_percent_and_refuse_at_100,
     a_subscription_lives_through_trial_failed_payment_grace_and_recovery,
     the_free_plan_is_published_once_and_binds_tenants_without_a_subscription,
 );
@@ -178,4 +179,139 @@ async fn the_free_plan_is_published_once_and_binds_tenants_without_a_subscriptio
             .unwrap(),
         Limit::At(5)
     );
+}
+
+/// Usage as metering will report it: here, figures the test records.
+#[derive(Debug, Default)]
+struct RecordedUsage(std::sync::Mutex<u64>);
+
+#[async_trait::async_trait]
+impl domain::usage::UsageFigures for RecordedUsage {
+    async fn used(
+        &self,
+        _: domain::ids::TenantId,
+        _: LimitKey,
+        _: (chrono::DateTime<Utc>, chrono::DateTime<Utc>),
+    ) -> Result<u64, domain::usage::UsageError> {
+        Ok(*self.0.lock().unwrap())
+    }
+}
+
+async fn allowances_warn_owners_once_at_80_percent_and_refuse_at_100(db: Database) {
+    use commands::billing::{AllowanceError, check_allowance};
+    use domain::subscription::SubscriptionEvent;
+    let store = db.event_store().await.unwrap();
+    let exec = Executor::new(store.clone());
+    let vault =
+        infra::crypto::SubjectKeyVault::new(db.clone(), &infra::crypto::MasterKey::generate());
+    let credentials = infra::crypto::Argon2Credentials;
+    seed_free_plan(&exec, Utc::now()).await.unwrap();
+    // An owner with a sealed address, and her tenant on the free plan (5 GB a month).
+    let ada = domain::ids::UserId::new_v7();
+    commands::identity::sign_up(
+        &exec,
+        &vault,
+        &credentials,
+        &system(),
+        Utc::now(),
+        commands::identity::SignUp {
+            user: ada,
+            email: domain::user::Email::parse("ada@example.com").unwrap(),
+            password: domain::user::NewPassword::parse("correct horse battery").unwrap(),
+        },
+    )
+    .await
+    .unwrap();
+    let acme = create_tenant(
+        &exec,
+        &system(),
+        Utc::now(),
+        CreateTenant {
+            name: TenantName::parse("Acme").unwrap(),
+            slug: Slug::parse("acme-allowance").unwrap(),
+            settings: TenantSettings::default(),
+            founder: Founder::User(ada),
+        },
+    )
+    .await
+    .unwrap()
+    .tenant;
+    const GB: u64 = 1_000_000_000;
+    let key = LimitKey::BandwidthBytesPerMonth;
+    let usage = RecordedUsage::default();
+    let now = Utc::now();
+    *usage.0.lock().unwrap() = 3 * GB;
+    let allowed = check_allowance(&exec, &usage, now, acme, (key, GB / 2))
+        .await
+        .unwrap();
+    assert_eq!(allowed.limit, Limit::At(5 * GB));
+    let warnings = async || {
+        store
+            .read_stream(
+                &domain::event::StreamId::for_aggregate(Subscription::CATEGORY, acme.as_uuid()),
+                domain::event_store::StreamRead::forwards(),
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| {
+                match domain::aggregate::decode_event::<Subscription>(
+                    &e.event_type,
+                    e.schema_version,
+                    e.payload,
+                )
+                .unwrap()
+                {
+                    SubscriptionEvent::AllowanceWarned { mails, used, .. } => Some((mails, used)),
+                    _ => None,
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(warnings().await.is_empty(), "70% warns nobody");
+    // Passing 80%: one warning, one mail for the owner; again in the same period: nothing.
+    check_allowance(&exec, &usage, now, acme, (key, GB))
+        .await
+        .unwrap();
+    *usage.0.lock().unwrap() = 4 * GB + GB / 2;
+    check_allowance(&exec, &usage, now, acme, (key, 1))
+        .await
+        .unwrap();
+    let warned = warnings().await;
+    assert_eq!(warned.len(), 1);
+    assert_eq!(warned[0].1, 4 * GB);
+    assert_eq!(warned[0].0.len(), 1);
+    assert_eq!(
+        warned[0].0[0].subject,
+        domain::ids::SubjectId::from_uuid(ada.as_uuid())
+    );
+    // At 100%: refused, saying until when.
+    *usage.0.lock().unwrap() = 5 * GB;
+    let refused = check_allowance(&exec, &usage, now, acme, (key, 1)).await;
+    assert!(
+        matches!(
+            refused,
+            Err(commands::CommandError::Rejected(AllowanceError::Exhausted { used, .. })) if used == 5 * GB
+        ),
+        "{refused:?}"
+    );
+    // An operator lifts the limit: nothing is refused any more.
+    change_subscription(
+        &exec,
+        &system(),
+        now,
+        acme,
+        SubscriptionChange::Override {
+            key,
+            limit: Some(domain::subscription::LimitOverride {
+                limit: Limit::Unlimited,
+                expires_at: None,
+            }),
+        },
+    )
+    .await
+    .unwrap();
+    check_allowance(&exec, &usage, now, acme, (key, GB))
+        .await
+        .unwrap();
 }

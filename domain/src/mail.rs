@@ -44,6 +44,14 @@ pub enum MailKind {
     SignUpAttempt,
     /// A token that joins `tenant_id` with `role`.
     Invite { tenant_id: TenantId, role: Role },
+    /// A tenant used `percent` of an allowance this period (sent to its owners once per
+    /// allowance and period).
+    AllowanceWarning {
+        tenant_id: TenantId,
+        key: crate::plan::LimitKey,
+        percent: u8,
+        period_end: DateTime<Utc>,
+    },
 }
 
 /// The delivery of one queued mail: nothing yet, or its one outcome.

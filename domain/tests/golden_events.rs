@@ -219,6 +219,26 @@ fn subscription_events_match_their_golden_files() {
                 }),
                 at: at(58),
             },
+            E::AllowanceWarned {
+                key: LimitKey::BandwidthBytesPerMonth,
+                period_start: at(50),
+                used: 4_000_000_000,
+                limit: 5_000_000_000,
+                mails: vec![QueuedMail {
+                    mail_id: id(61),
+                    subject: SubjectId::from_uuid(id(62)),
+                    to: sealed("v1.sealed-owner-email"),
+                    kind: MailKind::AllowanceWarning {
+                        tenant_id: TenantId::from_uuid(id(60)),
+                        key: LimitKey::BandwidthBytesPerMonth,
+                        percent: 80,
+                        period_end: at(51),
+                    },
+                    token: None,
+                    expires_at: Some(at(51)),
+                }],
+                at: at(59),
+            },
         ],
         |event| match event {
             E::SubscriptionStarted { .. } => "SubscriptionStarted",
@@ -232,6 +252,7 @@ fn subscription_events_match_their_golden_files() {
             E::SubscriptionSuspended { .. } => "SubscriptionSuspended",
             E::PaymentRecovered { .. } => "PaymentRecovered",
             E::LimitOverridden { .. } => "LimitOverridden",
+            E::AllowanceWarned { .. } => "AllowanceWarned",
         },
     );
 }

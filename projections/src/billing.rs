@@ -466,6 +466,8 @@ async fn apply_subscription(
                 SubscriptionStatus::Active.as_str()
             )?;
         }
+        // The outbox's business (commands::mail).
+        E::AllowanceWarned { .. } => {}
         E::LimitOverridden { key, limit, .. } => match limit {
             Some(o) => {
                 exec!(

@@ -27,6 +27,7 @@ pub use period::{add_months, prorated};
 
 use crate::aggregate::Aggregate;
 use crate::ids::TenantId;
+use crate::mail::QueuedMail;
 use crate::plan::{Limit, LimitKey, PlanRef, Price};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -94,6 +95,9 @@ pub struct Subscription {
     pub scheduled: Option<(PlanRef, Price)>,
     pub grace_until: Option<DateTime<Utc>>,
     pub overrides: BTreeMap<LimitKey, LimitOverride>,
+    /// The allowances warned about, with the start of the period they were warned in.
+    #[serde(default)]
+    pub warned: BTreeMap<LimitKey, DateTime<Utc>>,
 }
 
 impl Subscription {
@@ -159,6 +163,16 @@ pub enum SubscriptionCommand {
         limit: Option<LimitOverride>,
         at: DateTime<Utc>,
     },
+    /// Notes that an allowance passed its warning threshold in the period starting at
+    /// `period_start`, with the mails telling the owners: once per allowance and period.
+    WarnAllowance {
+        key: LimitKey,
+        period_start: DateTime<Utc>,
+        used: u64,
+        limit: u64,
+        mails: Vec<QueuedMail>,
+        at: DateTime<Utc>,
+    },
 }
 
 /// The facts stored on a subscription's stream, pinned by the golden files in
@@ -218,6 +232,15 @@ pub enum SubscriptionEvent {
     LimitOverridden {
         key: LimitKey,
         limit: Option<LimitOverride>,
+        at: DateTime<Utc>,
+    },
+    /// An allowance passed its warning threshold this period; `mails` tell the owners.
+    AllowanceWarned {
+        key: LimitKey,
+        period_start: DateTime<Utc>,
+        used: u64,
+        limit: u64,
+        mails: Vec<QueuedMail>,
         at: DateTime<Utc>,
     },
 }
@@ -386,6 +409,26 @@ impl Aggregate for Subscription {
                 }
                 _ => Ok(vec![]),
             },
+            C::WarnAllowance {
+                key,
+                period_start,
+                used,
+                limit,
+                mails,
+                at,
+            } => {
+                if self.warned.get(key) == Some(period_start) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::AllowanceWarned {
+                    key: *key,
+                    period_start: *period_start,
+                    used: *used,
+                    limit: *limit,
+                    mails: mails.clone(),
+                    at: *at,
+                }])
+            }
             // A tenant on the free plan (no subscription) can have overrides too.
             C::OverrideLimit { key, limit, at } => {
                 if self.overrides.get(key) == limit.as_ref() {
@@ -471,6 +514,11 @@ impl Aggregate for Subscription {
             E::PaymentRecovered { .. } => {
                 self.status = Some(SubscriptionStatus::Active);
                 self.grace_until = None;
+            }
+            E::AllowanceWarned {
+                key, period_start, ..
+            } => {
+                self.warned.insert(*key, *period_start);
             }
             E::LimitOverridden { key, limit, .. } => match limit {
                 Some(limit) => {

@@ -1,0 +1,24 @@
+//! The UsageFigures port: how much of a period allowance a tenant has used. The metering area
+//! implements it over its usage read model; billing asks it whenever an action consumes an
+//! allowance (`commands::billing::check_allowance`: backup runs consume bandwidth, ingestion
+//! consumes data points).
+
+use crate::ids::TenantId;
+use crate::plan::LimitKey;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("usage figures could not be read: {0}")]
+pub struct UsageError(pub String);
+
+#[async_trait]
+pub trait UsageFigures: Send + Sync + std::fmt::Debug + 'static {
+    /// What `tenant` used of the allowance `key` in `[from, to)`.
+    async fn used(
+        &self,
+        tenant: TenantId,
+        key: LimitKey,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
+    ) -> Result<u64, UsageError>;
+}
