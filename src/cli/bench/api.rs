@@ -10,7 +10,7 @@ use super::scratch::{ScratchArgs, percentile};
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -93,39 +93,46 @@ impl Connection {
     }
 }
 
-/// The `Token:` line of the newest e-mail to `to` in `dir` (each person gets one).
-fn mailed_token(dir: &Path, to: &str) -> anyhow::Result<String> {
-    let mut newest: Option<(PathBuf, String)> = None;
+/// The `Token:` line of the e-mail to `to` about `subject` in `dir` (each person gets one of
+/// each).
+fn mailed_token(dir: &Path, to: &str, subject: &str) -> anyhow::Result<String> {
     for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let text = std::fs::read_to_string(&path)?;
-        if text
-            .lines()
-            .any(|l| l == format!("To: {to}\r") || l == format!("To: {to}"))
-            && newest.as_ref().is_none_or(|(p, _)| path > *p)
-        {
-            newest = Some((path, text));
+        let text = std::fs::read_to_string(entry?.path())?;
+        let has = |prefix: &str, value: &str| {
+            text.lines()
+                .any(|l| l.starts_with(prefix) && l.contains(value))
+        };
+        if has("To: ", to) && has("Subject: ", subject) {
+            return text
+                .lines()
+                .find_map(|l| l.strip_prefix("Token: "))
+                .map(|t| t.trim().to_owned())
+                .context("no token in the e-mail");
         }
     }
-    let (_, text) = newest.with_context(|| format!("no e-mail to {to}"))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("Token: "))
-        .map(|t| t.trim().to_owned())
-        .context("no token in the e-mail")
+    bail!("no e-mail to {to} about {subject:?}")
+}
+
+/// The bench's tenant owner, a platform operator on the bench's server.
+const OWNER: &str = "owner@bench.example";
+
+/// The token of the newest mail to `email`, once the mail outbox has sent it (shortly after
+/// the request that queued it answered).
+async fn wait_for_token(mail: &Path, email: &str, subject: &str) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match mailed_token(mail, email, subject) {
+            Ok(token) => return Ok(token),
+            Err(error) if Instant::now() > deadline => return Err(error),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
 
 async fn person(c: &mut Connection, mail: &Path, email: &str) -> anyhow::Result<String> {
     let password = "bench password 12345";
     c.graphql(None, "mutation($e: String!, $p: String!) { signUp(input: {email: $e, password: $p}) { position } }", json!({"e": email, "p": password})).await?;
-    // The mail outbox sends it shortly after the answer.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let token = loop {
-        match mailed_token(mail, email) {
-            Ok(token) => break token,
-            Err(error) if Instant::now() > deadline => return Err(error),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    };
+    let token = wait_for_token(mail, email, "Verify").await?;
     c.graphql(
         None,
         "mutation($t: String!, $p: String!) { verifyEmail(token: $t, password: $p) { position } }",
@@ -205,6 +212,12 @@ impl ServerProcess {
                 "127.0.0.1:0",
                 "--auth-attempts-per-minute",
                 "1000000",
+                // The owner creates a tenant per connection, and (as an operator) lifts the
+                // free plan's limits for the bench's members and keys.
+                "--max-tenants-per-user",
+                "100000",
+                "--operators",
+                OWNER,
             ])
             .arg("--master-key-file")
             .arg(work.join("master.key"))
@@ -301,7 +314,13 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
         let addr = server.addr;
 
         let mut c = Connection::open(addr).await?;
-        let owner = person(&mut c, &mail, "owner@bench.example").await?;
+        let owner = person(&mut c, &mail, OWNER).await?;
+        c.graphql(
+            Some(&owner),
+            "mutation { publishPlan(input: {key: \"free\", name: \"Bench\", prices: [{interval: MONTH, amount: 0, currency: \"eur\"}]}) { position } }",
+            json!({}),
+        )
+        .await?;
         let created = c
             .graphql(Some(&owner), "mutation { createTenant(input: {name: \"Bench\", slug: \"bench\"}) { tenant { id } } }", json!({}))
             .await?;
@@ -313,7 +332,7 @@ pub async fn run(args: ApiBenchArgs) -> anyhow::Result<()> {
             let email = format!("member{i}@bench.example");
             let token = person(&mut c, &mail, &email).await?;
             c.graphql(Some(&owner), "mutation($t: ID!, $e: String!) { inviteMember(tenantId: $t, email: $e, role: MEMBER) { position } }", json!({"t": tenant, "e": email})).await?;
-            let invite = mailed_token(&mail, &email)?;
+            let invite = wait_for_token(&mail, &email, "invited").await?;
             c.graphql(
                 Some(&token),
                 "mutation($t: String!) { acceptInvite(token: $t) { position } }",
