@@ -7,12 +7,13 @@ use chrono::{DateTime, Utc};
 use domain::aggregate::Aggregate;
 use domain::event::{Reads, RecordedEvent};
 use domain::ids::TenantId;
+use domain::subscription::Subscription;
 use domain::tenant::{Tenant, TenantEvent, TenantStatus, tenant_of_stream};
 use sqlx::types::Json;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-/// Until subscriptions exist every tenant is on this plan.
+/// The plan of a tenant without a live subscription (the free plan's key).
 pub const PLACEHOLDER_PLAN: &str = "free";
 
 /// The status of a tenant whose data was deleted after its retention period: a fact the
@@ -342,12 +343,13 @@ impl Projector for TenantDirectory {
 
     /// 2: deleted tenant data shows as status `deleted` with no settings.
     /// 3: `changes` counts the events applied per tenant.
+    /// 4: the plan follows the tenant's subscription.
     fn version(&self) -> u32 {
-        3
+        4
     }
 
     fn reads(&self) -> Reads {
-        Reads::categories(&[Tenant::CATEGORY])
+        Reads::categories(&[Tenant::CATEGORY, Subscription::CATEGORY])
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -387,7 +389,36 @@ impl Projector for TenantDirectory {
         suffix: &str,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        let patches = fold(events)?;
-        write(tx, &format!("tenant_directory{suffix}"), patches).await
+        let (tenants, subscriptions): (Vec<_>, Vec<_>) = events
+            .iter()
+            .cloned()
+            .partition(|e| e.stream.aggregate_id(Tenant::CATEGORY).is_some());
+        let patches = fold(&tenants)?;
+        write(tx, &format!("tenant_directory{suffix}"), patches).await?;
+        // A subscription needs an active tenant: its row exists by now.
+        for event in &subscriptions {
+            let Some(tenant) = event.stream.aggregate_id(Subscription::CATEGORY) else {
+                continue;
+            };
+            use domain::subscription::SubscriptionEvent as S;
+            let plan = match decode::<Subscription>(event)? {
+                S::SubscriptionStarted { plan, .. } | S::PlanChanged { plan, .. } => {
+                    plan.key.as_str().to_owned()
+                }
+                S::PeriodRenewed {
+                    changed_to: Some((plan, _)),
+                    ..
+                } => plan.key.as_str().to_owned(),
+                S::SubscriptionCancelled { .. } => PLACEHOLDER_PLAN.to_owned(),
+                _ => continue,
+            };
+            exec!(
+                &mut *tx,
+                &format!("UPDATE tenant_directory{suffix} SET plan = $1 WHERE tenant_id = $2"),
+                plan,
+                tenant
+            )?;
+        }
+        Ok(())
     }
 }

@@ -25,6 +25,7 @@ use domain::subscription::{LimitOverride, Subscription};
 use domain::tenant::{ResourceKind, Tenant};
 use projections::billing::{BillingReadModel, SubscriptionView};
 use projections::tenant_access::TenantScope;
+use projections::tenant_directory::TenantDirectory;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What a plan limits.
@@ -523,8 +524,12 @@ async fn owner_change(
         Subscription::CATEGORY,
         run(services, &cmd_ctx, tenant).await,
     )?;
+    // The directory shows the tenant's plan too.
     services
-        .written(outcome.position, &[BillingReadModel::NAME])
+        .written(
+            outcome.position,
+            &[BillingReadModel::NAME, TenantDirectory::NAME],
+        )
         .await?;
     Ok(SubscriptionPayload {
         subscription: subscription_of(services, &TenantScope::from(&granted)).await?,

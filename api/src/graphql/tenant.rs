@@ -98,15 +98,8 @@ impl TenantNode {
         Ok(StatusValue::of(&self.view.status)?)
     }
     /// The plan the tenant is on: its live subscription's, else `free`.
-    async fn plan(&self, ctx: &Context<'_>) -> GqlResult<String> {
-        let services = super::services(ctx);
-        Ok(super::billing::subscription_of(services, &self.scope)
-            .await?
-            .filter(|s| s.status != super::billing::SubscriptionStatusValue::Cancelled)
-            .map_or_else(
-                || domain::plan::PlanKey::free().as_str().to_owned(),
-                |s| s.plan,
-            ))
+    async fn plan(&self) -> &str {
+        &self.view.plan
     }
     /// The subscription (admins and owners; null if the tenant never subscribed).
     async fn subscription(
