@@ -373,20 +373,14 @@ impl domain::reactor::Reactor for SuspendUnpaid {
         use crate::tenancy::{OperatorAction, operate_tenant};
         use domain::subscription::SubscriptionEvent as E;
         for event in events {
-            let failed = |reason: String| domain::reactor::ReactionError {
-                position: event.position.0,
-                reason,
-            };
+            let failed = |reason: String| domain::reactor::ReactionError::at(event, reason);
             let Some(tenant) = event.stream.aggregate_id(Subscription::CATEGORY) else {
                 continue;
             };
             let tenant = TenantId::from_uuid(tenant);
-            let decoded = domain::aggregate::decode_event::<Subscription>(
-                &event.event_type,
-                event.schema_version,
-                event.payload.clone(),
-            )
-            .map_err(|e| failed(e.to_string()))?;
+            let Some(decoded) = domain::reactor::decoded::<Subscription>(event)? else {
+                continue;
+            };
             let action = match decoded {
                 E::SubscriptionSuspended { .. } => OperatorAction::Suspend {
                     reason: UNPAID_REASON.to_owned(),

@@ -16,7 +16,7 @@ use crate::identity::{RESET_VALID_MINUTES, VERIFICATION_VALID_HOURS};
 use crate::{CommandContext, Executor};
 use chrono::{DateTime, Utc};
 use domain::access::TenantAccess;
-use domain::aggregate::{Aggregate, decode_event};
+use domain::aggregate::Aggregate;
 use domain::event::{Reads, RecordedEvent};
 use domain::ids::SubjectId;
 use domain::mail::{
@@ -24,7 +24,7 @@ use domain::mail::{
 };
 use domain::mailer::{Mail, MailError, Mailer};
 use domain::personal_data::{PersonalData, PersonalDataError};
-use domain::reactor::{ReactionError, Reactor};
+use domain::reactor::{ReactionError, Reactor, decoded};
 use domain::subscription::Subscription;
 use domain::tenant::Tenant;
 use domain::user::{Email, User};
@@ -58,45 +58,21 @@ pub async fn queue(
 }
 
 /// The queued mails an event carries.
-pub fn queued_mails(event: &RecordedEvent) -> Result<Vec<QueuedMail>, String> {
-    let category = event.stream.category();
-    let decode_error = |e: domain::aggregate::EventDecodeError| e.to_string();
-    if category == User::CATEGORY {
-        let decoded = decode_event::<User>(
-            &event.event_type,
-            event.schema_version,
-            event.payload.clone(),
-        )
-        .map_err(decode_error)?;
-        Ok(match decoded {
-            domain::user::UserEvent::MailQueued { mail, .. } => vec![mail],
-            _ => vec![],
-        })
-    } else if category == TenantAccess::CATEGORY {
-        let decoded = decode_event::<TenantAccess>(
-            &event.event_type,
-            event.schema_version,
-            event.payload.clone(),
-        )
-        .map_err(decode_error)?;
-        Ok(match decoded {
-            domain::access::AccessEvent::InviteMailQueued { mail, .. } => vec![mail],
-            _ => vec![],
-        })
-    } else if category == Subscription::CATEGORY {
-        let decoded = decode_event::<Subscription>(
-            &event.event_type,
-            event.schema_version,
-            event.payload.clone(),
-        )
-        .map_err(decode_error)?;
-        Ok(match decoded {
-            domain::subscription::SubscriptionEvent::AllowanceWarned { mails, .. } => mails,
-            _ => vec![],
-        })
-    } else {
-        Ok(vec![])
+pub fn queued_mails(event: &RecordedEvent) -> Result<Vec<QueuedMail>, ReactionError> {
+    use domain::access::AccessEvent;
+    use domain::subscription::SubscriptionEvent;
+    use domain::user::UserEvent;
+    if let Some(UserEvent::MailQueued { mail, .. }) = decoded::<User>(event)? {
+        return Ok(vec![mail]);
     }
+    if let Some(AccessEvent::InviteMailQueued { mail, .. }) = decoded::<TenantAccess>(event)? {
+        return Ok(vec![mail]);
+    }
+    if let Some(SubscriptionEvent::AllowanceWarned { mails, .. }) = decoded::<Subscription>(event)?
+    {
+        return Ok(mails);
+    }
+    Ok(vec![])
 }
 
 /// Sends the queued mails (see the module documentation).
@@ -138,10 +114,7 @@ impl MailOutbox {
     }
 
     async fn deliver(&self, cause: &RecordedEvent, mail: &QueuedMail) -> Result<(), ReactionError> {
-        let failed = |reason: String| ReactionError {
-            position: cause.position.0,
-            reason,
-        };
+        let failed = |reason: String| ReactionError::at(cause, reason);
         let delivery = self
             .exec
             .load::<MailDelivery>(mail.mail_id)
@@ -321,11 +294,7 @@ impl Reactor for MailOutbox {
 
     async fn react(&self, events: &[RecordedEvent]) -> Result<(), ReactionError> {
         for event in events {
-            let mails = queued_mails(event).map_err(|reason| ReactionError {
-                position: event.position.0,
-                reason,
-            })?;
-            for mail in mails {
+            for mail in queued_mails(event)? {
                 self.deliver(event, &mail).await?;
             }
         }

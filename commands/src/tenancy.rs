@@ -270,19 +270,10 @@ impl domain::reactor::Reactor for SlugClaims {
         events: &[domain::event::RecordedEvent],
     ) -> Result<(), domain::reactor::ReactionError> {
         for event in events {
-            let failed = |reason: String| domain::reactor::ReactionError {
-                position: event.position.0,
-                reason,
-            };
-            let decoded = domain::aggregate::decode_event::<Tenant>(
-                &event.event_type,
-                event.schema_version,
-                event.payload.clone(),
-            )
-            .map_err(|e| failed(e.to_string()))?;
-            let domain::tenant::TenantEvent::TenantProvisioned {
+            let failed = |reason: String| domain::reactor::ReactionError::at(event, reason);
+            let Some(domain::tenant::TenantEvent::TenantProvisioned {
                 tenant_id, slug, ..
-            } = decoded
+            }) = domain::reactor::decoded::<Tenant>(event)?
             else {
                 continue;
             };

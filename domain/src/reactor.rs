@@ -19,6 +19,33 @@ pub struct ReactionError {
     pub reason: String,
 }
 
+impl ReactionError {
+    /// A failure to react to `event`.
+    pub fn at(event: &RecordedEvent, reason: impl std::fmt::Display) -> Self {
+        Self {
+            position: event.position.0,
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// `event` as an event of aggregate `A` (upcast to the current schema), or `None` when it
+/// belongs to another category; a payload that does not decode fails the reaction.
+pub fn decoded<A: crate::aggregate::Aggregate>(
+    event: &RecordedEvent,
+) -> Result<Option<A::Event>, ReactionError> {
+    if event.stream.category() != A::CATEGORY {
+        return Ok(None);
+    }
+    crate::aggregate::decode_event::<A>(
+        &event.event_type,
+        event.schema_version,
+        event.payload.clone(),
+    )
+    .map(Some)
+    .map_err(|e| ReactionError::at(event, e))
+}
+
 #[async_trait]
 pub trait Reactor: Send + Sync + std::fmt::Debug + 'static {
     /// Stable name: the checkpoint's key, and part of every derived command id.

@@ -504,6 +504,26 @@ pub struct SubscriptionPayload {
 #[derive(Default)]
 pub struct BillingMutation;
 
+/// A plan as an operator's change left it, once the catalog shows it.
+async fn plan_written(
+    services: &Services,
+    outcome: &CommandOutcome,
+    key: &PlanKey,
+) -> Result<PlanPayload, ApiError> {
+    services
+        .written(outcome.position, &[BillingReadModel::NAME])
+        .await?;
+    let plan = BillingReadModel::plans(&services.read_db)
+        .await?
+        .into_iter()
+        .find(|p| p.key == key.as_str())
+        .map(|p| PlanObject::new(p.key, &p.version, p.retired));
+    Ok(PlanPayload {
+        plan,
+        position: outcome.position.0.to_string(),
+    })
+}
+
 /// A subscription use case for `tenant_id` by an owner; the subscription as written.
 async fn owner_change(
     ctx: &Context<'_>,
@@ -663,18 +683,7 @@ impl BillingMutation {
             Plan::CATEGORY,
             publish_plan(&services.executor, &cmd_ctx, Utc::now(), key.clone(), draft).await,
         )?;
-        services
-            .written(outcome.position, &[BillingReadModel::NAME])
-            .await?;
-        let plan = BillingReadModel::plans(&services.read_db)
-            .await?
-            .into_iter()
-            .find(|p| p.key == key.as_str())
-            .map(|p| PlanObject::new(p.key, &p.version, p.retired));
-        Ok(PlanPayload {
-            plan,
-            position: outcome.position.0.to_string(),
-        })
+        Ok(plan_written(services, &outcome, &key).await?)
     }
 
     /// Retires a plan (platform operators): no new subscriptions; existing ones stay.
@@ -692,18 +701,7 @@ impl BillingMutation {
             Plan::CATEGORY,
             retire_plan(&services.executor, &cmd_ctx, Utc::now(), &key).await,
         )?;
-        services
-            .written(outcome.position, &[BillingReadModel::NAME])
-            .await?;
-        let plan = BillingReadModel::plans(&services.read_db)
-            .await?
-            .into_iter()
-            .find(|p| p.key == key.as_str())
-            .map(|p| PlanObject::new(p.key, &p.version, p.retired));
-        Ok(PlanPayload {
-            plan,
-            position: outcome.position.0.to_string(),
-        })
+        Ok(plan_written(services, &outcome, &key).await?)
     }
 
     /// Overrides one of a tenant's limits (platform operators).
