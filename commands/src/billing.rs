@@ -319,7 +319,7 @@ pub async fn effective_limit(
 
 /// The plan version `subscription` binds its tenant to (the free plan's latest without a live
 /// subscription).
-pub async fn plan_version_of(
+async fn plan_version_of(
     exec: &Executor,
     subscription: &Subscription,
 ) -> Result<Option<PlanVersion>, LoadError> {

@@ -262,3 +262,150 @@ async fn the_access_list_shows_members_and_keys_as_the_log_left_them() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn billing_shows_the_catalog_subscriptions_and_entitlements_the_log_left() {
+    use domain::aggregate::Aggregate;
+    use domain::plan::{
+        Interval, Limit, LimitKey, Plan, PlanCommand, PlanDraft, PlanKey, PlanName, PlanRef,
+    };
+    use domain::subscription::{LimitOverride, Subscription, SubscriptionCommand};
+    use projections::billing::BillingReadModel;
+    let tenant = TenantId::from_uuid(Uuid::from_u128(70));
+    let owner = UserId::from_uuid(Uuid::from_u128(71));
+    let pro = PlanKey::parse("pro").unwrap();
+    // The catalog: the free plan, and two versions of Pro, then Pro retired.
+    let mut draft = PlanDraft::free();
+    draft.name = PlanName::parse("Pro").unwrap();
+    draft.prices[0].amount = 2_900;
+    let mut plans = Vec::new();
+    let free: Plan = replay(&[]);
+    let free_events = free
+        .decide(&PlanCommand::Publish {
+            key: PlanKey::free(),
+            draft: PlanDraft::free(),
+            at: at(0),
+        })
+        .unwrap();
+    plans.push((PlanKey::free(), free_events));
+    let mut pro_events = Vec::new();
+    for amount in [2_900, 3_900] {
+        draft.prices[0].amount = amount;
+        let state: Plan = replay(&pro_events);
+        pro_events.extend(
+            state
+                .decide(&PlanCommand::Publish {
+                    key: pro.clone(),
+                    draft: draft.clone(),
+                    at: at(1),
+                })
+                .unwrap(),
+        );
+    }
+    let state: Plan = replay(&pro_events);
+    pro_events.extend(state.decide(&PlanCommand::Retire { at: at(2) }).unwrap());
+    plans.push((pro.clone(), pro_events));
+    // Ada's tenant on Pro version 1, members overridden to 10 until hour 48.
+    let commands = [
+        SubscriptionCommand::Start {
+            tenant,
+            plan: PlanRef {
+                key: pro.clone(),
+                version: 1,
+            },
+            // Version 1's price.
+            price: domain::plan::Price {
+                amount: 2_900,
+                ..draft.prices[0].clone()
+            },
+            trial_days: 0,
+            at: at(3),
+        },
+        SubscriptionCommand::OverrideLimit {
+            key: LimitKey::Members,
+            limit: Some(LimitOverride {
+                limit: Limit::At(10),
+                expires_at: Some(at(48)),
+            }),
+            at: at(4),
+        },
+    ];
+    let mut subscription_events = Vec::new();
+    for command in &commands {
+        let state: Subscription = replay(&subscription_events);
+        subscription_events.extend(state.decide(command).unwrap());
+    }
+    let founded = AccessEvent::MemberAdded {
+        user_id: owner,
+        email: Sealed::from_sealed_text("sealed-owner".into()),
+        role: Role::Owner,
+        invite_id: None,
+        at: at(0),
+    };
+    let access: TenantAccess = replay(std::slice::from_ref(&founded));
+    let scope = TenantScope::from(
+        &access
+            .grant(tenant, Accessor::User(owner), Permission::Read)
+            .unwrap(),
+    );
+    let mut history = History::default();
+    for (key, events) in plans {
+        for event in events {
+            history = history.event::<Plan>(Plan::id_of(&key), None, event);
+        }
+    }
+    for event in subscription_events {
+        history = history.event::<Subscription>(tenant.as_uuid(), Some(tenant), event);
+    }
+    let (catalog, subscription, limits) = history
+        .project(Arc::new(BillingReadModel), move |db| async move {
+            let catalog = BillingReadModel::plans(&db)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|p| (p.key, p.version.version, p.retired))
+                .collect::<Vec<_>>();
+            let subscription = BillingReadModel::subscription(&db, &scope)
+                .await
+                .unwrap()
+                .map(|s| (s.plan_key, s.plan_version, s.status, s.amount, s.interval));
+            let members = |e: Vec<projections::billing::Entitlement>| {
+                e.into_iter()
+                    .find(|e| e.key == LimitKey::Members)
+                    .map(|e| (e.limit, e.overridden))
+            };
+            let limits = (
+                members(
+                    BillingReadModel::entitlements(&db, &scope, at(24))
+                        .await
+                        .unwrap(),
+                ),
+                members(
+                    BillingReadModel::entitlements(&db, &scope, at(48))
+                        .await
+                        .unwrap(),
+                ),
+            );
+            (catalog, subscription, limits)
+        })
+        .await;
+    assert_eq!(
+        catalog,
+        vec![("free".to_owned(), 1, false), ("pro".to_owned(), 2, true)]
+    );
+    assert_eq!(
+        subscription,
+        Some((
+            "pro".to_owned(),
+            1,
+            "active".to_owned(),
+            2_900,
+            Interval::Month.as_str().to_owned()
+        ))
+    );
+    assert_eq!(
+        limits,
+        (Some((Limit::At(10), true)), Some((Limit::At(5), false))),
+        "the override until hour 48, then the plan version's own limit"
+    );
+}

@@ -529,7 +529,6 @@ async fn owner_change(
     ctx: &Context<'_>,
     tenant_id: &ID,
     key: Option<&ID>,
-    permission: Permission,
     run: impl AsyncFnOnce(
         &Services,
         &commands::CommandContext,
@@ -538,7 +537,7 @@ async fn owner_change(
 ) -> Result<SubscriptionPayload, ApiError> {
     let (services, principal) = (services(ctx), principal(ctx));
     let tenant = tenant_arg(tenant_id)?;
-    let granted = grant(services, &principal, tenant, permission).await?;
+    let granted = grant(services, &principal, tenant, Permission::ManageBilling).await?;
     let cmd_ctx = request_context(ctx, key).await?;
     let outcome = services.counted(
         Subscription::CATEGORY,
@@ -555,6 +554,19 @@ async fn owner_change(
         subscription: subscription_of(services, &TenantScope::from(&granted)).await?,
         position: outcome.position.0.to_string(),
     })
+}
+
+/// An owner's change to the subscription as it is (cancel, resume).
+async fn owner_subscription_change(
+    ctx: &Context<'_>,
+    tenant_id: &ID,
+    key: Option<&ID>,
+    change: SubscriptionChange,
+) -> Result<SubscriptionPayload, ApiError> {
+    owner_change(ctx, tenant_id, key, async |services, cmd, tenant| {
+        change_subscription(&services.executor, cmd, Utc::now(), tenant, change).await
+    })
+    .await
 }
 
 #[Object]
@@ -574,7 +586,6 @@ impl BillingMutation {
             ctx,
             &tenant_id,
             idempotency_key.as_ref(),
-            Permission::ManageBilling,
             async |services, cmd, tenant| {
                 subscribe(
                     &services.executor,
@@ -605,7 +616,6 @@ impl BillingMutation {
             ctx,
             &tenant_id,
             idempotency_key.as_ref(),
-            Permission::ManageBilling,
             async |services, cmd, tenant| {
                 change_plan(
                     &services.executor,
@@ -629,16 +639,7 @@ impl BillingMutation {
         idempotency_key: Option<ID>,
     ) -> GqlResult<SubscriptionPayload> {
         let change = SubscriptionChange::Cancel { at_period_end };
-        Ok(owner_change(
-            ctx,
-            &tenant_id,
-            idempotency_key.as_ref(),
-            Permission::ManageBilling,
-            async |services, cmd, tenant| {
-                change_subscription(&services.executor, cmd, Utc::now(), tenant, change).await
-            },
-        )
-        .await?)
+        Ok(owner_subscription_change(ctx, &tenant_id, idempotency_key.as_ref(), change).await?)
     }
 
     /// Withdraws a cancellation scheduled for the period's end (owners).
@@ -648,23 +649,8 @@ impl BillingMutation {
         tenant_id: ID,
         idempotency_key: Option<ID>,
     ) -> GqlResult<SubscriptionPayload> {
-        Ok(owner_change(
-            ctx,
-            &tenant_id,
-            idempotency_key.as_ref(),
-            Permission::ManageBilling,
-            async |services, cmd, tenant| {
-                change_subscription(
-                    &services.executor,
-                    cmd,
-                    Utc::now(),
-                    tenant,
-                    SubscriptionChange::Resume,
-                )
-                .await
-            },
-        )
-        .await?)
+        let change = SubscriptionChange::Resume;
+        Ok(owner_subscription_change(ctx, &tenant_id, idempotency_key.as_ref(), change).await?)
     }
 
     /// Publishes a plan's next version (platform operators). A version identical to the
