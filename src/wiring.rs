@@ -98,6 +98,35 @@ fn metrics_access(
     })
 }
 
+/// The payment provider: Stripe when a key is configured, else none (local mode).
+fn payments(
+    args: &crate::cli::serve::ServeArgs,
+) -> anyhow::Result<Option<Arc<dyn domain::payments::Payments>>> {
+    let Some(key) = args
+        .stripe_api_key
+        .as_deref()
+        .filter(|k| !k.trim().is_empty())
+    else {
+        tracing::info!("no Stripe key configured: billing runs in local mode (nothing is charged)");
+        return Ok(None);
+    };
+    let stripe = infra::stripe::StripePayments::new(key.trim(), args.stripe_api_base.as_deref())
+        .context("configuring Stripe")?;
+    if args.stripe_webhook_secrets.is_empty() {
+        tracing::warn!(
+            "Stripe is configured without a webhook secret: payment outcomes will not reach Tenantry"
+        );
+    }
+    tracing::info!(
+        stripe.api_base = args
+            .stripe_api_base
+            .as_deref()
+            .unwrap_or("https://api.stripe.com"),
+        "billing through Stripe"
+    );
+    Ok(Some(Arc::new(stripe)))
+}
+
 pub async fn api_services(
     app: &App,
     args: &crate::cli::serve::ServeArgs,
@@ -178,6 +207,16 @@ pub async fn api_services(
         anonymous_answer_floor: std::time::Duration::from_millis(args.anonymous_answer_floor_ms),
         max_tenants_per_user: args.max_tenants_per_user,
         header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout_seconds),
+        payment_grace: std::time::Duration::from_secs(args.payment_grace_seconds),
+        stripe_webhook: api::services::WebhookSecrets {
+            secrets: args
+                .stripe_webhook_secrets
+                .iter()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            tolerance: std::time::Duration::from_secs(args.stripe_webhook_tolerance_seconds),
+        },
         ..api::services::ApiConfig::default()
     };
     Ok(api::services::Services {
@@ -187,6 +226,7 @@ pub async fn api_services(
         credentials,
         codes: Arc::new(infra::crypto::TotpCodes),
         mailer,
+        payments: payments(args)?,
         signer: Arc::new(SessionSigner::new(&master)),
         key_usage: Arc::new(infra::key_usage::DbKeyUsage::new(app.database.clone())),
         limiter: api::rate_limit::RateLimiter::new(config.auth_attempts, config.auth_window),

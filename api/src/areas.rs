@@ -64,7 +64,7 @@ pub const READ_MODELS: &[&str] = &[
 
 /// Every reactor, acting through the server's ports.
 pub fn reactors(services: &Services) -> Vec<Arc<dyn Reactor>> {
-    vec![
+    let mut reactors: Vec<Arc<dyn Reactor>> = vec![
         Arc::new(MailOutbox::new(
             services.executor.clone(),
             services.vault.clone(),
@@ -75,16 +75,26 @@ pub fn reactors(services: &Services) -> Vec<Arc<dyn Reactor>> {
         Arc::new(commands::billing::SuspendUnpaid::new(
             services.executor.clone(),
         )),
-    ]
+    ];
+    if let Some(payments) = &services.payments {
+        reactors.push(Arc::new(commands::payments::PaymentsSync::new(
+            services.executor.clone(),
+            payments.clone(),
+        )));
+    }
+    reactors
 }
 
-/// The names of [`reactors`], for commands that list them without running them
+/// The names of [`reactors`] that always run, for commands that list them without running them
 /// (`projections status`); a test checks the two agree.
 pub const REACTORS: &[&str] = &[
     commands::mail::OUTBOX,
     commands::tenancy::SLUG_CLAIMS,
     commands::billing::SUSPEND_UNPAID,
 ];
+
+/// The reactors that run only with a payment provider configured (not in local mode).
+pub const PROVIDER_REACTORS: &[&str] = &[commands::payments::PAYMENTS_SYNC];
 
 /// Every read model's projector (what `projections rebuild` rebuilds; reactors never are).
 pub fn read_models() -> Vec<Arc<dyn Projector>> {

@@ -52,6 +52,9 @@ pub enum ApiError {
     /// A plan limit, with what a client needs to offer an upgrade.
     #[error("{}", .0.message)]
     PlanLimitExceeded(Box<LimitExceeded>),
+    /// An outside system (the payment provider) could not be reached: retry later.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -77,6 +80,7 @@ impl ApiError {
             Self::Conflict(_) => "CONFLICT",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::PlanLimit(_) | Self::PlanLimitExceeded(_) => "PLAN_LIMIT_EXCEEDED",
+            Self::Unavailable(_) => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -253,6 +257,22 @@ impl From<commands::billing::BillingError> for ApiError {
             B::Retired(_) | B::NoPrice { .. } => Self::bad_input("plan", message),
             B::TenantNotActive => Self::Conflict(message),
             B::NoSuchTenant => Self::NotFound("no such tenant".into()),
+        }
+    }
+}
+
+impl From<commands::payments::PaymentMethodError> for ApiError {
+    fn from(error: commands::payments::PaymentMethodError) -> Self {
+        use commands::payments::PaymentMethodError as P;
+        use domain::payments::PaymentsError;
+        let message = error.to_string();
+        match error {
+            P::LocalMode | P::NotSubscribed => Self::Conflict(message),
+            P::NotLinkedYet | P::Provider(PaymentsError::Unavailable(_)) => {
+                Self::Unavailable(message)
+            }
+            P::Provider(PaymentsError::Refused(_)) => Self::Internal(message),
+            P::Load(e) => Self::internal(e),
         }
     }
 }

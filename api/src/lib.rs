@@ -1,6 +1,7 @@
 //! Tenantry's HTTP surface: the axum router with the GraphQL API (`POST /graphql`, GraphiQL
 //! on `GET /graphql`, subscriptions over `graphql-transport-ws` at `/graphql/ws`), liveness and
-//! readiness (`/healthz`, `/readyz`) and Prometheus metrics (`/metrics`).
+//! readiness (`/healthz`, `/readyz`), Prometheus metrics (`/metrics`) and Stripe's webhooks
+//! (`POST /webhooks/stripe`, [`webhooks`]).
 //!
 //! Layout: [`graphql`] holds the schema (one object per area, merged), [`auth`] resolves
 //! callers and checks tenant permissions, [`error`] is the one place failures become
@@ -21,6 +22,7 @@ pub mod http;
 pub mod metrics;
 pub mod rate_limit;
 pub mod services;
+pub mod webhooks;
 pub mod ws;
 
 use axum::Router;
@@ -74,6 +76,7 @@ pub fn router(state: AppState) -> Router {
     let limited = Router::new()
         .route("/graphql", get(http::graphiql).post(http::graphql))
         .route("/graphql/ws", get(ws::upgrade))
+        .route("/webhooks/stripe", axum::routing::post(webhooks::stripe))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             http::limits,

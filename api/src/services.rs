@@ -58,6 +58,28 @@ pub struct ApiConfig {
     /// Longest a client may take to send a request's headers (or stay silent on a kept-alive
     /// connection) before the connection is closed.
     pub header_read_timeout: Duration,
+    /// How long a subscription stays past due after a failed payment before it (and its
+    /// tenant) is suspended.
+    pub payment_grace: Duration,
+    /// The secrets `POST /webhooks/stripe` checks signatures with (none: the endpoint
+    /// answers 404), and how old a signed timestamp may be.
+    pub stripe_webhook: WebhookSecrets,
+}
+
+/// Webhook signing secrets (several while one is rotated). Never printed.
+#[derive(Clone, Default)]
+pub struct WebhookSecrets {
+    pub secrets: Vec<String>,
+    pub tolerance: Duration,
+}
+
+impl std::fmt::Debug for WebhookSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSecrets")
+            .field("secrets", &self.secrets.len())
+            .field("tolerance", &self.tolerance)
+            .finish()
+    }
 }
 
 /// Where `GET /metrics` is served and who may read it.
@@ -98,6 +120,11 @@ impl Default for ApiConfig {
             anonymous_answer_floor: Duration::from_millis(400),
             max_tenants_per_user: 10,
             header_read_timeout: Duration::from_secs(10),
+            payment_grace: Duration::from_secs(7 * 24 * 3600),
+            stripe_webhook: WebhookSecrets {
+                secrets: Vec::new(),
+                tolerance: Duration::from_secs(300),
+            },
         }
     }
 }
@@ -111,6 +138,9 @@ pub struct Services {
     pub codes: Arc<dyn domain::credentials::OneTimeCodes>,
     /// Used by the mail outbox only (`commands::mail`), never on a request's path.
     pub mailer: Arc<dyn Mailer>,
+    /// The payment provider (Stripe); `None` in local mode. Called by the payments reactor,
+    /// and on a request's path only for a SetupIntent.
+    pub payments: Option<Arc<dyn domain::payments::Payments>>,
     pub signer: Arc<dyn domain::session_token::SessionTokens>,
     pub key_usage: Arc<dyn domain::key_usage::KeyUsage>,
     pub config: ApiConfig,

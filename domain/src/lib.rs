@@ -8,7 +8,7 @@
 //! e-mail claims, [`access`]: a tenant's members, invites and API keys; [`plan`]: the plan
 //! catalog; [`subscription`]: a tenant's subscription), and the ports for
 //! personal data ([`personal_data`]), e-mail ([`mailer`]; the outbox's queued mails and deliveries in [`mail`]), API key use ([`key_usage`]) and
-//! password and token hashing ([`credentials`]), usage against allowances ([`usage`]), session tokens ([`session_token`]), and the [`reactor`] port
+//! password and token hashing ([`credentials`]), usage against allowances ([`usage`]), the payment provider ([`payments`]), session tokens ([`session_token`]), and the [`reactor`] port
 //! (what follows the log and acts on it).
 //!
 //! It must never depend on a database, HTTP, runtime or SDK crate: it does no I/O. The
@@ -25,6 +25,7 @@ pub mod ids;
 pub mod key_usage;
 pub mod mail;
 pub mod mailer;
+pub mod payments;
 pub mod personal_data;
 pub mod plan;
 pub mod reactor;

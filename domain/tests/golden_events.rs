@@ -16,6 +16,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use domain::access::{AccessEvent, Accessor, ApiKeyScope, Role, TenantAccess};
 use domain::ids::{ApiKeyId, InviteId, SessionId, SubjectId, TenantId, UserId};
 use domain::mail::{DeliveryEvent, MailDelivery, MailKind, NotSentReason, QueuedMail};
+use domain::payments::{NoticeEvent, NoticeOutcome, ProviderNotice};
 use domain::personal_data::Sealed;
 use domain::plan::{
     Currency, Feature, Interval, Limit, LimitKey, Overage, Plan, PlanEvent, PlanKey, PlanName,
@@ -76,6 +77,25 @@ fn mail_delivery_events_match_their_golden_files() {
         |event| match event {
             DeliveryEvent::MailSent { .. } => "MailSent",
             DeliveryEvent::MailNotSent { .. } => "MailNotSent",
+        },
+    );
+}
+
+#[test]
+fn provider_notice_events_match_their_golden_files() {
+    check::<ProviderNotice>(
+        vec![NoticeEvent::NoticeReceived {
+            provider: "stripe".into(),
+            event_id: "evt_1Q2w3E4r5T6y7U8i".into(),
+            event_type: "invoice.payment_failed".into(),
+            object_id: Some("in_1Q2w3E4r5T6y7U8i".into()),
+            tenant_id: Some(TenantId::from_uuid(id(63))),
+            created: at(44),
+            outcome: NoticeOutcome::Applied { changed: true },
+            at: at(45),
+        }],
+        |event| match event {
+            NoticeEvent::NoticeReceived { .. } => "NoticeReceived",
         },
     );
 }
@@ -239,8 +259,25 @@ fn subscription_events_match_their_golden_files() {
                 }],
                 at: at(59),
             },
+            E::TrialEnded {
+                period_start: at(52),
+                period_end: at(58),
+                at: at(52),
+            },
+            E::ProviderCustomerLinked {
+                customer: "cus_Q1w2e3r4t5y6u7".into(),
+                at: at(50),
+            },
+            E::ProviderSubscriptionLinked {
+                subscription: "sub_A1s2d3f4g5h6j7".into(),
+                item: "si_Z1x2c3v4b5n6m7".into(),
+                at: at(50),
+            },
         ],
         |event| match event {
+            E::TrialEnded { .. } => "TrialEnded",
+            E::ProviderCustomerLinked { .. } => "ProviderCustomerLinked",
+            E::ProviderSubscriptionLinked { .. } => "ProviderSubscriptionLinked",
             E::SubscriptionStarted { .. } => "SubscriptionStarted",
             E::PlanChanged { .. } => "PlanChanged",
             E::PlanChangeScheduled { .. } => "PlanChangeScheduled",

@@ -5,7 +5,7 @@
 //! the two event-store adapters and what they share (group commit, the live tail);
 //! [`snapshot_store`] keeps aggregate snapshots; [`crypto`] holds the master key, the
 //! per-subject key vault (personal data), password and token hashing, session tokens and
-//! TOTP; [`smtp`] sends e-mail.
+//! TOTP; [`smtp`] sends e-mail; [`stripe`] is the payment provider.
 //!
 //! This is the only crate that names SDK crates; it must never depend on `api` or on the
 //! binary. With the `testing` feature, [`testing`] provides fresh databases for tests.
@@ -17,6 +17,7 @@ pub mod key_usage;
 pub mod mail_files;
 pub mod smtp;
 pub mod snapshot_store;
+pub mod stripe;
 
 #[cfg(feature = "testing")]
 pub mod projector_harness;

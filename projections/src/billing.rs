@@ -212,6 +212,22 @@ impl BillingReadModel {
     }
 }
 
+impl BillingReadModel {
+    /// The tenant whose customer at the payment provider `customer` is (the webhook
+    /// endpoint's way from a provider event to a tenant; not tenant-scoped: it is how the
+    /// tenant is found).
+    pub async fn tenant_of_customer(
+        db: &ReadDb,
+        customer: &str,
+    ) -> Result<Option<Uuid>, sqlx::Error> {
+        let sql = "SELECT tenant_id FROM provider_customers WHERE customer_id = $1";
+        Ok(fetch_all!(db, (Uuid,), sql, customer)?
+            .into_iter()
+            .next()
+            .map(|(t,)| t))
+    }
+}
+
 #[async_trait]
 impl Projector for BillingReadModel {
     fn name(&self) -> &'static str {
@@ -219,7 +235,7 @@ impl Projector for BillingReadModel {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn reads(&self) -> Reads {
@@ -227,7 +243,13 @@ impl Projector for BillingReadModel {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["plans", "plan_versions", "subscriptions", "limit_overrides"]
+        &[
+            "plans",
+            "plan_versions",
+            "subscriptions",
+            "limit_overrides",
+            "provider_customers",
+        ]
     }
 
     async fn create_tables(
@@ -255,6 +277,10 @@ impl Projector for BillingReadModel {
             format!(
                 "CREATE TABLE limit_overrides{suffix} (tenant_id {id} NOT NULL, limit_key TEXT NOT NULL, \
                  max BIGINT, expires_at {time}, PRIMARY KEY (tenant_id, limit_key))"
+            ),
+            format!(
+                "CREATE TABLE provider_customers{suffix} (customer_id TEXT PRIMARY KEY, \
+                 tenant_id {id} NOT NULL)"
             ),
         ] {
             tx.execute_ddl(&ddl).await?;
@@ -466,6 +492,33 @@ async fn apply_subscription(
                 SubscriptionStatus::Active.as_str()
             )?;
         }
+        E::TrialEnded {
+            period_start,
+            period_end,
+            ..
+        } => {
+            exec!(
+                &mut *tx,
+                &set("status = $2, trial_ends_at = NULL, period_start = $3, period_end = $4"),
+                tenant,
+                SubscriptionStatus::Active.as_str(),
+                period_start,
+                period_end
+            )?;
+        }
+        E::ProviderCustomerLinked { customer, .. } => {
+            exec!(
+                &mut *tx,
+                &format!(
+                    "INSERT INTO provider_customers{suffix} (customer_id, tenant_id) VALUES ($1, $2) \
+                     ON CONFLICT (customer_id) DO NOTHING"
+                ),
+                customer,
+                tenant
+            )?;
+        }
+        // The payments reactor's business (commands::payments).
+        E::ProviderSubscriptionLinked { .. } => {}
         // The outbox's business (commands::mail).
         E::AllowanceWarned { .. } => {}
         E::LimitOverridden { key, limit, .. } => match limit {

@@ -33,7 +33,12 @@ pub async fn run(global: &GlobalArgs, command: ProjectionsCommand) -> anyhow::Re
             let registered: Vec<(&str, u32)> = api::areas::read_models()
                 .iter()
                 .map(|p| (p.name(), p.version()))
-                .chain(api::areas::REACTORS.iter().map(|name| (*name, 1)))
+                .chain(
+                    api::areas::REACTORS
+                        .iter()
+                        .chain(api::areas::PROVIDER_REACTORS)
+                        .map(|name| (*name, 1)),
+                )
                 .collect();
             let mut rows: Vec<projections::runner::Checkpoint> = registered
                 .iter()

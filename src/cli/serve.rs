@@ -82,6 +82,37 @@ pub struct ServeArgs {
         default_value = "Tenantry <no-reply@tenantry.localhost>"
     )]
     pub mail_from: String,
+    /// Stripe's secret API key. Without it billing runs in local mode: plans, trials and
+    /// limits work, nothing is charged. Give it in the environment, not on the command line.
+    #[arg(long, env = "TENANTRY_STRIPE_API_KEY", hide_env_values = true)]
+    pub stripe_api_key: Option<String>,
+    /// Another Stripe API address (a Stripe-compatible test server such as localstripe).
+    #[arg(long, env = "TENANTRY_STRIPE_API_BASE")]
+    pub stripe_api_base: Option<String>,
+    /// Signing secrets of the Stripe webhook endpoint (`whsec_…`; comma-separated: during a
+    /// rotation, the old and the new). Without one, `POST /webhooks/stripe` answers 404.
+    #[arg(
+        long,
+        env = "TENANTRY_STRIPE_WEBHOOK_SECRETS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub stripe_webhook_secrets: Vec<String>,
+    /// How far a webhook's signed timestamp may be from now, in seconds.
+    #[arg(
+        long,
+        env = "TENANTRY_STRIPE_WEBHOOK_TOLERANCE_SECONDS",
+        default_value_t = 300
+    )]
+    pub stripe_webhook_tolerance_seconds: u64,
+    /// How long a subscription stays past due after a failed payment before it and its
+    /// tenant are suspended, in seconds (604800: 7 days).
+    #[arg(
+        long,
+        env = "TENANTRY_PAYMENT_GRACE_SECONDS",
+        default_value_t = 604_800
+    )]
+    pub payment_grace_seconds: u64,
     /// The web app's address; links in e-mails point to it.
     #[arg(
         long,

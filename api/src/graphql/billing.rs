@@ -501,6 +501,13 @@ pub struct SubscriptionPayload {
     pub position: String,
 }
 
+/// What Stripe.js needs to collect a payment method.
+#[derive(SimpleObject)]
+pub struct PaymentMethodSetup {
+    /// The SetupIntent's client secret (give it to `stripe.confirmCardSetup`).
+    pub client_secret: String,
+}
+
 #[derive(Default)]
 pub struct BillingMutation;
 
@@ -651,6 +658,29 @@ impl BillingMutation {
     ) -> GqlResult<SubscriptionPayload> {
         let change = SubscriptionChange::Resume;
         Ok(owner_subscription_change(ctx, &tenant_id, idempotency_key.as_ref(), change).await?)
+    }
+
+    /// A SetupIntent for the tenant's customer at Stripe (owners): its client secret, for
+    /// Stripe.js to collect and confirm a card with. Needs Stripe configured and a
+    /// subscription; `UNAVAILABLE` while the customer is still being created.
+    async fn set_up_payment_method(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: ID,
+        idempotency_key: Option<ID>,
+    ) -> GqlResult<PaymentMethodSetup> {
+        let (services, principal) = (services(ctx), principal(ctx));
+        let tenant = tenant_arg(&tenant_id)?;
+        grant(services, &principal, tenant, Permission::ManageBilling).await?;
+        let cmd_ctx = request_context(ctx, idempotency_key.as_ref()).await?;
+        let client_secret = commands::payments::set_up_payment_method(
+            &services.executor,
+            services.payments.as_deref(),
+            &cmd_ctx,
+            tenant,
+        )
+        .await?;
+        Ok(PaymentMethodSetup { client_secret })
     }
 
     /// Publishes a plan's next version (platform operators). A version identical to the

@@ -98,6 +98,17 @@ pub struct Subscription {
     /// The allowances warned about, with the start of the period they were warned in.
     #[serde(default)]
     pub warned: BTreeMap<LimitKey, DateTime<Utc>>,
+    /// The tenant's customer at the payment provider (kept across subscriptions).
+    #[serde(default)]
+    pub provider_customer: Option<String>,
+    /// The provider's subscription mirroring this one (the last one, once cancelled): its id
+    /// and its item.
+    #[serde(default)]
+    pub provider_subscription: Option<(String, String)>,
+    /// When the last payment outcome happened (the provider's time): an older one arriving
+    /// later changes nothing.
+    #[serde(default)]
+    pub payment_changed_at: Option<DateTime<Utc>>,
 }
 
 impl Subscription {
@@ -155,6 +166,17 @@ pub enum SubscriptionCommand {
         at: DateTime<Utc>,
     },
     RecordPaymentRecovery {
+        at: DateTime<Utc>,
+    },
+    /// Ends a trial now: the payment provider charged the first period (its trial ended, or
+    /// the customer chose to pay early). The period starts now and becomes the anchor.
+    EndTrial {
+        at: DateTime<Utc>,
+    },
+    /// Records the payment provider's customer and subscription mirroring this one.
+    LinkProvider {
+        customer: String,
+        subscription: Option<(String, String)>,
         at: DateTime<Utc>,
     },
     /// Sets (or with `None` clears) an operator's override of one limit.
@@ -232,6 +254,21 @@ pub enum SubscriptionEvent {
     LimitOverridden {
         key: LimitKey,
         limit: Option<LimitOverride>,
+        at: DateTime<Utc>,
+    },
+    /// The trial ended before its time; the first paid period runs from `period_start`.
+    TrialEnded {
+        period_start: DateTime<Utc>,
+        period_end: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    ProviderCustomerLinked {
+        customer: String,
+        at: DateTime<Utc>,
+    },
+    ProviderSubscriptionLinked {
+        subscription: String,
+        item: String,
         at: DateTime<Utc>,
     },
     /// An allowance passed its warning threshold this period; `mails` tell the owners.
@@ -390,6 +427,13 @@ impl Aggregate for Subscription {
                     at: *at,
                 }])
             }
+            // An outcome older than the last one recorded (webhooks arrive out of order).
+            C::RecordPaymentFailure { at, .. } | C::RecordPaymentRecovery { at }
+                if self.payment_changed_at.is_some_and(|last| last > *at) =>
+            {
+                self.live()?;
+                Ok(vec![])
+            }
             C::RecordPaymentFailure { grace, at } => match self.live()? {
                 SubscriptionStatus::PastDue | SubscriptionStatus::Suspended => Ok(vec![]),
                 _ => Ok(vec![E::PaymentFailed {
@@ -428,6 +472,38 @@ impl Aggregate for Subscription {
                     mails: mails.clone(),
                     at: *at,
                 }])
+            }
+            C::EndTrial { at } => match (self.live()?, &self.price) {
+                (SubscriptionStatus::Trialing, Some(price)) => Ok(vec![E::TrialEnded {
+                    period_start: *at,
+                    period_end: add_months(*at, price.interval.months()),
+                    at: *at,
+                }]),
+                _ => Ok(vec![]),
+            },
+            C::LinkProvider {
+                customer,
+                subscription,
+                at,
+            } => {
+                let mut events = Vec::new();
+                if self.provider_customer.as_ref() != Some(customer) {
+                    events.push(E::ProviderCustomerLinked {
+                        customer: customer.clone(),
+                        at: *at,
+                    });
+                }
+                if let Some((id, item)) = subscription
+                    && self.provider_subscription.as_ref() != Some(&(id.clone(), item.clone()))
+                {
+                    self.live()?;
+                    events.push(E::ProviderSubscriptionLinked {
+                        subscription: id.clone(),
+                        item: item.clone(),
+                        at: *at,
+                    });
+                }
+                Ok(events)
             }
             // A tenant on the free plan (no subscription) can have overrides too.
             C::OverrideLimit { key, limit, at } => {
@@ -472,6 +548,8 @@ impl Aggregate for Subscription {
                 self.cancel_at = None;
                 self.scheduled = None;
                 self.grace_until = None;
+                // A new subscription gets a provider subscription of its own.
+                self.provider_subscription = None;
             }
             E::PlanChanged { plan, price, .. } => {
                 self.plan = Some(plan.clone());
@@ -487,6 +565,25 @@ impl Aggregate for Subscription {
                 self.status = Some(SubscriptionStatus::Cancelled);
                 self.cancel_at = None;
                 self.scheduled = None;
+            }
+            E::TrialEnded {
+                period_start,
+                period_end,
+                ..
+            } => {
+                self.status = Some(SubscriptionStatus::Active);
+                self.trial_ends_at = None;
+                self.anchor = Some(*period_start);
+                self.period_start = Some(*period_start);
+                self.period_end = Some(*period_end);
+            }
+            E::ProviderCustomerLinked { customer, .. } => {
+                self.provider_customer = Some(customer.clone());
+            }
+            E::ProviderSubscriptionLinked {
+                subscription, item, ..
+            } => {
+                self.provider_subscription = Some((subscription.clone(), item.clone()));
             }
             E::PeriodRenewed {
                 period_start,
@@ -506,14 +603,16 @@ impl Aggregate for Subscription {
                     self.trial_ends_at = None;
                 }
             }
-            E::PaymentFailed { grace_until, .. } => {
+            E::PaymentFailed { grace_until, at } => {
                 self.status = Some(SubscriptionStatus::PastDue);
                 self.grace_until = Some(*grace_until);
+                self.payment_changed_at = Some(*at);
             }
             E::SubscriptionSuspended { .. } => self.status = Some(SubscriptionStatus::Suspended),
-            E::PaymentRecovered { .. } => {
+            E::PaymentRecovered { at } => {
                 self.status = Some(SubscriptionStatus::Active);
                 self.grace_until = None;
+                self.payment_changed_at = Some(*at);
             }
             E::AllowanceWarned {
                 key, period_start, ..

@@ -254,3 +254,85 @@ fn overrides_expire() {
         0
     );
 }
+
+#[test]
+fn an_older_payment_outcome_arriving_later_changes_nothing() {
+    let recovered = given::<Subscription>([])
+        .when(&start("pro", 3_000, 0, utc(2026, 4, 1)))
+        .then_accepted()
+        .when(&SubscriptionCommand::RecordPaymentFailure {
+            grace: Duration::days(7),
+            at: utc(2026, 5, 1),
+        })
+        .then_accepted()
+        .when(&SubscriptionCommand::RecordPaymentRecovery {
+            at: utc(2026, 5, 3),
+        })
+        .then_accepted();
+    // The provider's failure notice of May 2 arrives after the recovery of May 3.
+    recovered
+        .when(&SubscriptionCommand::RecordPaymentFailure {
+            grace: Duration::days(7),
+            at: utc(2026, 5, 2),
+        })
+        .then_nothing();
+    assert_eq!(recovered.state().status, Some(SubscriptionStatus::Active));
+    // A newer failure counts.
+    recovered
+        .when(&SubscriptionCommand::RecordPaymentFailure {
+            grace: Duration::days(7),
+            at: utc(2026, 6, 1),
+        })
+        .then_accepted();
+}
+
+#[test]
+fn a_paid_trial_ends_at_once_and_anchors_the_periods() {
+    let trial = given::<Subscription>([])
+        .when(&start("pro", 3_000, 14, utc(2026, 1, 31)))
+        .then_accepted();
+    assert_eq!(trial.state().status, Some(SubscriptionStatus::Trialing));
+    let paid = trial
+        .when(&SubscriptionCommand::EndTrial {
+            at: utc(2026, 2, 3),
+        })
+        .then_accepted();
+    let state = paid.state();
+    assert_eq!(state.status, Some(SubscriptionStatus::Active));
+    assert_eq!(state.trial_ends_at, None);
+    assert_eq!(state.anchor, Some(utc(2026, 2, 3)));
+    assert_eq!(state.period_end, Some(utc(2026, 3, 3)));
+    // Only a trial ends.
+    paid.when(&SubscriptionCommand::EndTrial {
+        at: utc(2026, 2, 4),
+    })
+    .then_nothing();
+}
+
+#[test]
+fn provider_links_are_recorded_once_and_a_new_start_drops_the_old_subscription() {
+    let sub = given::<Subscription>([])
+        .when(&start("pro", 3_000, 0, utc(2026, 4, 1)))
+        .then_accepted();
+    let link = SubscriptionCommand::LinkProvider {
+        customer: "cus_1".into(),
+        subscription: Some(("sub_1".into(), "si_1".into())),
+        at: utc(2026, 4, 1),
+    };
+    let linked = sub.when(&link).then_accepted();
+    assert_eq!(linked.state().provider_customer.as_deref(), Some("cus_1"));
+    linked.when(&link).then_nothing();
+    let cancelled = linked
+        .when(&SubscriptionCommand::Cancel {
+            at_period_end: false,
+            at: utc(2026, 4, 2),
+        })
+        .then_accepted();
+    // The ended subscription's link stays (the payments reactor ends it at the provider).
+    assert!(cancelled.state().provider_subscription.is_some());
+    let again = cancelled
+        .when(&start("pro", 3_000, 0, utc(2026, 4, 3)))
+        .then_accepted();
+    assert_eq!(again.state().provider_subscription, None);
+    assert_eq!(again.state().provider_customer.as_deref(), Some("cus_1"));
+}
