@@ -153,3 +153,64 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// localstripe (PyPI), a stateful fake Stripe server, on a loopback port of its own. It keeps
+/// nothing on disk (its pickle dump, to a fixed path shared by every instance, is switched
+/// off). Killed when dropped. Fails, never skips, when it cannot start.
+#[derive(Debug)]
+pub struct LocalStripe {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+/// The secret key tests give Tenantry (localstripe takes any `sk_…`).
+pub const LOCALSTRIPE_KEY: &str = "sk_test_tenantry";
+
+const LOCALSTRIPE: &str = r#"
+import sys
+import localstripe.resources as resources
+resources.Store.dump_to_disk = lambda self: None
+from localstripe.server import start
+sys.argv = ["localstripe", "--port", sys.argv[1], "--from-scratch"]
+start()
+"#;
+
+impl LocalStripe {
+    pub async fn start() -> Self {
+        // A free port: bound and released just before localstripe binds it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = std::process::Command::new("python3")
+            .args(["-c", LOCALSTRIPE, &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start python3 (pip install localstripe)");
+        let started = std::time::Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "localstripe did not start on port {port} (pip install localstripe)"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self { child, port }
+    }
+
+    /// Its API base, for `--stripe-api-base` and `StripePayments::new`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for LocalStripe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
