@@ -22,7 +22,7 @@ use domain::aggregate::Aggregate;
 use domain::event::{Actor, RecordedEvent};
 use domain::ids::{CommandId, TenantId};
 use domain::payments::{
-    IdempotencyKey, NoticeAction, NoticeEvent, NoticeOutcome, Payments, PaymentsError,
+    IdempotencyKey, InvoiceLine, NoticeAction, NoticeEvent, NoticeOutcome, Payments, PaymentsError,
     ProviderNotice, ProviderSubscription, RecordNotice, SubscriptionRequest,
 };
 use domain::plan::{Plan, PlanRef};
@@ -31,6 +31,7 @@ use domain::subscription::{
     Subscription, SubscriptionCommand, SubscriptionError, SubscriptionEvent, SubscriptionStatus,
 };
 use domain::tenant::Tenant;
+use domain::usage::UsageFigures;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -44,11 +45,120 @@ pub const PROVIDER_WEBHOOK: &str = "payment_provider";
 pub struct PaymentsSync {
     exec: Executor,
     payments: Arc<dyn Payments>,
+    /// Where a closed period's usage comes from, for overage (the metering area); without
+    /// it no overage is billed.
+    usage: Option<Arc<dyn UsageFigures>>,
 }
 
 impl PaymentsSync {
     pub fn new(exec: Executor, payments: Arc<dyn Payments>) -> Self {
-        Self { exec, payments }
+        Self {
+            exec,
+            payments,
+            usage: None,
+        }
+    }
+
+    /// Bills overage for each closed period from these usage figures.
+    #[must_use]
+    pub fn with_usage(mut self, usage: Arc<dyn UsageFigures>) -> Self {
+        self.usage = Some(usage);
+        self
+    }
+
+    /// The subscription as it was just before `event` (the closed period's plan and dates).
+    async fn state_before(&self, event: &RecordedEvent) -> Result<Subscription, Failure> {
+        let read = domain::event_store::StreamRead {
+            limit: usize::try_from(event.version.0.saturating_sub(1)).unwrap_or(usize::MAX),
+            ..domain::event_store::StreamRead::forwards()
+        };
+        let mut state = Subscription::default();
+        if read.limit == 0 {
+            return Ok(state);
+        }
+        let events = self
+            .exec
+            .store()
+            .read_stream(&event.stream, read)
+            .await
+            .map_err(|e| Failure::Store(e.to_string()))?;
+        for earlier in events.iter().filter(|e| e.version < event.version) {
+            if let Some(decoded) =
+                decoded::<Subscription>(earlier).map_err(|e| Failure::Store(e.reason))?
+            {
+                state.evolve(&decoded);
+            }
+        }
+        Ok(state)
+    }
+
+    /// Posts the overage of the period that `event` (a renewal starting the next period)
+    /// closed: for each meter the plan bills beyond its allowance, whole blocks beyond it at
+    /// the plan's unit price, one invoice line per meter keyed by the event and the meter.
+    async fn overage(
+        &self,
+        event: &RecordedEvent,
+        tenant: TenantId,
+        closed_end: DateTime<Utc>,
+    ) -> Result<(), Failure> {
+        let Some(usage) = &self.usage else {
+            return Ok(());
+        };
+        let before = self.state_before(event).await?;
+        let (Some(plan), Some(start), Some(price)) =
+            (&before.plan, before.period_start, &before.price)
+        else {
+            return Ok(());
+        };
+        // A trial is not billed, its usage neither.
+        if before.status == Some(SubscriptionStatus::Trialing) {
+            return Ok(());
+        }
+        let state = self.subscription(tenant).await?;
+        let (Some(customer), Some((subscription, _))) =
+            (state.provider_customer, state.provider_subscription)
+        else {
+            return Ok(());
+        };
+        let version = self.exec.load::<Plan>(Plan::id_of(&plan.key)).await?.state;
+        let Some(version) = version.version(plan.version) else {
+            return Ok(());
+        };
+        for overage in &version.overage {
+            let Some(key) = overage.allowance() else {
+                continue;
+            };
+            let Some(included) = version.limit(key).value() else {
+                continue; // unlimited: nothing is beyond it
+            };
+            let used = usage
+                .used(tenant, key, (start, closed_end))
+                .await
+                .map_err(|e| Failure::Store(e.to_string()))?;
+            let over = used.saturating_sub(included);
+            let amount = overage.charge(over);
+            if amount == 0 {
+                continue;
+            }
+            let line = InvoiceLine {
+                customer: customer.clone(),
+                subscription: Some(subscription.clone()),
+                amount,
+                currency: price.currency.as_str().to_owned(),
+                description: format!(
+                    "{}: {over} beyond the {included} included, {} to {}",
+                    overage.meter,
+                    start.format("%Y-%m-%d"),
+                    closed_end.format("%Y-%m-%d")
+                ),
+            };
+            let key = IdempotencyKey::caused_by(
+                event.event_id.as_uuid(),
+                &format!("overage-{}", overage.meter),
+            );
+            self.payments.add_invoice_line(&line, &key).await?;
+        }
+        Ok(())
     }
 
     async fn subscription(&self, tenant: TenantId) -> Result<Subscription, LoadError> {
@@ -163,11 +273,27 @@ impl PaymentsSync {
                 self.started(event, tenant, (&plan, &price, trial_ends_at))
                     .await
             }
-            E::PlanChanged { plan, price, .. }
-            | E::PeriodRenewed {
-                changed_to: Some((plan, price)),
+            E::PeriodRenewed {
+                period_start,
+                changed_to,
                 ..
             } => {
+                self.overage(event, tenant, period_start).await?;
+                let Some((plan, price)) = changed_to else {
+                    return Ok(());
+                };
+                let state = self.subscription(tenant).await?;
+                let Some((id, item)) = state.provider_subscription else {
+                    return Ok(());
+                };
+                let name = self.plan_name(&plan).await?;
+                let subscription = ProviderSubscription { id, item };
+                Ok(self
+                    .payments
+                    .change_plan(&subscription, (&plan, &name, &price), &key("plan"))
+                    .await?)
+            }
+            E::PlanChanged { plan, price, .. } => {
                 let state = self.subscription(tenant).await?;
                 let Some((id, item)) = state.provider_subscription else {
                     return Ok(());

@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 infra::on_both_backends!(
     a_lost_answer_is_retried_without_a_second_subscription_or_charge,
     plan_changes_and_cancellations_reach_stripe,
+    a_closed_periods_overage_is_posted_once_as_an_invoice_item,
 );
 
 fn system() -> CommandContext {
@@ -336,4 +337,79 @@ async fn plan_changes_and_cancellations_reach_stripe(db: Database) {
     .unwrap();
     react(&exec, &reactor, mark).await.unwrap();
     assert_eq!(at_stripe().await["status"], "canceled");
+}
+
+/// Usage as metering will report it: here, a figure the test sets.
+#[derive(Debug)]
+struct RecordedUsage(u64);
+
+#[async_trait]
+impl domain::usage::UsageFigures for RecordedUsage {
+    async fn used(
+        &self,
+        _: TenantId,
+        key: domain::plan::LimitKey,
+        _: (chrono::DateTime<Utc>, chrono::DateTime<Utc>),
+    ) -> Result<u64, domain::usage::UsageError> {
+        assert_eq!(key, domain::plan::LimitKey::BandwidthBytesPerMonth);
+        Ok(self.0)
+    }
+}
+
+async fn a_closed_periods_overage_is_posted_once_as_an_invoice_item(db: Database) {
+    use domain::plan::{Limit, LimitKey, Overage};
+    let stripe = LocalStripe::start().await;
+    let exec = Executor::new(db.event_store().await.unwrap());
+    // 5 GB a month included, 10 cents per started GB beyond.
+    let mut draft = PlanDraft::free();
+    draft.name = PlanName::parse("Business").unwrap();
+    draft.prices[0].amount = 9_900;
+    draft.trial_days = 0;
+    draft
+        .limits
+        .insert(LimitKey::BandwidthBytesPerMonth, Limit::At(5_000_000_000));
+    draft.overage = vec![Overage::parse("bandwidth.bytes", 10, 1_000_000_000).unwrap()];
+    let business = PlanKey::parse("business").unwrap();
+    let start = Utc::now() - chrono::Duration::days(40);
+    publish_plan(&exec, &system(), start, business.clone(), draft)
+        .await
+        .unwrap();
+    let acme = tenant(&exec).await;
+    let before = exec.store().head().await.unwrap();
+    subscribe(&exec, &system(), start, acme, (&business, Interval::Month))
+        .await
+        .unwrap();
+    let payments = LosingAnswers {
+        inner: StripePayments::new(LOCALSTRIPE_KEY, Some(&stripe.url())).unwrap(),
+        stripe: stripe.url(),
+        lose: AtomicU32::new(0),
+    };
+    // 7.5 GB used: 2.5 GB beyond, three started GB, 30 cents.
+    let reactor = PaymentsSync::new(exec.clone(), Arc::new(payments))
+        .with_usage(Arc::new(RecordedUsage(7_500_000_000)));
+    react(&exec, &reactor, before).await.unwrap();
+    let customer = linked(&exec, acme).await.provider_customer.unwrap();
+
+    let mark = exec.store().head().await.unwrap();
+    commands::billing::renew(&exec, Utc::now(), acme)
+        .await
+        .unwrap();
+    react(&exec, &reactor, mark).await.unwrap();
+    // Handed over again (a crash before the checkpoint): no second line.
+    react(&exec, &reactor, mark).await.unwrap();
+    let items = get(&stripe, &format!("invoiceitems?customer={customer}")).await;
+    let items = items["data"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["amount"], 30);
+    assert_eq!(items[0]["currency"], "eur");
+    let (subscription, _) = linked(&exec, acme).await.provider_subscription.unwrap();
+    assert_eq!(items[0]["subscription"], subscription.as_str());
+    assert!(
+        items[0]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("bandwidth.bytes: 2500000000 beyond the 5000000000 included"),
+        "{}",
+        items[0]["description"]
+    );
 }

@@ -7,8 +7,8 @@
 //!   created when first needed, "already exists" taken as done.
 //! - Every call that changes something carries the idempotency key it is given.
 //! - A subscription and an invoice item are tagged with their key (`metadata.tenantry_key`),
-//!   and the customer's subscriptions and pending items are searched for the key before one is
-//!   created: a retry after a lost answer finds the first one even where the key is not
+//!   and the customer's subscriptions and newest invoice items are searched for the key before
+//!   one is created: a retry after a lost answer finds the first one even where the key is not
 //!   honoured (localstripe ignores `Idempotency-Key`; Stripe forgets keys after 24 hours).
 //! - Customers and subscriptions carry `metadata.tenant_id`, which the webhook endpoint uses
 //!   to find the tenant of an event.
@@ -371,9 +371,10 @@ impl Payments for StripePayments {
         line: &InvoiceLine,
         key: &IdempotencyKey,
     ) -> Result<(), PaymentsError> {
+        // The customer's newest items, invoiced or not (localstripe fails on `pending`; an
+        // item already invoiced under the key is done too).
         let pending = ListInvoiceItem::new()
             .customer(line.customer.clone())
-            .pending(true)
             .limit(100)
             .build()
             .customize::<TaggedList>()

@@ -168,6 +168,17 @@ impl LimitKey {
         }
     }
 
+    /// The period allowance a meter's usage counts against (what overage is billed beyond):
+    /// `bandwidth.bytes` and `pipeline.datapoints`, the meters of the metering area that feed
+    /// a monthly limit.
+    pub fn allowance_of(meter: &str) -> Option<Self> {
+        match meter {
+            "bandwidth.bytes" => Some(Self::BandwidthBytesPerMonth),
+            "pipeline.datapoints" => Some(Self::DataPointsPerMonth),
+            _ => None,
+        }
+    }
+
     /// Whether a higher value is more generous (false only for the schedule floor).
     pub fn more_is_better(self) -> bool {
         self != Self::MinScheduleIntervalSeconds
@@ -232,12 +243,22 @@ pub struct Overage {
 }
 
 impl Overage {
+    /// The allowance this overage is billed beyond.
+    pub fn allowance(&self) -> Option<LimitKey> {
+        LimitKey::allowance_of(&self.meter)
+    }
+
+    /// What `over` units beyond the allowance cost: whole blocks of `per_units`, a started
+    /// block counted in full.
+    pub fn charge(&self, over: u64) -> i64 {
+        let blocks = over.div_ceil(self.per_units);
+        i64::try_from(blocks)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(self.unit_price)
+    }
+
     pub fn parse(meter: &str, unit_price: i64, per_units: u64) -> Result<Self, PlanError> {
-        let ok = (1..=64).contains(&meter.len())
-            && meter
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')
-            && per_units > 0;
+        let ok = LimitKey::allowance_of(meter).is_some() && per_units > 0;
         if !ok {
             return Err(PlanError::InvalidOverage);
         }

@@ -13,7 +13,7 @@ pub enum PlanError {
     #[error("a feature name is 1 to 64 of a-z, 0-9 and _")]
     InvalidFeature,
     #[error(
-        "overage names a meter of 1 to 64 of a-z, 0-9, _ and ., and bills per at least one unit"
+        "overage names a metered monthly allowance (bandwidth.bytes, pipeline.datapoints) and bills per at least one unit"
     )]
     InvalidOverage,
     #[error("a plan needs at least one price")]

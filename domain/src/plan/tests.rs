@@ -69,6 +69,21 @@ fn bad_drafts_are_refused() {
         Overage::parse("bandwidth.bytes", 10, 0),
         Err(PlanError::InvalidOverage)
     );
+    // Only a meter that feeds a monthly allowance bills overage.
+    assert_eq!(
+        Overage::parse("api.calls", 10, 1),
+        Err(PlanError::InvalidOverage)
+    );
+}
+
+#[test]
+fn overage_is_charged_per_started_block() {
+    let gb = Overage::parse("bandwidth.bytes", 10, 1_000_000_000).unwrap();
+    assert_eq!(gb.allowance(), Some(LimitKey::BandwidthBytesPerMonth));
+    assert_eq!(gb.charge(0), 0);
+    assert_eq!(gb.charge(1), 10);
+    assert_eq!(gb.charge(1_000_000_000), 10);
+    assert_eq!(gb.charge(2_500_000_000), 30);
 }
 
 #[test]
