@@ -208,6 +208,14 @@ pub async fn api_services(
         max_tenants_per_user: args.max_tenants_per_user,
         header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout_seconds),
         payment_grace: std::time::Duration::from_secs(args.payment_grace_seconds),
+        usage_rules: commands::metering::IngestRules {
+            future_skew: chrono::Duration::seconds(
+                i64::try_from(args.usage_future_skew_seconds).unwrap_or(i64::MAX),
+            ),
+            late_grace: chrono::Duration::seconds(
+                i64::try_from(args.usage_late_grace_seconds).unwrap_or(i64::MAX),
+            ),
+        },
         stripe_webhook: api::services::WebhookSecrets {
             secrets: args
                 .stripe_webhook_secrets
@@ -227,6 +235,9 @@ pub async fn api_services(
         codes: Arc::new(infra::crypto::TotpCodes),
         mailer,
         payments: payments(args)?,
+        usage: Arc::new(projections::usage::UsageFromReadModel::new(
+            app.read_db.clone(),
+        )),
         signer: Arc::new(SessionSigner::new(&master)),
         key_usage: Arc::new(infra::key_usage::DbKeyUsage::new(app.database.clone())),
         limiter: api::rate_limit::RateLimiter::new(config.auth_attempts, config.auth_window),

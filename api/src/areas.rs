@@ -9,14 +9,15 @@
 //! | tenancy | `tenant_directory`, `tenant_retention`, reactor `slug_claims` | `tenant_data_retention` | `tenancy`, `live` | tenants |
 //! | access | `tenant_access` | — | `access` | members, invites, API keys, key usage |
 //! | mail | reactor `mail_outbox` | — | — | — |
-//! | billing | `billing`, reactor `suspend_unpaid` | `subscription_renewals` | `billing` | — |
+//! | billing | `billing`, reactors `suspend_unpaid`, `payments_sync` (with Stripe) | `subscription_renewals` | `billing` | — |
+//! | metering | `usage` | — | `metering` | — |
 
 #![expect(
     missing_debug_implementations,
     reason = "merged GraphQL roots: their parts hold nothing worth printing"
 )]
 
-use crate::graphql::{access, billing, identity, live, loaders, sessions, tenancy};
+use crate::graphql::{access, billing, identity, live, loaders, metering, sessions, tenancy};
 use crate::services::Services;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{MergedObject, MergedSubscription};
@@ -31,6 +32,7 @@ use projections::jobs::Job;
 use projections::tenant_access::TenantAccessDirectory;
 use projections::tenant_directory::TenantDirectory;
 use projections::tenant_retention::TenantRetention;
+use projections::usage::UsageReadModel;
 use projections::{Projector, ReadDb, reacting};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +51,7 @@ pub struct MutationRoot(
     tenancy::TenancyMutation,
     access::AccessMutation,
     billing::BillingMutation,
+    metering::MeteringMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -60,6 +63,7 @@ pub const READ_MODELS: &[&str] = &[
     TenantDirectory::NAME,
     TenantAccessDirectory::NAME,
     BillingReadModel::NAME,
+    UsageReadModel::NAME,
 ];
 
 /// Every reactor, acting through the server's ports.
@@ -77,10 +81,10 @@ pub fn reactors(services: &Services) -> Vec<Arc<dyn Reactor>> {
         )),
     ];
     if let Some(payments) = &services.payments {
-        reactors.push(Arc::new(commands::payments::PaymentsSync::new(
-            services.executor.clone(),
-            payments.clone(),
-        )));
+        reactors.push(Arc::new(
+            commands::payments::PaymentsSync::new(services.executor.clone(), payments.clone())
+                .with_usage(services.usage.clone()),
+        ));
     }
     reactors
 }
@@ -103,6 +107,7 @@ pub fn read_models() -> Vec<Arc<dyn Projector>> {
         Arc::new(TenantAccessDirectory),
         Arc::new(TenantRetention),
         Arc::new(BillingReadModel),
+        Arc::new(UsageReadModel),
     ]
 }
 

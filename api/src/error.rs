@@ -261,6 +261,12 @@ impl From<commands::billing::BillingError> for ApiError {
     }
 }
 
+impl From<std::convert::Infallible> for ApiError {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
 impl From<commands::payments::PaymentMethodError> for ApiError {
     fn from(error: commands::payments::PaymentMethodError) -> Self {
         use commands::payments::PaymentMethodError as P;

@@ -61,6 +61,8 @@ pub struct ApiConfig {
     /// How long a subscription stays past due after a failed payment before it (and its
     /// tenant) is suspended.
     pub payment_grace: Duration,
+    /// Which usage events are refused for their timestamp (`commands::metering`).
+    pub usage_rules: commands::metering::IngestRules,
     /// The secrets `POST /webhooks/stripe` checks signatures with (none: the endpoint
     /// answers 404), and how old a signed timestamp may be.
     pub stripe_webhook: WebhookSecrets,
@@ -121,6 +123,7 @@ impl Default for ApiConfig {
             max_tenants_per_user: 10,
             header_read_timeout: Duration::from_secs(10),
             payment_grace: Duration::from_secs(7 * 24 * 3600),
+            usage_rules: commands::metering::IngestRules::default(),
             stripe_webhook: WebhookSecrets {
                 secrets: Vec::new(),
                 tolerance: Duration::from_secs(300),
@@ -141,6 +144,8 @@ pub struct Services {
     /// The payment provider (Stripe); `None` in local mode. Called by the payments reactor,
     /// and on a request's path only for a SetupIntent.
     pub payments: Option<Arc<dyn domain::payments::Payments>>,
+    /// Usage against period allowances (the usage read model).
+    pub usage: Arc<dyn domain::usage::UsageFigures>,
     pub signer: Arc<dyn domain::session_token::SessionTokens>,
     pub key_usage: Arc<dyn domain::key_usage::KeyUsage>,
     pub config: ApiConfig,

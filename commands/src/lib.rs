@@ -21,6 +21,7 @@ mod execute;
 pub mod freshness;
 pub mod identity;
 pub mod mail;
+pub mod metering;
 pub mod payments;
 pub mod sessions;
 pub mod tenancy;

@@ -6,7 +6,7 @@
 //! with its append/read/subscribe contract), [`aggregate`] (the decide/evolve shape, stored
 //! event encoding and upcasters) and the aggregates themselves ([`tenant`], [`user`] with its
 //! e-mail claims, [`access`]: a tenant's members, invites and API keys; [`plan`]: the plan
-//! catalog; [`subscription`]: a tenant's subscription), and the ports for
+//! catalog; [`subscription`]: a tenant's subscription; [`metering`]: meters and usage events), and the ports for
 //! personal data ([`personal_data`]), e-mail ([`mailer`]; the outbox's queued mails and deliveries in [`mail`]), API key use ([`key_usage`]) and
 //! password and token hashing ([`credentials`]), usage against allowances ([`usage`]), the payment provider ([`payments`]), session tokens ([`session_token`]), and the [`reactor`] port
 //! (what follows the log and acts on it).
@@ -25,6 +25,7 @@ pub mod ids;
 pub mod key_usage;
 pub mod mail;
 pub mod mailer;
+pub mod metering;
 pub mod payments;
 pub mod personal_data;
 pub mod plan;

@@ -16,6 +16,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use domain::access::{AccessEvent, Accessor, ApiKeyScope, Role, TenantAccess};
 use domain::ids::{ApiKeyId, InviteId, SessionId, SubjectId, TenantId, UserId};
 use domain::mail::{DeliveryEvent, MailDelivery, MailKind, NotSentReason, QueuedMail};
+use domain::metering::{UsageEvent, UsageEventEvent};
 use domain::payments::{NoticeEvent, NoticeOutcome, ProviderNotice};
 use domain::personal_data::Sealed;
 use domain::plan::{
@@ -77,6 +78,23 @@ fn mail_delivery_events_match_their_golden_files() {
         |event| match event {
             DeliveryEvent::MailSent { .. } => "MailSent",
             DeliveryEvent::MailNotSent { .. } => "MailNotSent",
+        },
+    );
+}
+
+#[test]
+fn usage_events_match_their_golden_files() {
+    check::<UsageEvent>(
+        vec![UsageEventEvent::UsageRecorded {
+            tenant_id: TenantId::from_uuid(id(64)),
+            client_id: "run-42/chunk-7".into(),
+            meter: "bandwidth.bytes".into(),
+            value: 1_048_576,
+            key: None,
+            occurred_at: at(46),
+        }],
+        |event| match event {
+            UsageEventEvent::UsageRecorded { .. } => "UsageRecorded",
         },
     );
 }

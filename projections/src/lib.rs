@@ -29,6 +29,7 @@ pub mod scope;
 pub mod tenant_access;
 pub mod tenant_directory;
 pub mod tenant_retention;
+pub mod usage;
 
 pub use db::{ReadDb, ReadTx};
 pub use projector::{ProjectionError, Projector, decode, reacting};

@@ -113,6 +113,21 @@ pub struct ServeArgs {
         default_value_t = 604_800
     )]
     pub payment_grace_seconds: u64,
+    /// How far ahead of the server's clock a usage event's timestamp may be, in seconds.
+    #[arg(
+        long,
+        env = "TENANTRY_USAGE_FUTURE_SKEW_SECONDS",
+        default_value_t = 300
+    )]
+    pub usage_future_skew_seconds: u64,
+    /// How long after its billing period ended a usage event is still accepted, in seconds
+    /// (259200: 3 days); later ones are refused with the reason.
+    #[arg(
+        long,
+        env = "TENANTRY_USAGE_LATE_GRACE_SECONDS",
+        default_value_t = 259_200
+    )]
+    pub usage_late_grace_seconds: u64,
     /// The web app's address; links in e-mails point to it.
     #[arg(
         long,

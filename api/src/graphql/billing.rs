@@ -287,19 +287,41 @@ async fn used(services: &Services, tenant: TenantId) -> Result<BTreeMap<LimitKey
         .await?
         .state;
     let held = |kind| state.resources.get(&kind).map_or(0, |ids| ids.len() as u64);
-    Ok(BTreeMap::from([
-        (LimitKey::Members, access.members.len() as u64),
-        (
-            LimitKey::ApiKeys,
-            access.api_keys.values().filter(|k| !k.revoked).count() as u64,
-        ),
-        (LimitKey::Sources, held(ResourceKind::BackupSource)),
-        (
-            LimitKey::Destinations,
-            held(ResourceKind::BackupDestination),
-        ),
-        (LimitKey::Pipelines, held(ResourceKind::Pipeline)),
-    ]))
+    // Period allowances: the usage of the current billing period.
+    let subscription = services
+        .executor
+        .load_current::<Subscription>(tenant.as_uuid())
+        .await?
+        .state;
+    let period = subscription.period_containing(Utc::now());
+    let mut allowances = Vec::new();
+    for key in [
+        LimitKey::BandwidthBytesPerMonth,
+        LimitKey::DataPointsPerMonth,
+    ] {
+        let used = services
+            .usage
+            .used(tenant, key, period)
+            .await
+            .map_err(ApiError::internal)?;
+        allowances.push((key, used));
+    }
+    Ok(allowances
+        .into_iter()
+        .chain([
+            (LimitKey::Members, access.members.len() as u64),
+            (
+                LimitKey::ApiKeys,
+                access.api_keys.values().filter(|k| !k.revoked).count() as u64,
+            ),
+            (LimitKey::Sources, held(ResourceKind::BackupSource)),
+            (
+                LimitKey::Destinations,
+                held(ResourceKind::BackupDestination),
+            ),
+            (LimitKey::Pipelines, held(ResourceKind::Pipeline)),
+        ])
+        .collect())
 }
 
 /// `tenant { subscription entitlements features }`, resolved by `TenantNode`.

@@ -17,6 +17,7 @@ pub mod identity;
 pub mod live;
 pub mod loaders;
 pub mod members;
+pub mod metering;
 pub mod sessions;
 pub mod tenancy;
 pub mod tenant;

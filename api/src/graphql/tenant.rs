@@ -117,6 +117,46 @@ impl TenantNode {
         self.require_admin()?;
         Ok(super::billing::entitlements_of(super::services(ctx), &self.scope).await?)
     }
+    /// A meter's total over `[from, to)` (the current billing period by default).
+    async fn usage(
+        &self,
+        ctx: &Context<'_>,
+        meter: String,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> GqlResult<super::metering::UsageTotal> {
+        Ok(
+            super::metering::usage_of(super::services(ctx), &self.scope, &meter, (from, to))
+                .await?,
+        )
+    }
+    /// A meter's totals per hour or day over `[from, to)` (UTC buckets, at most 1,000), for
+    /// charts.
+    async fn usage_series(
+        &self,
+        ctx: &Context<'_>,
+        meter: String,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        bucket: super::metering::UsageBucket,
+    ) -> GqlResult<Vec<super::metering::UsagePoint>> {
+        Ok(super::metering::usage_series_of(
+            super::services(ctx),
+            &self.scope,
+            &meter,
+            (from, to),
+            bucket,
+        )
+        .await?)
+    }
+    /// Whether the usage event the tenant reported as `id` counted, and where.
+    async fn usage_event(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> GqlResult<super::metering::UsageExplanation> {
+        Ok(super::metering::usage_event_of(super::services(ctx), &self.scope, &id).await?)
+    }
     /// The features the tenant's plan grants.
     async fn features(&self, ctx: &Context<'_>) -> GqlResult<Vec<String>> {
         Ok(super::billing::features_of(super::services(ctx), &self.scope).await?)

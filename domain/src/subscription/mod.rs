@@ -119,6 +119,32 @@ impl Subscription {
         }
     }
 
+    /// The billing period containing `at`: counted from the anchor for a live subscription
+    /// (`at` at or after the anchor), else the calendar month (UTC) of `at`.
+    pub fn period_containing(&self, at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        if let (true, Some(anchor), Some(price)) = (
+            self.status.is_some_and(SubscriptionStatus::is_live),
+            self.anchor,
+            &self.price,
+        ) && anchor <= at
+        {
+            let step = price.interval.months();
+            let mut months = 0;
+            while add_months(anchor, months + step) <= at {
+                months += step;
+            }
+            return (
+                add_months(anchor, months),
+                add_months(anchor, months + step),
+            );
+        }
+        use chrono::Datelike;
+        let month = chrono::NaiveDate::from_ymd_opt(at.year(), at.month(), 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map_or(at, |d| d.and_utc());
+        (month, add_months(month, 1))
+    }
+
     /// The override of `key` in force at `at`, if any.
     pub fn override_at(&self, key: LimitKey, at: DateTime<Utc>) -> Option<Limit> {
         self.overrides

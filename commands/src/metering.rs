@@ -1,0 +1,221 @@
+//! Recording usage: one use case for every ingestion path (other areas through the write
+//! path, the GraphQL mutation, the NDJSON endpoint). Each event of a batch gets its own fate:
+//! counted, a duplicate of an event the tenant reported before (same id), or refused with the
+//! reason; one refusal never stops the rest of the batch.
+//!
+//! Rules, checked before anything is written: the meter is in the catalog; the id is 1 to
+//! [`MAX_ID_BYTES`] bytes; the value is not negative (a count's value is ignored, so any);
+//! a meter that counts distinct keys gets a key; the timestamp is at most
+//! [`IngestRules::future_skew`] ahead of now; and the billing period of the timestamp
+//! (`Subscription::period_containing`) ended no longer than [`IngestRules::late_grace`] ago.
+//! An accepted event counts in the period and buckets of its own timestamp.
+
+use crate::{CommandContext, CommandError, Executor, LoadError};
+use chrono::{DateTime, Duration, Utc};
+use domain::ids::{CommandId, TenantId};
+use domain::metering::{Aggregation, MAX_ID_BYTES, Meter, RecordUsage, Recorded, UsageEvent};
+use domain::subscription::Subscription;
+use futures_util::future::join_all;
+use uuid::Uuid;
+
+/// How far from now an event's timestamp may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestRules {
+    /// How far ahead of the server's clock a timestamp may be (clock skew).
+    pub future_skew: Duration,
+    /// How long after its period's end an event is still accepted.
+    pub late_grace: Duration,
+}
+
+impl Default for IngestRules {
+    fn default() -> Self {
+        Self {
+            future_skew: Duration::minutes(5),
+            late_grace: Duration::days(3),
+        }
+    }
+}
+
+/// One usage event as a client reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageInput {
+    pub id: String,
+    pub meter: String,
+    pub value: i64,
+    pub key: Option<String>,
+    pub timestamp: DateTime<Utc>,
+}
+
+/// Why an event was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsageRefusal {
+    #[error("the event has no id (1 to {MAX_ID_BYTES} bytes)")]
+    MissingId,
+    #[error("no meter is named {0:?}")]
+    UnknownMeter(String),
+    #[error("the value is negative")]
+    NegativeValue,
+    #[error("the meter {0} counts distinct keys: the event needs a key")]
+    MissingKey(&'static str),
+    #[error("the timestamp is {seconds} s ahead of the server's clock (at most {allowed} s)")]
+    InTheFuture { seconds: i64, allowed: i64 },
+    #[error(
+        "too late: its period ended at {period_end}, {seconds} s before the grace of {grace} s ran out"
+    )]
+    TooLate {
+        period_end: DateTime<Utc>,
+        seconds: i64,
+        grace: i64,
+    },
+}
+
+/// What became of one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsageFate {
+    /// Counted, at this log position.
+    Counted {
+        position: u64,
+    },
+    /// Reported before: the first report counts, this one does not.
+    Duplicate {
+        position: u64,
+    },
+    Refused(UsageRefusal),
+}
+
+fn check(
+    input: &UsageInput,
+    now: DateTime<Utc>,
+    rules: IngestRules,
+    subscription: &Subscription,
+) -> Result<&'static Meter, UsageRefusal> {
+    if input.id.is_empty() || input.id.len() > MAX_ID_BYTES {
+        return Err(UsageRefusal::MissingId);
+    }
+    let meter =
+        Meter::find(&input.meter).ok_or_else(|| UsageRefusal::UnknownMeter(input.meter.clone()))?;
+    if input.value < 0 && meter.aggregation != Aggregation::Count {
+        return Err(UsageRefusal::NegativeValue);
+    }
+    if meter.needs_key && input.key.as_deref().is_none_or(str::is_empty) {
+        return Err(UsageRefusal::MissingKey(meter.key));
+    }
+    let ahead = input.timestamp - now;
+    if ahead > rules.future_skew {
+        return Err(UsageRefusal::InTheFuture {
+            seconds: ahead.num_seconds(),
+            allowed: rules.future_skew.num_seconds(),
+        });
+    }
+    let (_, period_end) = subscription.period_containing(input.timestamp);
+    let overdue = now - (period_end + rules.late_grace);
+    if overdue > Duration::zero() {
+        return Err(UsageRefusal::TooLate {
+            period_end,
+            seconds: overdue.num_seconds(),
+            grace: rules.late_grace.num_seconds(),
+        });
+    }
+    Ok(meter)
+}
+
+/// Records `batch` for `tenant` (see the module's documentation); one fate per event, in
+/// order. Events are written concurrently, so a batch shares the store's group commits.
+pub async fn record_usage(
+    exec: &Executor,
+    ctx: &CommandContext,
+    now: DateTime<Utc>,
+    tenant: TenantId,
+    rules: IngestRules,
+    batch: &[UsageInput],
+) -> Result<Vec<UsageFate>, CommandError<std::convert::Infallible>> {
+    let subscription = exec
+        .load::<Subscription>(tenant.as_uuid())
+        .await
+        .map_err(LoadError::into_command)?
+        .state;
+    // The first acceptable occurrence of an id in the batch is the one written; a later one
+    // is its duplicate (written concurrently, the winner would be a matter of timing).
+    let mut first_of = std::collections::HashMap::new();
+    let mut plan = Vec::with_capacity(batch.len());
+    for (index, input) in batch.iter().enumerate() {
+        plan.push(match check(input, now, rules, &subscription) {
+            Err(refusal) => Planned::Refused(refusal),
+            Ok(meter) => match first_of.get(input.id.as_str()) {
+                Some(&first) => Planned::SameAs(first),
+                None => {
+                    first_of.insert(input.id.as_str(), index);
+                    Planned::Write(meter)
+                }
+            },
+        });
+    }
+    let writes = batch.iter().zip(&plan).map(|(input, planned)| async move {
+        let Planned::Write(meter) = planned else {
+            return Ok(None);
+        };
+        let id = UsageEvent::id_of(tenant, &input.id);
+        // The command id derives from the event's stream: a retried batch is a no-op.
+        let ctx = ctx
+            .clone()
+            .for_tenant(tenant)
+            .with_command_id(CommandId::from_uuid(Uuid::new_v5(&id, b"record")));
+        let command = RecordUsage {
+            tenant,
+            client_id: input.id.clone(),
+            usage: Recorded {
+                meter: meter.key.to_owned(),
+                value: if meter.aggregation == Aggregation::Count {
+                    1
+                } else {
+                    input.value
+                },
+                key: input.key.clone().filter(|k| !k.is_empty()),
+                occurred_at: input.timestamp,
+            },
+        };
+        let outcome = exec
+            .execute::<UsageEvent>(id, &command, &ctx)
+            .await
+            .map_err(|e| e.map_rejection(|e| match e {}))?;
+        Ok(Some(if outcome.appended > 0 && !outcome.replayed {
+            UsageFate::Counted {
+                position: outcome.position.0,
+            }
+        } else {
+            UsageFate::Duplicate {
+                position: outcome.position.0,
+            }
+        }))
+    });
+    let written: Vec<Option<UsageFate>> = join_all(writes)
+        .await
+        .into_iter()
+        .collect::<Result<_, CommandError<std::convert::Infallible>>>()?;
+    Ok(plan
+        .into_iter()
+        .enumerate()
+        .map(|(index, planned)| match planned {
+            Planned::Refused(refusal) => UsageFate::Refused(refusal),
+            Planned::Write(_) => written[index]
+                .clone()
+                .unwrap_or(UsageFate::Duplicate { position: 0 }),
+            Planned::SameAs(first) => {
+                let position = match &written[first] {
+                    Some(UsageFate::Counted { position } | UsageFate::Duplicate { position }) => {
+                        *position
+                    }
+                    _ => 0,
+                };
+                UsageFate::Duplicate { position }
+            }
+        })
+        .collect())
+}
+
+enum Planned {
+    Refused(UsageRefusal),
+    Write(&'static Meter),
+    /// A later occurrence of the id at this index of the batch.
+    SameAs(usize),
+}

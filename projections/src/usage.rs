@@ -1,0 +1,255 @@
+//! The usage read model: every counted usage event (`usage_events`, one row per tenant and
+//! client id), from which totals over any range are exact by construction (each meter's
+//! aggregation in SQL: `SUM`, `COUNT`, `MAX`, `COUNT(DISTINCT key)`, the latest by
+//! timestamp), series are bucketed by hour or day (UTC), and an event's fate is explained.
+//! It also answers the billing area's `UsageFigures` port ([`UsageFromReadModel`]).
+
+use crate::scope::TenantScope;
+use crate::{ProjectionError, Projector, ReadDb, ReadTx, decode, exec, fetch_all};
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use domain::aggregate::Aggregate;
+use domain::event::{Reads, RecordedEvent};
+use domain::ids::TenantId;
+use domain::metering::{Aggregation, Meter, UsageEvent, UsageEventEvent};
+use domain::plan::LimitKey;
+use domain::usage::{UsageError, UsageFigures};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UsageReadModel;
+
+/// One counted event, as `usageEvent(id)` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct CountedEvent {
+    pub client_id: String,
+    pub meter: String,
+    pub value: i64,
+    pub unique_key: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    pub position: i64,
+}
+
+/// Chart buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    Hour,
+    Day,
+}
+
+impl Bucket {
+    pub fn length(self) -> Duration {
+        match self {
+            Self::Hour => Duration::hours(1),
+            Self::Day => Duration::days(1),
+        }
+    }
+
+    /// The bucket `at` falls in (UTC).
+    pub fn start_of(self, at: DateTime<Utc>) -> DateTime<Utc> {
+        at.duration_trunc(self.length()).unwrap_or(at)
+    }
+}
+
+impl UsageReadModel {
+    pub const NAME: &'static str = "usage";
+
+    /// `meter`'s total for the tenant over `[from, to)` by the meter's aggregation.
+    pub async fn total(
+        db: &ReadDb,
+        scope: &TenantScope,
+        meter: &Meter,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
+    ) -> Result<i64, sqlx::Error> {
+        total(db, scope.tenant(), meter, (from, to)).await
+    }
+
+    /// `meter`'s totals per bucket over `[from, to)`, oldest first, empty buckets included.
+    pub async fn series(
+        db: &ReadDb,
+        scope: &TenantScope,
+        meter: &Meter,
+        (from, to): (DateTime<Utc>, DateTime<Utc>),
+        bucket: Bucket,
+    ) -> Result<Vec<(DateTime<Utc>, i64)>, sqlx::Error> {
+        let sql = "SELECT occurred_at, value, unique_key FROM usage_events \
+                   WHERE tenant_id = $1 AND meter = $2 AND occurred_at >= $3 AND occurred_at < $4";
+        let rows = fetch_all!(
+            db,
+            (DateTime<Utc>, i64, Option<String>),
+            sql,
+            scope.tenant().as_uuid(),
+            meter.key,
+            from,
+            to
+        )?;
+        let mut starts = Vec::new();
+        let mut at = bucket.start_of(from);
+        while at < to {
+            starts.push(at);
+            at += bucket.length();
+        }
+        Ok(starts
+            .into_iter()
+            .map(|start| {
+                let end = start + bucket.length();
+                let inside = rows
+                    .iter()
+                    .filter(|(t, _, _)| *t >= start.max(from) && *t < end.min(to))
+                    .map(|(t, v, k)| (*t, *v, k.as_deref()));
+                (start, meter.total(inside))
+            })
+            .collect())
+    }
+
+    /// The counted event the tenant reported as `client_id`, if it counted.
+    pub async fn event(
+        db: &ReadDb,
+        scope: &TenantScope,
+        client_id: &str,
+    ) -> Result<Option<CountedEvent>, sqlx::Error> {
+        let sql = "SELECT client_id, meter, value, unique_key, occurred_at, position \
+                   FROM usage_events WHERE tenant_id = $1 AND client_id = $2";
+        Ok(
+            fetch_all!(db, CountedEvent, sql, scope.tenant().as_uuid(), client_id)?
+                .into_iter()
+                .next(),
+        )
+    }
+}
+
+async fn total(
+    db: &ReadDb,
+    tenant: TenantId,
+    meter: &Meter,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+) -> Result<i64, sqlx::Error> {
+    let aggregate = match meter.aggregation {
+        Aggregation::Sum => "COALESCE(SUM(value), 0)",
+        Aggregation::Count => "COUNT(*)",
+        Aggregation::Max => "COALESCE(MAX(value), 0)",
+        Aggregation::UniqueCount => "COUNT(DISTINCT unique_key)",
+        Aggregation::Latest => {
+            let sql = "SELECT value FROM usage_events WHERE tenant_id = $1 AND meter = $2 \
+                       AND occurred_at >= $3 AND occurred_at < $4 \
+                       ORDER BY occurred_at DESC, value DESC LIMIT 1";
+            let rows = fetch_all!(db, (i64,), sql, tenant.as_uuid(), meter.key, from, to)?;
+            return Ok(rows.first().map_or(0, |(v,)| *v));
+        }
+    };
+    // SUM of BIGINT is NUMERIC on PostgreSQL: cast back.
+    let sql = format!(
+        "SELECT CAST({aggregate} AS BIGINT) FROM usage_events WHERE tenant_id = $1 AND meter = $2 \
+         AND occurred_at >= $3 AND occurred_at < $4"
+    );
+    let rows = fetch_all!(db, (i64,), &sql, tenant.as_uuid(), meter.key, from, to)?;
+    Ok(rows.first().map_or(0, |(v,)| *v))
+}
+
+/// The billing area's usage port over this read model: an allowance's usage is the total of
+/// the meters that feed it.
+#[derive(Debug, Clone)]
+pub struct UsageFromReadModel {
+    db: ReadDb,
+}
+
+impl UsageFromReadModel {
+    pub fn new(db: ReadDb) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait]
+impl UsageFigures for UsageFromReadModel {
+    async fn used(
+        &self,
+        tenant: TenantId,
+        key: LimitKey,
+        period: (DateTime<Utc>, DateTime<Utc>),
+    ) -> Result<u64, UsageError> {
+        let mut used = 0u64;
+        for meter in Meter::feeding(key) {
+            let total = total(&self.db, tenant, meter, period)
+                .await
+                .map_err(|e| UsageError(e.to_string()))?;
+            used = used.saturating_add(u64::try_from(total).unwrap_or(0));
+        }
+        Ok(used)
+    }
+}
+
+#[async_trait]
+impl Projector for UsageReadModel {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn reads(&self) -> Reads {
+        Reads::categories(&[UsageEvent::CATEGORY])
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["usage_events"]
+    }
+
+    async fn create_tables(
+        &self,
+        tx: &mut ReadTx<'_>,
+        suffix: &str,
+    ) -> Result<(), ProjectionError> {
+        let (id, time) = tx.id_and_time_types();
+        for ddl in [
+            format!(
+                "CREATE TABLE usage_events{suffix} (tenant_id {id} NOT NULL, client_id TEXT NOT NULL, \
+                 meter TEXT NOT NULL, value BIGINT NOT NULL, unique_key TEXT, \
+                 occurred_at {time} NOT NULL, position BIGINT NOT NULL, \
+                 PRIMARY KEY (tenant_id, client_id))"
+            ),
+            format!(
+                "CREATE INDEX usage_events{suffix}_by_time ON usage_events{suffix} \
+                 (tenant_id, meter, occurred_at)"
+            ),
+        ] {
+            tx.execute_ddl(&ddl).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut ReadTx<'_>,
+        suffix: &str,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        for event in events {
+            let UsageEventEvent::UsageRecorded {
+                tenant_id,
+                client_id,
+                meter,
+                value,
+                key,
+                occurred_at,
+            } = decode::<UsageEvent>(event)?;
+            let position = i64::try_from(event.position.0).unwrap_or(i64::MAX);
+            exec!(
+                &mut *tx,
+                &format!(
+                    "INSERT INTO usage_events{suffix} (tenant_id, client_id, meter, value, \
+                     unique_key, occurred_at, position) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (tenant_id, client_id) DO NOTHING"
+                ),
+                tenant_id.as_uuid(),
+                client_id,
+                meter,
+                value,
+                key,
+                occurred_at,
+                position
+            )?;
+        }
+        Ok(())
+    }
+}
