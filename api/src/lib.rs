@@ -1,7 +1,8 @@
 //! Tenantry's HTTP surface: the axum router with the GraphQL API (`POST /graphql`, GraphiQL
 //! on `GET /graphql`, subscriptions over `graphql-transport-ws` at `/graphql/ws`), liveness and
-//! readiness (`/healthz`, `/readyz`), Prometheus metrics (`/metrics`) and Stripe's webhooks
-//! (`POST /webhooks/stripe`, [`webhooks`]).
+//! readiness (`/healthz`, `/readyz`), Prometheus metrics (`/metrics`), Stripe's webhooks
+//! (`POST /webhooks/stripe`, [`webhooks`]) and usage events as NDJSON (`POST /usage/events`,
+//! [`ingest`]).
 //!
 //! Layout: [`graphql`] holds the schema (one object per area, merged), [`auth`] resolves
 //! callers and checks tenant permissions, [`error`] is the one place failures become
@@ -19,6 +20,7 @@ pub mod error;
 pub mod graphql;
 mod health;
 pub mod http;
+pub mod ingest;
 pub mod metrics;
 pub mod rate_limit;
 pub mod services;
@@ -77,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(http::graphiql).post(http::graphql))
         .route("/graphql/ws", get(ws::upgrade))
         .route("/webhooks/stripe", axum::routing::post(webhooks::stripe))
+        .route("/usage/events", axum::routing::post(ingest::usage_events))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             http::limits,

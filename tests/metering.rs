@@ -1,0 +1,202 @@
+//! Usage metering through the real server: GraphQL `recordUsage` and `POST /usage/events`
+//! (NDJSON with an API key) each report every event's fate; a duplicate is never counted
+//! twice, across the two paths and across a restart; usage, series, explanations and the
+//! entitlements' period allowance agree.
+
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+mod support;
+
+use chrono::{Duration, Utc};
+use serde_json::{Value, json};
+use support::graphql::{Backend, code, platform};
+
+const RECORD: &str = "mutation($t: ID!, $e: [UsageEventInput!]!) { recordUsage(tenantId: $t, events: $e) { counted duplicates refused results { id status reason position } } }";
+const USAGE: &str = "query($t: ID!, $from: DateTime!, $to: DateTime!, $id: String!) { tenant(id: $t) { usage(meter: \"bandwidth.bytes\") { total unit aggregation } calls: usage(meter: \"api.calls\") { total } usageSeries(meter: \"bandwidth.bytes\", from: $from, to: $to, bucket: HOUR) { start total } usageEvent(id: $id) { counted reason meter value hour periodStart periodEnd } entitlements { key used limit } } }";
+
+async fn ndjson(p: &support::graphql::Platform, key: Option<&str>, body: &str) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/usage/events", p.api.base))
+        .header("Content-Type", "application/x-ndjson")
+        .body(body.to_owned());
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn statuses(results: &Value) -> Vec<String> {
+    results
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn every_path_reports_each_fate_and_counts_once(backend: Backend) {
+    let mut p = platform(backend, &[]).await;
+    let ada = p.person("ada@example.com").await;
+    let tenant = p.tenant(&ada, "acme").await;
+    let now = Utc::now();
+    let gb = 1_000_000_000_i64;
+    let events = json!([
+        {"id": "a", "meter": "bandwidth.bytes", "value": gb},
+        {"id": "b", "meter": "bandwidth.bytes", "value": 2 * gb, "timestamp": (now - Duration::minutes(1)).to_rfc3339()},
+        {"id": "a", "meter": "bandwidth.bytes", "value": 7 * gb},
+        {"id": "c", "meter": "api.calls"},
+        {"id": "d", "meter": "no.such.meter", "value": 1},
+        {"id": "e", "meter": "bandwidth.bytes", "value": -5},
+        {"id": "f", "meter": "bandwidth.bytes", "value": 1, "timestamp": (now + Duration::hours(1)).to_rfc3339()},
+        {"id": "g", "meter": "bandwidth.bytes", "value": 1, "timestamp": (now - Duration::days(70)).to_rfc3339()},
+        {"id": "", "meter": "bandwidth.bytes", "value": 1},
+        {"id": "h", "meter": "active.users"},
+    ]);
+    let recorded = p
+        .api
+        .ok(Some(&ada.token), RECORD, json!({"t": tenant, "e": events}))
+        .await;
+    let answer = &recorded["recordUsage"];
+    assert_eq!(
+        statuses(&answer["results"]),
+        [
+            "COUNTED",
+            "COUNTED",
+            "DUPLICATE",
+            "COUNTED",
+            "REFUSED",
+            "REFUSED",
+            "REFUSED",
+            "REFUSED",
+            "REFUSED",
+            "REFUSED"
+        ]
+    );
+    let reasons: Vec<&str> = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["reason"].as_str())
+        .collect();
+    for (reason, about) in reasons.iter().zip([
+        "no meter",
+        "negative",
+        "ahead",
+        "too late",
+        "no id",
+        "needs a key",
+    ]) {
+        assert!(reason.contains(about), "{reason:?} should say {about:?}");
+    }
+    assert_eq!(
+        (
+            answer["counted"].clone(),
+            answer["duplicates"].clone(),
+            answer["refused"].clone()
+        ),
+        (json!(3), json!(1), json!(6))
+    );
+    // The duplicate points at the original.
+    assert_eq!(
+        answer["results"][2]["position"],
+        answer["results"][0]["position"]
+    );
+
+    // NDJSON with a write key: a line that is not an event is refused alone; an id sent
+    // through GraphQL before is a duplicate here too.
+    let (_, writer) = p.api_key(&ada, &tenant, "READ_WRITE").await;
+    let (_, reader) = p.api_key(&ada, &tenant, "READ_ONLY").await;
+    let body = format!(
+        "{}\n{}\nnot json\n\n{}\n",
+        json!({"id": "b", "meter": "bandwidth.bytes", "value": 5}),
+        json!({"id": "i", "meter": "bandwidth.bytes", "value": 4 * gb}),
+        json!({"id": "j", "meter": "active.users", "key": "user-1"}),
+    );
+    let (status, answer) = ndjson(&p, Some(&writer), &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        statuses(&answer["results"]),
+        ["duplicate", "counted", "refused", "counted"]
+    );
+    assert_eq!(answer["results"][2]["line"], 3);
+    assert!(
+        answer["results"][2]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a usage event")
+    );
+    assert_eq!(ndjson(&p, Some(&reader), &body).await.0, 403);
+    assert_eq!(ndjson(&p, None, &body).await.0, 401);
+    assert_eq!(
+        ndjson(&p, Some(&ada.token), &body).await.0,
+        401,
+        "sessions use GraphQL"
+    );
+    assert_eq!(ndjson(&p, Some(&writer), "\n").await.0, 400);
+
+    // Totals, series, explanations and the allowance agree: a + b + i = 7 GB.
+    let usage = async |p: &support::graphql::Platform| {
+        p.api
+            .ok(
+                Some(&ada.token),
+                USAGE,
+                json!({
+                    "t": tenant,
+                    "from": (now - Duration::hours(2)).to_rfc3339(),
+                    "to": (now + Duration::hours(1)).to_rfc3339(),
+                    "id": "a",
+                }),
+            )
+            .await["tenant"]
+            .clone()
+    };
+    let seen = usage(&p).await;
+    assert_eq!(seen["usage"]["total"], 7 * gb);
+    assert_eq!(seen["usage"]["unit"], "bytes");
+    assert_eq!(seen["calls"]["total"], 1);
+    let series_total: i64 = seen["usageSeries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["total"].as_i64().unwrap())
+        .sum();
+    assert_eq!(series_total, 7 * gb);
+    assert_eq!(seen["usageEvent"]["counted"], true);
+    assert_eq!(seen["usageEvent"]["value"], gb);
+    let bandwidth = seen["entitlements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"] == "BANDWIDTH_BYTES_PER_MONTH")
+        .unwrap()
+        .clone();
+    assert_eq!(bandwidth["used"], 7 * gb);
+
+    // After a restart an old id is still a duplicate.
+    p.restart();
+    let again = p
+        .api
+        .ok(
+            Some(&ada.token),
+            RECORD,
+            json!({"t": tenant, "e": [{"id": "i", "meter": "bandwidth.bytes", "value": 1}]}),
+        )
+        .await;
+    assert_eq!(statuses(&again["recordUsage"]["results"]), ["DUPLICATE"]);
+    assert_eq!(usage(&p).await["usage"]["total"], 7 * gb);
+
+    // A batch over the cap writes nothing.
+    let many: Vec<Value> = (0..1_001)
+        .map(|i| json!({"id": format!("x{i}"), "meter": "api.calls"}))
+        .collect();
+    let refused = p
+        .api
+        .gql(Some(&ada.token), RECORD, json!({"t": tenant, "e": many}))
+        .await;
+    assert_eq!(code(&refused), Some("BAD_USER_INPUT"));
+    assert_eq!(usage(&p).await["calls"]["total"], 1);
+}
+
+on_both!(every_path_reports_each_fate_and_counts_once);
