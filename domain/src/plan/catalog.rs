@@ -168,15 +168,10 @@ impl LimitKey {
         }
     }
 
-    /// The period allowance a meter's usage counts against (what overage is billed beyond):
-    /// `bandwidth.bytes` and `pipeline.datapoints`, the meters of the metering area that feed
-    /// a monthly limit.
+    /// The period allowance a meter's usage counts against (what overage is billed beyond),
+    /// from the meter catalog.
     pub fn allowance_of(meter: &str) -> Option<Self> {
-        match meter {
-            "bandwidth.bytes" => Some(Self::BandwidthBytesPerMonth),
-            "pipeline.datapoints" => Some(Self::DataPointsPerMonth),
-            _ => None,
-        }
+        crate::metering::Meter::find(meter).and_then(|m| m.feeds)
     }
 
     /// Whether a higher value is more generous (false only for the schedule floor).
