@@ -199,4 +199,47 @@ async fn every_path_reports_each_fate_and_counts_once(backend: Backend) {
     assert_eq!(usage(&p).await["calls"]["total"], 1);
 }
 
-on_both!(every_path_reports_each_fate_and_counts_once);
+/// The free plan allows 5 GB of bandwidth a month: at 80% the owner hears once, at 100% once
+/// more, however many requests cross the line at the same time.
+async fn thresholds_fire_once_per_period_under_concurrent_ingestion(backend: Backend) {
+    let p = platform(backend, &[]).await;
+    let ada = p.person("ada@example.com").await;
+    let tenant = p.tenant(&ada, "acme").await;
+    let gb = 1_000_000_000_i64;
+    let record = async |ids: std::ops::Range<i64>, value: i64| {
+        let events: Vec<Value> = ids
+            .map(|i| json!({"id": format!("e{i}"), "meter": "bandwidth.bytes", "value": value}))
+            .collect();
+        p.api
+            .ok(Some(&ada.token), RECORD, json!({"t": tenant, "e": events}))
+            .await
+    };
+    let thresholds = async || {
+        let events = support::graphql::events(&p.database_url).await;
+        let count = |kind: &str| events.iter().filter(|(k, _, _)| k == kind).count();
+        (count("AllowanceWarned"), count("AllowanceReached"))
+    };
+    // 3 GB: 60%, nothing.
+    record(0..3, gb).await;
+    // Then 16 requests at once, 0.25 GB each: past 80% and past 100% (7 GB).
+    let many: Vec<_> = (0..16).map(|i| record(100 + i..101 + i, gb / 4)).collect();
+    futures_util::future::join_all(many).await;
+    support::eventually(
+        "both thresholds",
+        std::time::Duration::from_secs(20),
+        || async { (thresholds().await == (1, 1)).then_some(()) },
+    )
+    .await;
+    // More usage in the same period fires nothing more.
+    record(200..204, gb).await;
+    p.mail_settled().await;
+    assert_eq!(thresholds().await, (1, 1));
+    // One mail per threshold (both may report the usage of the moment, past 100%).
+    assert_eq!(p.smtp.count(&ada.email, "has used"), 2);
+    assert!(p.smtp.count(&ada.email, "has used 100%") >= 1);
+}
+
+on_both!(
+    every_path_reports_each_fate_and_counts_once,
+    thresholds_fire_once_per_period_under_concurrent_ingestion,
+);

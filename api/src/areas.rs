@@ -10,7 +10,7 @@
 //! | access | `tenant_access` | — | `access` | members, invites, API keys, key usage |
 //! | mail | reactor `mail_outbox` | — | — | — |
 //! | billing | `billing`, reactors `suspend_unpaid`, `payments_sync` (with Stripe) | `subscription_renewals` | `billing` | — |
-//! | metering | `usage` | — | `metering` | — |
+//! | metering | `usage`, reactor `usage_thresholds` | — | `metering` | — |
 
 #![expect(
     missing_debug_implementations,
@@ -79,6 +79,10 @@ pub fn reactors(services: &Services) -> Vec<Arc<dyn Reactor>> {
         Arc::new(commands::billing::SuspendUnpaid::new(
             services.executor.clone(),
         )),
+        Arc::new(commands::metering::UsageThresholds::new(
+            services.executor.clone(),
+            services.usage.clone(),
+        )),
     ];
     if let Some(payments) = &services.payments {
         reactors.push(Arc::new(
@@ -95,6 +99,7 @@ pub const REACTORS: &[&str] = &[
     commands::mail::OUTBOX,
     commands::tenancy::SLUG_CLAIMS,
     commands::billing::SUSPEND_UNPAID,
+    commands::metering::USAGE_THRESHOLDS,
 ];
 
 /// The reactors that run only with a payment provider configured (not in local mode).

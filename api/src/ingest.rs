@@ -2,7 +2,9 @@
 //! `value`, optional `key` and `timestamp`), with an API key whose scope allows writing
 //! (`Authorization: Bearer tk_…`; the key's tenant is the events' tenant). Each line gets its
 //! fate in the answer, in order: counted, duplicate, or refused with the reason (a line that
-//! is not a usage event is refused on its own; the other lines are recorded).
+//! is not a usage event is refused on its own; the other lines are recorded). Like a
+//! mutation, it answers once the usage read model shows what it wrote (bounded by the
+//! consistency timeout).
 
 use crate::AppState;
 use crate::auth::{Principal, authenticate, grant};
@@ -175,6 +177,13 @@ pub async fn usage_events(
             },
         })
         .collect();
+    // Like a mutation, the answer comes once the usage read model shows what it wrote.
+    if let Err(e) = services
+        .written(Position(last), &[projections::usage::UsageReadModel::NAME])
+        .await
+    {
+        tracing::warn!(error = %e, "usage written, read model behind");
+    }
     (
         StatusCode::OK,
         axum::Json(json!({

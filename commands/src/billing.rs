@@ -513,7 +513,15 @@ pub async fn check_allowance(
     let after = used.saturating_add(amount);
     let warned = subscription.warned.get(&key) == Some(&period.0);
     if !warned && max > 0 && after.saturating_mul(100) >= max.saturating_mul(WARN_AT_PERCENT) {
-        warn_owners(exec, now, tenant, (key, period), (after, max)).await?;
+        warn_owners(
+            exec,
+            now,
+            tenant,
+            (key, period),
+            (after, max),
+            Threshold::Warning,
+        )
+        .await?;
     }
     Ok(Allowance {
         key,
@@ -523,21 +531,79 @@ pub async fn check_allowance(
     })
 }
 
+/// The two thresholds of a period allowance owners hear about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threshold {
+    /// [`WARN_AT_PERCENT`] of it used.
+    Warning,
+    /// All of it used: actions consuming it are refused.
+    Reached,
+}
+
+/// Records the thresholds `used` of allowance `key` crossed in `period` (usage as metered,
+/// from the usage thresholds reactor): at [`WARN_AT_PERCENT`] a warning, at 100% the
+/// allowance reached, each once per allowance and period (the subscription remembers, and
+/// the command ids derive from tenant, allowance, period and threshold), each with a mail to
+/// every owner. Unlimited allowances have no thresholds.
+pub async fn note_usage(
+    exec: &Executor,
+    now: DateTime<Utc>,
+    tenant: TenantId,
+    (key, period): (LimitKey, (DateTime<Utc>, DateTime<Utc>)),
+    used: u64,
+) -> Result<Vec<Threshold>, CommandError<AllowanceError>> {
+    let subscription = exec
+        .load::<Subscription>(tenant.as_uuid())
+        .await
+        .map_err(LoadError::into_command)?
+        .state;
+    let Limit::At(max) = effective_limit(exec, tenant, key, now)
+        .await
+        .map_err(LoadError::into_command)?
+    else {
+        return Ok(vec![]);
+    };
+    let mut crossed = Vec::new();
+    if max > 0 && used.saturating_mul(100) >= max.saturating_mul(WARN_AT_PERCENT) {
+        crossed.push(Threshold::Warning);
+    }
+    if used >= max {
+        crossed.push(Threshold::Reached);
+    }
+    let mut recorded = Vec::new();
+    for threshold in crossed {
+        let noted = match threshold {
+            Threshold::Warning => subscription.warned.get(&key),
+            Threshold::Reached => subscription.reached.get(&key),
+        };
+        if noted != Some(&period.0) {
+            warn_owners(exec, now, tenant, (key, period), (used, max), threshold).await?;
+            recorded.push(threshold);
+        }
+    }
+    Ok(recorded)
+}
+
 async fn warn_owners(
     exec: &Executor,
     now: DateTime<Utc>,
     tenant: TenantId,
     (key, period): (LimitKey, (DateTime<Utc>, DateTime<Utc>)),
     (used, max): (u64, u64),
+    threshold: Threshold,
 ) -> Result<(), CommandError<AllowanceError>> {
     let access = exec
         .load::<domain::access::TenantAccess>(tenant.as_uuid())
         .await
         .map_err(LoadError::into_command)?
         .state;
+    let step = match threshold {
+        Threshold::Warning => "warn",
+        Threshold::Reached => "reach",
+    };
     let seed = Uuid::new_v5(
         &tenant.as_uuid(),
-        format!("warn {} {}", key.as_str(), period.0.timestamp()).as_bytes(),
+        format!("{step} {} {}", key.as_str(), period.0.timestamp()).as_bytes(),
     );
     let ctx = CommandContext::from_request(
         domain::event::Actor::system("allowance_warnings"),
@@ -567,13 +633,23 @@ async fn warn_owners(
             expires_at: Some(period.1),
         });
     }
-    let command = SubscriptionCommand::WarnAllowance {
-        key,
-        period_start: period.0,
-        used,
-        limit: max,
-        mails,
-        at: now,
+    let command = match threshold {
+        Threshold::Warning => SubscriptionCommand::WarnAllowance {
+            key,
+            period_start: period.0,
+            used,
+            limit: max,
+            mails,
+            at: now,
+        },
+        Threshold::Reached => SubscriptionCommand::ReachAllowance {
+            key,
+            period_start: period.0,
+            used,
+            limit: max,
+            mails,
+            at: now,
+        },
     };
     exec.execute::<Subscription>(tenant.as_uuid(), &command, &ctx)
         .await

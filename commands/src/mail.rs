@@ -68,7 +68,10 @@ pub fn queued_mails(event: &RecordedEvent) -> Result<Vec<QueuedMail>, ReactionEr
     if let Some(AccessEvent::InviteMailQueued { mail, .. }) = decoded::<TenantAccess>(event)? {
         return Ok(vec![mail]);
     }
-    if let Some(SubscriptionEvent::AllowanceWarned { mails, .. }) = decoded::<Subscription>(event)?
+    if let Some(
+        SubscriptionEvent::AllowanceWarned { mails, .. }
+        | SubscriptionEvent::AllowanceReached { mails, .. },
+    ) = decoded::<Subscription>(event)?
     {
         return Ok(mails);
     }

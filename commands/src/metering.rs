@@ -219,3 +219,108 @@ enum Planned {
     /// A later occurrence of the id at this index of the batch.
     SameAs(usize),
 }
+
+/// The name of the reactor that turns metered usage into allowance thresholds.
+pub const USAGE_THRESHOLDS: &str = "usage_thresholds";
+
+/// Follows counted usage events; for each tenant, allowance and period a batch touched, reads
+/// the usage through those events (the usage read model, waited for) and records the
+/// thresholds crossed (`billing::note_usage`: 80% and 100%, once per allowance and period,
+/// with mails to the owners). One reactor, one batch at a time, and command ids derived from
+/// tenant, allowance, period and threshold: concurrent ingestion, redelivery and a rebuilt
+/// read model never fire a threshold twice; a new period fires them again.
+#[derive(Debug, Clone)]
+pub struct UsageThresholds {
+    exec: Executor,
+    usage: std::sync::Arc<dyn domain::usage::UsageFigures>,
+}
+
+impl UsageThresholds {
+    pub fn new(exec: Executor, usage: std::sync::Arc<dyn domain::usage::UsageFigures>) -> Self {
+        Self { exec, usage }
+    }
+}
+
+#[async_trait::async_trait]
+impl domain::reactor::Reactor for UsageThresholds {
+    fn name(&self) -> &'static str {
+        USAGE_THRESHOLDS
+    }
+
+    fn reads(&self) -> domain::event::Reads {
+        use domain::aggregate::Aggregate;
+        domain::event::Reads::categories(&[UsageEvent::CATEGORY])
+    }
+
+    async fn react(
+        &self,
+        events: &[domain::event::RecordedEvent],
+    ) -> Result<(), domain::reactor::ReactionError> {
+        use domain::metering::UsageEventEvent;
+        use domain::reactor::{ReactionError, decoded};
+        type Touched = (
+            TenantId,
+            domain::plan::LimitKey,
+            (DateTime<Utc>, DateTime<Utc>),
+        );
+        let Some(last) = events.last() else {
+            return Ok(());
+        };
+        let mut touched: Vec<Touched> = Vec::new();
+        let mut periods = std::collections::HashMap::new();
+        for event in events {
+            let Some(UsageEventEvent::UsageRecorded {
+                tenant_id,
+                meter,
+                occurred_at,
+                ..
+            }) = decoded::<UsageEvent>(event)?
+            else {
+                continue;
+            };
+            let Some(key) = Meter::find(&meter).and_then(|m| m.feeds) else {
+                continue;
+            };
+            let subscription = match periods.get(&tenant_id) {
+                Some(s) => s,
+                None => {
+                    let loaded = self
+                        .exec
+                        .load::<Subscription>(tenant_id.as_uuid())
+                        .await
+                        .map_err(|e| ReactionError::at(event, e))?
+                        .state;
+                    periods.entry(tenant_id).or_insert(loaded)
+                }
+            };
+            let entry = (tenant_id, key, subscription.period_containing(occurred_at));
+            if !touched.contains(&entry) {
+                touched.push(entry);
+            }
+        }
+        for (tenant, key, period) in touched {
+            let used = self
+                .usage
+                .used_through(tenant, key, period, last.position)
+                .await
+                .map_err(|e| ReactionError::at(last, e))?;
+            match crate::billing::note_usage(
+                &self.exec,
+                last.recorded_at,
+                tenant,
+                (key, period),
+                used,
+            )
+            .await
+            {
+                Ok(_) => {}
+                // Closed or gone meanwhile: nothing to tell.
+                Err(CommandError::Rejected(error)) => {
+                    tracing::info!(reactor = USAGE_THRESHOLDS, tenant.id = %tenant, error = %error, "threshold not recorded");
+                }
+                Err(error) => return Err(ReactionError::at(last, error)),
+            }
+        }
+        Ok(())
+    }
+}

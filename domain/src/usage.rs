@@ -21,4 +21,17 @@ pub trait UsageFigures: Send + Sync + std::fmt::Debug + 'static {
         key: LimitKey,
         (from, to): (DateTime<Utc>, DateTime<Utc>),
     ) -> Result<u64, UsageError>;
+
+    /// [`Self::used`] counting at least every usage event up to log position `through` (an
+    /// implementation over a read model waits until it has caught up that far).
+    async fn used_through(
+        &self,
+        tenant: TenantId,
+        key: LimitKey,
+        period: (DateTime<Utc>, DateTime<Utc>),
+        through: crate::event::Position,
+    ) -> Result<u64, UsageError> {
+        let _ = through;
+        self.used(tenant, key, period).await
+    }
 }

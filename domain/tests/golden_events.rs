@@ -277,6 +277,14 @@ fn subscription_events_match_their_golden_files() {
                 }],
                 at: at(59),
             },
+            E::AllowanceReached {
+                key: LimitKey::DataPointsPerMonth,
+                period_start: at(50),
+                used: 100_000,
+                limit: 100_000,
+                mails: vec![],
+                at: at(59),
+            },
             E::TrialEnded {
                 period_start: at(52),
                 period_end: at(58),
@@ -294,6 +302,7 @@ fn subscription_events_match_their_golden_files() {
         ],
         |event| match event {
             E::TrialEnded { .. } => "TrialEnded",
+            E::AllowanceReached { .. } => "AllowanceReached",
             E::ProviderCustomerLinked { .. } => "ProviderCustomerLinked",
             E::ProviderSubscriptionLinked { .. } => "ProviderSubscriptionLinked",
             E::SubscriptionStarted { .. } => "SubscriptionStarted",

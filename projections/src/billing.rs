@@ -520,7 +520,7 @@ async fn apply_subscription(
         // The payments reactor's business (commands::payments).
         E::ProviderSubscriptionLinked { .. } => {}
         // The outbox's business (commands::mail).
-        E::AllowanceWarned { .. } => {}
+        E::AllowanceWarned { .. } | E::AllowanceReached { .. } => {}
         E::LimitOverridden { key, limit, .. } => match limit {
             Some(o) => {
                 exec!(

@@ -175,6 +175,24 @@ impl UsageFigures for UsageFromReadModel {
         }
         Ok(used)
     }
+
+    async fn used_through(
+        &self,
+        tenant: TenantId,
+        key: LimitKey,
+        period: (DateTime<Utc>, DateTime<Utc>),
+        through: domain::event::Position,
+    ) -> Result<u64, UsageError> {
+        crate::read_your_writes::wait_for(
+            &self.db,
+            &[UsageReadModel::NAME],
+            through,
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .map_err(|e| UsageError(format!("the usage read model did not catch up: {e:?}")))?;
+        self.used(tenant, key, period).await
+    }
 }
 
 #[async_trait]

@@ -98,6 +98,9 @@ pub struct Subscription {
     /// The allowances warned about, with the start of the period they were warned in.
     #[serde(default)]
     pub warned: BTreeMap<LimitKey, DateTime<Utc>>,
+    /// The allowances used up, with the start of the period they were used up in.
+    #[serde(default)]
+    pub reached: BTreeMap<LimitKey, DateTime<Utc>>,
     /// The tenant's customer at the payment provider (kept across subscriptions).
     #[serde(default)]
     pub provider_customer: Option<String>,
@@ -194,6 +197,16 @@ pub enum SubscriptionCommand {
     RecordPaymentRecovery {
         at: DateTime<Utc>,
     },
+    /// Notes that an allowance was used up in the period starting at `period_start`, with the
+    /// mails telling the owners: once per allowance and period.
+    ReachAllowance {
+        key: LimitKey,
+        period_start: DateTime<Utc>,
+        used: u64,
+        limit: u64,
+        mails: Vec<QueuedMail>,
+        at: DateTime<Utc>,
+    },
     /// Ends a trial now: the payment provider charged the first period (its trial ended, or
     /// the customer chose to pay early). The period starts now and becomes the anchor.
     EndTrial {
@@ -280,6 +293,16 @@ pub enum SubscriptionEvent {
     LimitOverridden {
         key: LimitKey,
         limit: Option<LimitOverride>,
+        at: DateTime<Utc>,
+    },
+    /// An allowance was used up this period: actions consuming it are refused until the
+    /// period ends or the plan allows more; `mails` tell the owners.
+    AllowanceReached {
+        key: LimitKey,
+        period_start: DateTime<Utc>,
+        used: u64,
+        limit: u64,
+        mails: Vec<QueuedMail>,
         at: DateTime<Utc>,
     },
     /// The trial ended before its time; the first paid period runs from `period_start`.
@@ -499,6 +522,26 @@ impl Aggregate for Subscription {
                     at: *at,
                 }])
             }
+            C::ReachAllowance {
+                key,
+                period_start,
+                used,
+                limit,
+                mails,
+                at,
+            } => {
+                if self.reached.get(key) == Some(period_start) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::AllowanceReached {
+                    key: *key,
+                    period_start: *period_start,
+                    used: *used,
+                    limit: *limit,
+                    mails: mails.clone(),
+                    at: *at,
+                }])
+            }
             C::EndTrial { at } => match (self.live()?, &self.price) {
                 (SubscriptionStatus::Trialing, Some(price)) => Ok(vec![E::TrialEnded {
                     period_start: *at,
@@ -602,6 +645,11 @@ impl Aggregate for Subscription {
                 self.anchor = Some(*period_start);
                 self.period_start = Some(*period_start);
                 self.period_end = Some(*period_end);
+            }
+            E::AllowanceReached {
+                key, period_start, ..
+            } => {
+                self.reached.insert(*key, *period_start);
             }
             E::ProviderCustomerLinked { customer, .. } => {
                 self.provider_customer = Some(customer.clone());

@@ -336,3 +336,21 @@ fn provider_links_are_recorded_once_and_a_new_start_drops_the_old_subscription()
     assert_eq!(again.state().provider_subscription, None);
     assert_eq!(again.state().provider_customer.as_deref(), Some("cus_1"));
 }
+
+#[test]
+fn an_allowance_is_reached_once_per_period() {
+    let reach = |period_start| SubscriptionCommand::ReachAllowance {
+        key: LimitKey::BandwidthBytesPerMonth,
+        period_start,
+        used: 5,
+        limit: 5,
+        mails: vec![],
+        at: period_start,
+    };
+    let reached = given::<Subscription>([])
+        .when(&reach(utc(2026, 4, 1)))
+        .then_accepted();
+    reached.when(&reach(utc(2026, 4, 1))).then_nothing();
+    // The next period starts afresh.
+    reached.when(&reach(utc(2026, 5, 1))).then_accepted();
+}
