@@ -1,12 +1,13 @@
 //! `tenantry bench ...`: benchmarks that print figures and assert nothing, one file each:
 //! [`append`] (the event store against raw inserts), [`projections`] (a full rebuild and the
-//! command round trip), [`api`] (GraphQL under 32 connections); [`scratch`] holds the
+//! command round trip), [`api`] (GraphQL under 32 connections), [`usage`] (usage ingestion); [`scratch`] holds the
 //! throwaway databases and percentiles they share. Figures go into BENCHMARKS.md.
 
 mod api;
 mod append;
 mod projections;
 mod scratch;
+mod usage;
 
 use crate::cli::GlobalArgs;
 
@@ -18,6 +19,8 @@ pub enum BenchCommand {
     Projections(projections::ProjectionBenchArgs),
     /// The GraphQL API under 32 connections: a dashboard query and a small mutation.
     Api(api::ApiBenchArgs),
+    /// Usage ingestion through the internal path, with the usage read model's lag.
+    Usage(usage::UsageBenchArgs),
 }
 
 pub async fn run(_global: &GlobalArgs, command: BenchCommand) -> anyhow::Result<()> {
@@ -25,5 +28,6 @@ pub async fn run(_global: &GlobalArgs, command: BenchCommand) -> anyhow::Result<
         BenchCommand::Append(args) => append::run(args).await,
         BenchCommand::Projections(args) => projections::run(args).await,
         BenchCommand::Api(args) => api::run(args).await,
+        BenchCommand::Usage(args) => usage::run(args).await,
     }
 }
