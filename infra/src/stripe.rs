@@ -139,9 +139,9 @@ impl SubscriptionAnswer {
     }
 }
 
-fn key_of(key: &IdempotencyKey) -> Result<RequestStrategy, PaymentsError> {
+fn key_of(key: &IdempotencyKey) -> Result<RequestStrategy, StripeError> {
     let key = stripe::IdempotencyKey::new(&key.0)
-        .map_err(|e| PaymentsError::Refused(format!("idempotency key: {e}")))?;
+        .map_err(|e| StripeError::ConfigError(format!("idempotency key: {e}")))?;
     Ok(RequestStrategy::Idempotent(key))
 }
 
@@ -205,6 +205,21 @@ pub fn plan_id(plan: &PlanRef, price: &Price) -> String {
 }
 
 impl StripePayments {
+    /// Sends `request` under the idempotency key `key`, reading the answer as `T`.
+    async fn keyed<T: miniserde::Deserialize>(
+        &self,
+        request: &(impl StripeRequest + Sync),
+        key: &IdempotencyKey,
+    ) -> Result<T, StripeError> {
+        let strategy = key_of(key)?;
+        request
+            .build()
+            .customize::<T>()
+            .request_strategy(strategy)
+            .send(&self.client)
+            .await
+    }
+
     /// The legacy Plan for `plan` at `price`, created if it is not there yet.
     async fn ensure_plan(
         &self,
@@ -267,15 +282,10 @@ impl Payments for StripePayments {
         name: &str,
         key: &IdempotencyKey,
     ) -> Result<String, PaymentsError> {
-        let created = CreateCustomer::new()
+        let request = CreateCustomer::new()
             .name(name)
-            .metadata(tags(tenant, Some(key)))
-            .build()
-            .customize::<Created>()
-            .request_strategy(key_of(key)?)
-            .send(&self.client)
-            .await
-            .map_err(failure)?;
+            .metadata(tags(tenant, Some(key)));
+        let created: Created = self.keyed(&request, key).await.map_err(failure)?;
         Ok(created.id)
     }
 
@@ -299,11 +309,7 @@ impl Payments for StripePayments {
         if let Some(end) = request.trial_end {
             create = create.trial_end(CreateSubscriptionTrialEnd::Timestamp(end.timestamp()));
         }
-        create
-            .build()
-            .customize::<SubscriptionAnswer>()
-            .request_strategy(key_of(key)?)
-            .send(&self.client)
+        self.keyed::<SubscriptionAnswer>(&create, key)
             .await
             .map_err(failure)?
             .into_provider()
@@ -319,12 +325,8 @@ impl Payments for StripePayments {
         let mut item = UpdateSubscriptionItems::new();
         item.id = Some(subscription.item.clone());
         item.plan = Some(plan);
-        UpdateSubscription::new(subscription.id.as_str())
-            .items(vec![item])
-            .build()
-            .customize::<Created>()
-            .request_strategy(key_of(key)?)
-            .send(&self.client)
+        let request = UpdateSubscription::new(subscription.id.as_str()).items(vec![item]);
+        self.keyed::<Created>(&request, key)
             .await
             .map_err(failure)?;
         Ok(())
@@ -336,12 +338,8 @@ impl Payments for StripePayments {
         cancel: bool,
         key: &IdempotencyKey,
     ) -> Result<(), PaymentsError> {
-        UpdateSubscription::new(subscription)
-            .cancel_at_period_end(cancel)
-            .build()
-            .customize::<Created>()
-            .request_strategy(key_of(key)?)
-            .send(&self.client)
+        let request = UpdateSubscription::new(subscription).cancel_at_period_end(cancel);
+        self.keyed::<Created>(&request, key)
             .await
             .map_err(failure)?;
         Ok(())
@@ -352,11 +350,8 @@ impl Payments for StripePayments {
         subscription: &str,
         key: &IdempotencyKey,
     ) -> Result<(), PaymentsError> {
-        let cancelled = CancelSubscription::new(subscription)
-            .build()
-            .customize::<Created>()
-            .request_strategy(key_of(key)?)
-            .send(&self.client)
+        let cancelled = self
+            .keyed::<Created>(&CancelSubscription::new(subscription), key)
             .await;
         match cancelled {
             Ok(_) => Ok(()),
@@ -397,13 +392,7 @@ impl Payments for StripePayments {
         if let Some(subscription) = &line.subscription {
             create = create.subscription(subscription.clone());
         }
-        let created: Tagged = create
-            .build()
-            .customize()
-            .request_strategy(key_of(key)?)
-            .send(&self.client)
-            .await
-            .map_err(failure)?;
+        let created: Tagged = self.keyed(&create, key).await.map_err(failure)?;
         tracing::debug!(stripe.invoice_item = %created.id, "invoice item added");
         Ok(())
     }
@@ -413,12 +402,8 @@ impl Payments for StripePayments {
         customer: &str,
         key: &IdempotencyKey,
     ) -> Result<String, PaymentsError> {
-        let intent = CreateSetupIntent::new()
-            .customer(customer)
-            .build()
-            .customize::<SetupIntentAnswer>()
-            .request_strategy(key_of(key)?)
-            .send(&self.client)
+        let intent: SetupIntentAnswer = self
+            .keyed(&CreateSetupIntent::new().customer(customer), key)
             .await
             .map_err(failure)?;
         intent

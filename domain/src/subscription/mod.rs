@@ -509,20 +509,8 @@ impl Aggregate for Subscription {
                 limit,
                 mails,
                 at,
-            } => {
-                if self.warned.get(key) == Some(period_start) {
-                    return Ok(vec![]);
-                }
-                Ok(vec![E::AllowanceWarned {
-                    key: *key,
-                    period_start: *period_start,
-                    used: *used,
-                    limit: *limit,
-                    mails: mails.clone(),
-                    at: *at,
-                }])
             }
-            C::ReachAllowance {
+            | C::ReachAllowance {
                 key,
                 period_start,
                 used,
@@ -530,16 +518,31 @@ impl Aggregate for Subscription {
                 mails,
                 at,
             } => {
-                if self.reached.get(key) == Some(period_start) {
+                let warning = matches!(command, C::WarnAllowance { .. });
+                let noted = if warning { &self.warned } else { &self.reached };
+                if noted.get(key) == Some(period_start) {
                     return Ok(vec![]);
                 }
-                Ok(vec![E::AllowanceReached {
-                    key: *key,
-                    period_start: *period_start,
-                    used: *used,
-                    limit: *limit,
-                    mails: mails.clone(),
-                    at: *at,
+                let (key, period_start, used, limit, mails, at) =
+                    (*key, *period_start, *used, *limit, mails.clone(), *at);
+                Ok(vec![if warning {
+                    E::AllowanceWarned {
+                        key,
+                        period_start,
+                        used,
+                        limit,
+                        mails,
+                        at,
+                    }
+                } else {
+                    E::AllowanceReached {
+                        key,
+                        period_start,
+                        used,
+                        limit,
+                        mails,
+                        at,
+                    }
                 }])
             }
             C::EndTrial { at } => match (self.live()?, &self.price) {
