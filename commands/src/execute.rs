@@ -344,6 +344,47 @@ impl Executor {
         .await
     }
 
+    /// The first command of a stream that should not exist yet (one usage event, say):
+    /// decides on the empty state and appends with `NoStream` — one write and no read.
+    /// `Ok(None)` when the stream exists already (nothing was written: [`Self::execute`]
+    /// decides against what is there); a repeated command id answers the first outcome.
+    pub async fn create<A: Aggregate>(
+        &self,
+        id: Uuid,
+        command: &A::Command,
+        ctx: &CommandContext,
+    ) -> Result<Option<CommandOutcome>, CommandError<A::Error>> {
+        let events = A::default()
+            .decide(command)
+            .map_err(CommandError::Rejected)?;
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let stream = StreamId::for_aggregate(A::CATEGORY, id);
+        let request = AppendRequest::to_stream(
+            stream.clone(),
+            ExpectedVersion::NoStream,
+            envelopes::<A>(&events, ctx)?,
+        )
+        .idempotent(ctx.command_id);
+        match self.store.append(request).await {
+            Ok(result) if result.replayed => {
+                self.same_request(&result, ctx).await?;
+                replayed(&result, &stream, ctx).map(Some)
+            }
+            Ok(result) => Ok(Some(CommandOutcome {
+                version: result
+                    .version_of(&stream)
+                    .unwrap_or(StreamVersion(events.len() as u64)),
+                position: result.last_position,
+                appended: events.len() as u64,
+                replayed: false,
+            })),
+            Err(EventStoreError::VersionConflict { .. }) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// Executes a decision over aggregate `id` and, when `guard` is given, a second aggregate
     /// whose events are appended in the same atomic append, both with exact expectations.
     /// `decide` may run several times (once per attempt) and must be pure.

@@ -174,10 +174,19 @@ pub async fn record_usage(
                 occurred_at: input.timestamp,
             },
         };
-        let outcome = exec
-            .execute::<UsageEvent>(id, &command, &ctx)
+        // Most events are new: written without reading first. One whose stream exists is a
+        // duplicate, decided against the stream (for the original's position).
+        let created = exec
+            .create::<UsageEvent>(id, &command, &ctx)
             .await
             .map_err(|e| e.map_rejection(|e| match e {}))?;
+        let outcome = match created {
+            Some(outcome) => outcome,
+            None => exec
+                .execute::<UsageEvent>(id, &command, &ctx)
+                .await
+                .map_err(|e| e.map_rejection(|e| match e {}))?,
+        };
         Ok(Some(if outcome.appended > 0 && !outcome.replayed {
             UsageFate::Counted {
                 position: outcome.position.0,
