@@ -107,6 +107,7 @@ impl Aggregate for UsageEvent {
 }
 
 #[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
     use crate::testing::aggregate::{at, given};
