@@ -37,13 +37,13 @@ const MUTATION: &str = "mutation Settings($t: ID!, $v: String!) { changeTenantSe
     settings: [{key: \"theme\", value: $v}]) { tenant { id } position } }";
 
 /// One HTTP/1.1 keep-alive connection (the bench needs nothing more).
-struct Connection {
+pub(super) struct Connection {
     stream: BufReader<TcpStream>,
     host: String,
 }
 
 impl Connection {
-    async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
+    pub(super) async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         Ok(Self {
@@ -52,7 +52,7 @@ impl Connection {
         })
     }
 
-    async fn graphql(
+    pub(super) async fn graphql(
         &mut self,
         token: Option<&str>,
         query: &str,
@@ -93,6 +93,47 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// POSTs `body` to `path` with `token`; the status and the JSON answer.
+    pub(super) async fn post(
+        &mut self,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: &str,
+    ) -> anyhow::Result<(u16, Value)> {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
+            self.host,
+            body.len()
+        );
+        self.stream.get_mut().write_all(request.as_bytes()).await?;
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .context("a status line")?
+            .parse()?;
+        let mut length = 0usize;
+        loop {
+            let mut header = String::new();
+            self.stream.read_line(&mut header).await?;
+            if header == "\r\n" || header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse()?;
+            }
+        }
+        let mut answer = vec![0u8; length];
+        self.stream.read_exact(&mut answer).await?;
+        Ok((status, serde_json::from_slice(&answer)?))
+    }
+}
+
 /// The `Token:` line of the e-mail to `to` about `subject` in `dir` (each person gets one of
 /// each).
 fn mailed_token(dir: &Path, to: &str, subject: &str) -> anyhow::Result<String> {
@@ -114,7 +155,7 @@ fn mailed_token(dir: &Path, to: &str, subject: &str) -> anyhow::Result<String> {
 }
 
 /// The bench's tenant owner, a platform operator on the bench's server.
-const OWNER: &str = "owner@bench.example";
+pub(super) const OWNER: &str = "owner@bench.example";
 
 /// The token of the newest mail to `email`, once the mail outbox has sent it (shortly after
 /// the request that queued it answered).
@@ -129,7 +170,7 @@ async fn wait_for_token(mail: &Path, email: &str, subject: &str) -> anyhow::Resu
     }
 }
 
-async fn person(c: &mut Connection, mail: &Path, email: &str) -> anyhow::Result<String> {
+pub(super) async fn person(c: &mut Connection, mail: &Path, email: &str) -> anyhow::Result<String> {
     let password = "bench password 12345";
     c.graphql(None, "mutation($e: String!, $p: String!) { signUp(input: {email: $e, password: $p}) { position } }", json!({"e": email, "p": password})).await?;
     let token = wait_for_token(mail, email, "Verify").await?;
@@ -191,13 +232,13 @@ async fn drive(
 }
 
 /// A `tenantry serve` child process; killed when dropped.
-struct ServerProcess {
+pub(super) struct ServerProcess {
     child: std::process::Child,
-    addr: SocketAddr,
+    pub(super) addr: SocketAddr,
 }
 
 impl ServerProcess {
-    fn start(database_url: &str, work: &Path) -> anyhow::Result<Self> {
+    pub(super) fn start(database_url: &str, work: &Path) -> anyhow::Result<Self> {
         use std::io::BufRead as _;
         let mut child = std::process::Command::new(std::env::current_exe()?)
             .args([

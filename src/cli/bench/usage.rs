@@ -1,8 +1,10 @@
-//! `tenantry bench usage`: sustained usage ingestion through the internal path
+//! `tenantry bench usage`: sustained usage ingestion on SQLite and PostgreSQL, with
+//! deduplication on (every event its own stream): through the internal path
 //! (`commands::metering::record_usage`, what the GraphQL mutation and `POST /usage/events`
-//! call) on SQLite and PostgreSQL, with deduplication on (every event its own stream), while
-//! the usage read model follows; prints accepted events/s, the read model's largest lag during
-//! the load and how long it takes to catch up after. Asserts nothing.
+//! call) while the usage read model follows in the same process — accepted events/s, the
+//! read model's largest lag during the load and how long it takes to catch up after — and
+//! through `POST /usage/events` of a `tenantry serve` process with an API key (each answer
+//! comes once the read model shows it). Asserts nothing.
 
 use super::scratch::ScratchArgs;
 use chrono::Utc;
@@ -51,6 +53,87 @@ pub async fn run(args: UsageBenchArgs) -> anyhow::Result<()> {
         scratch.remove().await?;
         result?;
     }
+    for scratch in args.databases.create().await? {
+        let result = ndjson(scratch.backend, &scratch.url, &args).await;
+        scratch.remove().await?;
+        result?;
+    }
+    Ok(())
+}
+
+/// The same load through `POST /usage/events` of a server process.
+async fn ndjson(backend: &str, url: &str, args: &UsageBenchArgs) -> anyhow::Result<()> {
+    use super::api::{Connection, OWNER, ServerProcess, person};
+    use anyhow::Context as _;
+    let work = std::env::temp_dir().join(format!(
+        "tenantry-bench-usage-{}",
+        uuid::Uuid::now_v7().simple()
+    ));
+    let server = ServerProcess::start(url, &work)?;
+    let mut c = Connection::open(server.addr).await?;
+    let owner = person(&mut c, &work.join("mail"), OWNER).await?;
+    let created = c
+        .graphql(
+            Some(&owner),
+            "mutation { createTenant(input: {name: \"Bench\", slug: \"bench\"}) { tenant { id } } }",
+            serde_json::json!({}),
+        )
+        .await?;
+    let tenant = created["createTenant"]["tenant"]["id"]
+        .as_str()
+        .context("tenant id")?
+        .to_owned();
+    let key = c
+        .graphql(
+            Some(&owner),
+            "mutation($t: ID!) { createApiKey(tenantId: $t, name: \"ingest\", scope: READ_WRITE) { secret } }",
+            serde_json::json!({"t": tenant}),
+        )
+        .await?["createApiKey"]["secret"]
+        .as_str()
+        .context("key")?
+        .to_owned();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for client in 0..args.clients {
+        let (accepted, key, addr, batch) = (accepted.clone(), key.clone(), server.addr, args.batch);
+        clients.push(tokio::spawn(async move {
+            let mut c = Connection::open(addr).await?;
+            let mut sequence = 0u64;
+            while Instant::now() < deadline {
+                let body: String = (0..batch)
+                    .map(|i| {
+                        format!(
+                            "{{\"id\":\"c{client}-{sequence}-{i}\",\"meter\":\"bandwidth.bytes\",\"value\":1000}}\n"
+                        )
+                    })
+                    .collect();
+                sequence += 1;
+                let (status, answer) = c
+                    .post("/usage/events", &key, "application/x-ndjson", &body)
+                    .await?;
+                anyhow::ensure!(status == 200, "HTTP {status}: {answer}");
+                accepted.fetch_add(answer["counted"].as_u64().unwrap_or(0), Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for client in clients {
+        client.await??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let accepted = accepted.load(Ordering::Relaxed);
+    report(&format!(
+        "{backend:<9} NDJSON:   {accepted} events accepted in {seconds:.1} s = {:.0} events/s \
+         ({} connections, {} lines per request)",
+        accepted as f64 / seconds,
+        args.clients,
+        args.batch
+    ));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }
 
