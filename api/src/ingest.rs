@@ -82,33 +82,35 @@ pub async fn usage_events(
     };
     let now = Utc::now();
     // Each line: parsed into an input, or refused with why.
-    let mut parsed: Vec<(usize, Result<UsageInput, String>)> = Vec::new();
+    // The events (with their line numbers), and the lines that are not events.
+    let (mut lines, mut inputs, mut unreadable) = (0, Vec::new(), Vec::new());
     for (index, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let outcome = serde_json::from_str::<Line>(line)
-            .map(|l| UsageInput {
-                id: l.id,
-                meter: l.meter,
-                value: l.value,
-                key: l.key,
-                timestamp: l.timestamp.unwrap_or(now),
-            })
-            .map_err(|e| format!("not a usage event: {e}"));
-        parsed.push((index + 1, outcome));
+        lines += 1;
+        match serde_json::from_str::<Line>(line) {
+            Ok(l) => inputs.push((
+                index + 1,
+                UsageInput {
+                    id: l.id,
+                    meter: l.meter,
+                    value: l.value,
+                    key: l.key,
+                    timestamp: l.timestamp.unwrap_or(now),
+                },
+            )),
+            Err(e) => unreadable.push((index + 1, format!("not a usage event: {e}"))),
+        }
     }
-    if parsed.is_empty() || parsed.len() > MAX_LINES {
+    if lines == 0 || lines > MAX_LINES {
         let e = ApiError::bad_input(
             "body",
-            format!("1 to {MAX_LINES} events per request, got {}", parsed.len()),
+            format!("1 to {MAX_LINES} events per request, got {lines}"),
         );
         return refuse(StatusCode::BAD_REQUEST, &e);
     }
-    let inputs: Vec<UsageInput> = parsed
-        .iter()
-        .filter_map(|(_, p)| p.as_ref().ok().cloned())
-        .collect();
+    let (numbers, inputs): (Vec<usize>, Vec<UsageInput>) = inputs.into_iter().unzip();
     let meta = RequestMeta {
         ip: Some(services.config.trusted_proxies.client(peer.ip(), &headers)),
         request_id,
@@ -146,37 +148,48 @@ pub async fn usage_events(
         }
     };
     services.metrics.command("usage_event", "ok");
-    let mut fates = fates.into_iter();
-    let (mut counted, mut duplicates, mut refused, mut last) = (0, 0, 0, 0);
-    let results: Vec<Value> = parsed
+    let last = fates
+        .iter()
+        .filter_map(UsageFate::position)
+        .max()
+        .unwrap_or(0);
+    let count = |wanted: fn(&UsageFate) -> bool| fates.iter().filter(|f| wanted(f)).count();
+    let counted = count(|f| matches!(f, UsageFate::Counted { .. }));
+    let duplicates = count(|f| matches!(f, UsageFate::Duplicate { .. }));
+    let refused = count(|f| matches!(f, UsageFate::Refused(_))) + unreadable.len();
+    let mut results: Vec<(usize, Value)> = unreadable
         .into_iter()
-        .map(|(line, input)| match input {
-            Err(reason) => {
-                refused += 1;
-                json!({"line": line, "status": "refused", "reason": reason})
-            }
-            Ok(input) => match fates.next() {
-                Some(UsageFate::Counted { position }) => {
-                    counted += 1;
-                    last = last.max(position);
-                    json!({"line": line, "id": input.id, "status": "counted", "position": position.to_string()})
-                }
-                Some(UsageFate::Duplicate { position }) => {
-                    duplicates += 1;
-                    last = last.max(position);
-                    json!({"line": line, "id": input.id, "status": "duplicate", "position": position.to_string()})
-                }
-                Some(UsageFate::Refused(reason)) => {
-                    refused += 1;
-                    json!({"line": line, "id": input.id, "status": "refused", "reason": reason.to_string()})
-                }
-                None => {
-                    refused += 1;
-                    json!({"line": line, "id": input.id, "status": "refused", "reason": "not processed"})
-                }
-            },
+        .map(|(line, reason)| {
+            (
+                line,
+                json!({"line": line, "status": "refused", "reason": reason}),
+            )
         })
         .collect();
+    results.extend(
+        numbers
+            .into_iter()
+            .zip(&inputs)
+            .zip(&fates)
+            .map(|((line, input), fate)| {
+                let mut answer = match fate {
+                    UsageFate::Counted { position } => {
+                        json!({"status": "counted", "position": position.to_string()})
+                    }
+                    UsageFate::Duplicate { position } => {
+                        json!({"status": "duplicate", "position": position.to_string()})
+                    }
+                    UsageFate::Refused(reason) => {
+                        json!({"status": "refused", "reason": reason.to_string()})
+                    }
+                };
+                answer["line"] = json!(line);
+                answer["id"] = json!(input.id);
+                (line, answer)
+            }),
+    );
+    results.sort_by_key(|(line, _)| *line);
+    let results: Vec<Value> = results.into_iter().map(|(_, answer)| answer).collect();
     // Like a mutation, the answer comes once the usage read model shows what it wrote.
     if let Err(e) = services
         .written(Position(last), &[projections::usage::UsageReadModel::NAME])

@@ -446,28 +446,6 @@ pub enum AllowanceError {
     Subscription(#[from] SubscriptionError),
 }
 
-/// The period allowances are counted in: the subscription's current period, or for a tenant
-/// without a live one the calendar month (UTC) around `now`.
-pub fn allowance_period(
-    subscription: &Subscription,
-    now: DateTime<Utc>,
-) -> (DateTime<Utc>, DateTime<Utc>) {
-    match (
-        subscription.status.is_some_and(SubscriptionStatus::is_live),
-        subscription.period_start,
-        subscription.period_end,
-    ) {
-        (true, Some(start), Some(end)) if start <= now && now < end => (start, end),
-        _ => {
-            use chrono::Datelike;
-            let month = chrono::NaiveDate::from_ymd_opt(now.year(), now.month(), 1)
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-                .map_or(now, |d| d.and_utc());
-            (month, domain::subscription::add_months(month, 1))
-        }
-    }
-}
-
 /// The one check every action that consumes a period allowance makes (backup runs consume
 /// bandwidth, ingestion data points): refused with `Exhausted` when `amount` more would pass
 /// the limit, so the action is not started (deleting, cleaning up and restoring consume
@@ -486,7 +464,7 @@ pub async fn check_allowance(
         .await
         .map_err(LoadError::into_command)?
         .state;
-    let period = allowance_period(&subscription, now);
+    let period = subscription.period_containing(now);
     let limit = effective_limit(exec, tenant, key, now)
         .await
         .map_err(LoadError::into_command)?;

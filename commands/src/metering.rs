@@ -83,6 +83,16 @@ pub enum UsageFate {
     Refused(UsageRefusal),
 }
 
+impl UsageFate {
+    /// Where the counted event (for a duplicate, the original) is in the log.
+    pub fn position(&self) -> Option<u64> {
+        match self {
+            Self::Counted { position } | Self::Duplicate { position } => Some(*position),
+            Self::Refused(_) => None,
+        }
+    }
+}
+
 fn check(
     input: &UsageInput,
     now: DateTime<Utc>,
@@ -150,76 +160,76 @@ pub async fn record_usage(
             },
         });
     }
-    let writes = batch.iter().zip(&plan).map(|(input, planned)| async move {
-        let Planned::Write(meter) = planned else {
-            return Ok(None);
-        };
-        let id = UsageEvent::id_of(tenant, &input.id);
-        // The command id derives from the event's stream: a retried batch is a no-op.
-        let ctx = ctx
-            .clone()
-            .for_tenant(tenant)
-            .with_command_id(CommandId::from_uuid(Uuid::new_v5(&id, b"record")));
-        let command = RecordUsage {
-            tenant,
-            client_id: input.id.clone(),
-            usage: Recorded {
-                meter: meter.key.to_owned(),
-                value: if meter.aggregation == Aggregation::Count {
-                    1
-                } else {
-                    input.value
-                },
-                key: input.key.clone().filter(|k| !k.is_empty()),
-                occurred_at: input.timestamp,
-            },
-        };
-        // Most events are new: written without reading first. One whose stream exists is a
-        // duplicate, decided against the stream (for the original's position).
-        let created = exec
-            .create::<UsageEvent>(id, &command, &ctx)
-            .await
-            .map_err(|e| e.map_rejection(|e| match e {}))?;
-        let outcome = match created {
-            Some(outcome) => outcome,
-            None => exec
-                .execute::<UsageEvent>(id, &command, &ctx)
-                .await
-                .map_err(|e| e.map_rejection(|e| match e {}))?,
-        };
-        Ok(Some(if outcome.appended > 0 && !outcome.replayed {
-            UsageFate::Counted {
-                position: outcome.position.0,
-            }
-        } else {
-            UsageFate::Duplicate {
-                position: outcome.position.0,
-            }
-        }))
+    let fates = batch.iter().zip(&plan).map(|(input, planned)| async move {
+        match planned {
+            Planned::Refused(refusal) => Ok(UsageFate::Refused(refusal.clone())),
+            // Filled in below from what the first occurrence became.
+            Planned::SameAs(_) => Ok(UsageFate::Duplicate { position: 0 }),
+            Planned::Write(meter) => write(exec, ctx, tenant, input, meter).await,
+        }
     });
-    let written: Vec<Option<UsageFate>> = join_all(writes)
+    let mut fates: Vec<UsageFate> = join_all(fates)
         .await
         .into_iter()
-        .collect::<Result<_, CommandError<std::convert::Infallible>>>()?;
-    Ok(plan
-        .into_iter()
-        .enumerate()
-        .map(|(index, planned)| match planned {
-            Planned::Refused(refusal) => UsageFate::Refused(refusal),
-            Planned::Write(_) => written[index]
-                .clone()
-                .unwrap_or(UsageFate::Duplicate { position: 0 }),
-            Planned::SameAs(first) => {
-                let position = match &written[first] {
-                    Some(UsageFate::Counted { position } | UsageFate::Duplicate { position }) => {
-                        *position
-                    }
-                    _ => 0,
-                };
-                UsageFate::Duplicate { position }
-            }
-        })
-        .collect())
+        .collect::<Result<_, _>>()?;
+    for (index, planned) in plan.iter().enumerate() {
+        if let Planned::SameAs(first) = planned {
+            let position = fates[*first].position().unwrap_or_default();
+            fates[index] = UsageFate::Duplicate { position };
+        }
+    }
+    Ok(fates)
+}
+
+/// Writes one accepted event: counted, or a duplicate of the stream already there.
+async fn write(
+    exec: &Executor,
+    ctx: &CommandContext,
+    tenant: TenantId,
+    input: &UsageInput,
+    meter: &Meter,
+) -> Result<UsageFate, CommandError<std::convert::Infallible>> {
+    let id = UsageEvent::id_of(tenant, &input.id);
+    // The command id derives from the event's stream: a retried batch is a no-op.
+    let ctx = ctx
+        .clone()
+        .for_tenant(tenant)
+        .with_command_id(CommandId::from_uuid(Uuid::new_v5(&id, b"record")));
+    let command = RecordUsage {
+        tenant,
+        client_id: input.id.clone(),
+        usage: Recorded {
+            meter: meter.key.to_owned(),
+            value: if meter.aggregation == Aggregation::Count {
+                1
+            } else {
+                input.value
+            },
+            key: input.key.clone().filter(|k| !k.is_empty()),
+            occurred_at: input.timestamp,
+        },
+    };
+    let never =
+        |e: CommandError<domain::metering::UsageEventError>| e.map_rejection(|e| match e {});
+    // Most events are new: written without reading first. One whose stream exists is a
+    // duplicate, decided against the stream (for the original's position).
+    let outcome = match exec
+        .create::<UsageEvent>(id, &command, &ctx)
+        .await
+        .map_err(never)?
+    {
+        Some(outcome) => outcome,
+        None => exec
+            .execute::<UsageEvent>(id, &command, &ctx)
+            .await
+            .map_err(never)?,
+    };
+    let position = outcome.position.0;
+    Ok(if outcome.appended > 0 && !outcome.replayed {
+        UsageFate::Counted { position }
+    } else {
+        UsageFate::Duplicate { position }
+    })
 }
 
 enum Planned {

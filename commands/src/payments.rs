@@ -250,6 +250,30 @@ impl PaymentsSync {
             .map_err(Failure::Store)
     }
 
+    /// Moves the provider's subscription to `plan` at `price` (an upgrade, or a scheduled
+    /// change taking effect).
+    async fn move_to(
+        &self,
+        event: &RecordedEvent,
+        tenant: TenantId,
+        (plan, price): (&PlanRef, &domain::plan::Price),
+    ) -> Result<(), Failure> {
+        let state = self.subscription(tenant).await?;
+        let Some((id, item)) = state.provider_subscription else {
+            return Ok(());
+        };
+        let name = self.plan_name(plan).await?;
+        let key = IdempotencyKey::caused_by(event.event_id.as_uuid(), "plan");
+        Ok(self
+            .payments
+            .change_plan(
+                &ProviderSubscription { id, item },
+                (plan, &name, price),
+                &key,
+            )
+            .await?)
+    }
+
     async fn react_to(&self, event: &RecordedEvent) -> Result<(), Failure> {
         use SubscriptionEvent as E;
         let Some(tenant) = event.stream.aggregate_id(Subscription::CATEGORY) else {
@@ -279,31 +303,13 @@ impl PaymentsSync {
                 ..
             } => {
                 self.overage(event, tenant, period_start).await?;
-                let Some((plan, price)) = changed_to else {
-                    return Ok(());
-                };
-                let state = self.subscription(tenant).await?;
-                let Some((id, item)) = state.provider_subscription else {
-                    return Ok(());
-                };
-                let name = self.plan_name(&plan).await?;
-                let subscription = ProviderSubscription { id, item };
-                Ok(self
-                    .payments
-                    .change_plan(&subscription, (&plan, &name, &price), &key("plan"))
-                    .await?)
+                match changed_to {
+                    Some((plan, price)) => self.move_to(event, tenant, (&plan, &price)).await,
+                    None => Ok(()),
+                }
             }
             E::PlanChanged { plan, price, .. } => {
-                let state = self.subscription(tenant).await?;
-                let Some((id, item)) = state.provider_subscription else {
-                    return Ok(());
-                };
-                let name = self.plan_name(&plan).await?;
-                let subscription = ProviderSubscription { id, item };
-                Ok(self
-                    .payments
-                    .change_plan(&subscription, (&plan, &name, &price), &key("plan"))
-                    .await?)
+                self.move_to(event, tenant, (&plan, &price)).await
             }
             E::CancellationScheduled { .. } | E::CancellationWithdrawn { .. } => {
                 let cancel = matches!(decoded, E::CancellationScheduled { .. });

@@ -4,15 +4,18 @@
 //! processes at once write once, and the free plan is published once.
 #![expect(clippy::unwrap_used, reason = "tests")]
 
+mod support;
+use support::{system, tenant};
+
 use chrono::{Duration, TimeZone, Utc};
+use commands::Executor;
 use commands::billing::{
     SubscriptionChange, SuspendUnpaid, change_subscription, effective_limit, publish_plan, renew,
     seed_free_plan, subscribe,
 };
 use commands::tenancy::{CreateTenant, Founder, create_tenant};
-use commands::{CommandContext, Executor};
 use domain::aggregate::Aggregate;
-use domain::event::{Actor, Position};
+use domain::event::Position;
 use domain::plan::{Interval, Limit, LimitKey, Plan, PlanDraft, PlanKey, PlanName};
 use domain::reactor::Reactor;
 use domain::subscription::{Subscription, SubscriptionStatus};
@@ -24,27 +27,6 @@ infra::on_both_backends!(
     a_subscription_lives_through_trial_failed_payment_grace_and_recovery,
     the_free_plan_is_published_once_and_binds_tenants_without_a_subscription,
 );
-
-fn system() -> CommandContext {
-    CommandContext::new(Actor::system("test"))
-}
-
-async fn tenant(exec: &Executor) -> domain::ids::TenantId {
-    create_tenant(
-        exec,
-        &system(),
-        Utc::now(),
-        CreateTenant {
-            name: TenantName::parse("Acme").unwrap(),
-            slug: Slug::parse(&format!("t-{}", uuid::Uuid::now_v7().simple())).unwrap(),
-            settings: TenantSettings::default(),
-            founder: Founder::Operator,
-        },
-    )
-    .await
-    .unwrap()
-    .tenant
-}
 
 async fn a_subscription_lives_through_trial_failed_payment_grace_and_recovery(db: Database) {
     let store = db.event_store().await.unwrap();

@@ -3,13 +3,15 @@
 //! between our event and Stripe's answer is retried without a second subscription or charge.
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+mod support;
+use support::{system, tenant};
+
 use async_trait::async_trait;
 use chrono::Utc;
+use commands::Executor;
 use commands::billing::{change_plan, publish_plan, subscribe};
 use commands::payments::PaymentsSync;
-use commands::tenancy::{CreateTenant, Founder, create_tenant};
-use commands::{CommandContext, Executor};
-use domain::event::{Actor, Position};
+use domain::event::Position;
 use domain::ids::TenantId;
 use domain::payments::{
     IdempotencyKey, InvoiceLine, Payments, PaymentsError, ProviderSubscription, SubscriptionRequest,
@@ -17,7 +19,6 @@ use domain::payments::{
 use domain::plan::{Interval, PlanDraft, PlanKey, PlanName, PlanRef, Price};
 use domain::reactor::Reactor;
 use domain::subscription::Subscription;
-use domain::tenant::{Slug, TenantName, TenantSettings};
 use infra::database::Database;
 use infra::stripe::StripePayments;
 use infra::testing::{LOCALSTRIPE_KEY, LocalStripe};
@@ -31,10 +32,6 @@ infra::on_both_backends!(
     a_closed_periods_overage_is_posted_once_as_an_invoice_item,
 );
 
-fn system() -> CommandContext {
-    CommandContext::new(Actor::system("test"))
-}
-
 /// The real adapter, except that the answers to the first `lose` calls that create a
 /// subscription are lost after Stripe acted on them (a crash, a dropped connection). A new
 /// customer gets a card on file, as the owner would give through Stripe.js (localstripe
@@ -44,6 +41,17 @@ struct LosingAnswers {
     inner: StripePayments,
     stripe: String,
     lose: AtomicU32,
+}
+
+impl LosingAnswers {
+    /// The adapter on `stripe`, losing the answers to the first `lose` subscriptions.
+    fn new(stripe: &LocalStripe, lose: u32) -> Self {
+        Self {
+            inner: StripePayments::new(LOCALSTRIPE_KEY, Some(&stripe.url())).unwrap(),
+            stripe: stripe.url(),
+            lose: AtomicU32::new(lose),
+        }
+    }
 }
 
 /// Gives `customer` a default card (`4242…`: every charge succeeds).
@@ -177,23 +185,6 @@ async fn publish(exec: &Executor, key: &str, amount: i64) -> PlanKey {
     key
 }
 
-async fn tenant(exec: &Executor) -> TenantId {
-    create_tenant(
-        exec,
-        &system(),
-        Utc::now(),
-        CreateTenant {
-            name: TenantName::parse("Acme").unwrap(),
-            slug: Slug::parse(&format!("t-{}", uuid::Uuid::now_v7().simple())).unwrap(),
-            settings: TenantSettings::default(),
-            founder: Founder::Operator,
-        },
-    )
-    .await
-    .unwrap()
-    .tenant
-}
-
 /// Hands the reactor every subscription event after `after`, as the runner would.
 async fn react(exec: &Executor, reactor: &dyn Reactor, after: Position) -> Result<(), String> {
     let events: Vec<_> = exec
@@ -223,11 +214,7 @@ async fn a_lost_answer_is_retried_without_a_second_subscription_or_charge(db: Da
     subscribe(&exec, &system(), Utc::now(), acme, (&pro, Interval::Month))
         .await
         .unwrap();
-    let payments = LosingAnswers {
-        inner: StripePayments::new(LOCALSTRIPE_KEY, Some(&stripe.url())).unwrap(),
-        stripe: stripe.url(),
-        lose: AtomicU32::new(1),
-    };
+    let payments = LosingAnswers::new(&stripe, 1);
     let reactor = PaymentsSync::new(exec.clone(), Arc::new(payments));
 
     // Stripe created the subscription (and charged its first invoice), but the answer was lost
@@ -285,11 +272,7 @@ async fn plan_changes_and_cancellations_reach_stripe(db: Database) {
     subscribe(&exec, &system(), Utc::now(), acme, (&pro, Interval::Month))
         .await
         .unwrap();
-    let payments = LosingAnswers {
-        inner: StripePayments::new(LOCALSTRIPE_KEY, Some(&stripe.url())).unwrap(),
-        stripe: stripe.url(),
-        lose: AtomicU32::new(0),
-    };
+    let payments = LosingAnswers::new(&stripe, 0);
     let reactor = PaymentsSync::new(exec.clone(), Arc::new(payments));
     react(&exec, &reactor, before).await.unwrap();
     let (subscription, _) = linked(&exec, acme).await.provider_subscription.unwrap();
@@ -379,11 +362,7 @@ async fn a_closed_periods_overage_is_posted_once_as_an_invoice_item(db: Database
     subscribe(&exec, &system(), start, acme, (&business, Interval::Month))
         .await
         .unwrap();
-    let payments = LosingAnswers {
-        inner: StripePayments::new(LOCALSTRIPE_KEY, Some(&stripe.url())).unwrap(),
-        stripe: stripe.url(),
-        lose: AtomicU32::new(0),
-    };
+    let payments = LosingAnswers::new(&stripe, 0);
     // 7.5 GB used: 2.5 GB beyond, three started GB, 30 cents.
     let reactor = PaymentsSync::new(exec.clone(), Arc::new(payments))
         .with_usage(Arc::new(RecordedUsage(7_500_000_000)));

@@ -88,13 +88,11 @@ struct Tagged {
     metadata: Option<BTreeMap<String, String>>,
 }
 
-impl Tagged {
-    fn has_key(&self, key: &IdempotencyKey) -> bool {
-        self.metadata
-            .as_ref()
-            .and_then(|m| m.get(KEY_TAG))
-            .is_some_and(|k| *k == key.0)
-    }
+/// Whether `metadata` tags its object as created under `key`.
+fn tagged_with(metadata: Option<&BTreeMap<String, String>>, key: &IdempotencyKey) -> bool {
+    metadata
+        .and_then(|m| m.get(KEY_TAG))
+        .is_some_and(|k| *k == key.0)
 }
 
 #[derive(miniserde::Deserialize)]
@@ -265,12 +263,10 @@ impl StripePayments {
             .send(&self.client)
             .await
             .map_err(failure)?;
-        Ok(list.data.into_iter().find(|s| {
-            s.metadata
-                .as_ref()
-                .and_then(|m| m.get(KEY_TAG))
-                .is_some_and(|k| *k == key.0)
-        }))
+        Ok(list
+            .data
+            .into_iter()
+            .find(|s| tagged_with(s.metadata.as_ref(), key)))
     }
 }
 
@@ -376,7 +372,11 @@ impl Payments for StripePayments {
             .send(&self.client)
             .await
             .map_err(failure)?;
-        if pending.data.iter().any(|item| item.has_key(key)) {
+        if pending
+            .data
+            .iter()
+            .any(|item| tagged_with(item.metadata.as_ref(), key))
+        {
             return Ok(());
         }
         let currency = line

@@ -15,6 +15,9 @@ use domain::metering::{Aggregation, Meter, UsageEvent, UsageEventEvent};
 use domain::plan::LimitKey;
 use domain::usage::{UsageError, UsageFigures};
 
+/// What a meter's total folds: when, how much, and the distinct-count key.
+type Row<'a> = (DateTime<Utc>, i64, Option<&'a str>);
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UsageReadModel;
 
@@ -82,22 +85,25 @@ impl UsageReadModel {
             from,
             to
         )?;
-        let mut starts = Vec::new();
-        let mut at = bucket.start_of(from);
-        while at < to {
-            starts.push(at);
-            at += bucket.length();
+        // One pass: each row into its bucket, then each bucket's total.
+        let first = bucket.start_of(from);
+        let length = bucket.length().num_seconds();
+        let count = usize::try_from((to - first).num_seconds().div_euclid(length) + 1).unwrap_or(0);
+        let mut buckets: Vec<Vec<Row<'_>>> = vec![Vec::new(); count];
+        for (at, value, key) in &rows {
+            let index = usize::try_from((*at - first).num_seconds().div_euclid(length)).ok();
+            if let Some(rows) = index.and_then(|i| buckets.get_mut(i)) {
+                rows.push((*at, *value, key.as_deref()));
+            }
         }
-        Ok(starts
+        Ok(buckets
             .into_iter()
-            .map(|start| {
-                let end = start + bucket.length();
-                let inside = rows
-                    .iter()
-                    .filter(|(t, _, _)| *t >= start.max(from) && *t < end.min(to))
-                    .map(|(t, v, k)| (*t, *v, k.as_deref()));
-                (start, meter.total(inside))
+            .enumerate()
+            .map(|(i, rows)| {
+                let i = i32::try_from(i).unwrap_or(i32::MAX);
+                (first + bucket.length() * i, meter.total(rows))
             })
+            .filter(|(start, _)| *start < to)
             .collect())
     }
 

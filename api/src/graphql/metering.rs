@@ -284,12 +284,7 @@ impl MeteringMutation {
         let fates = fates.map_err(ApiError::from)?;
         let position = fates
             .iter()
-            .filter_map(|f| match f {
-                UsageFate::Counted { position } | UsageFate::Duplicate { position } => {
-                    Some(*position)
-                }
-                UsageFate::Refused(_) => None,
-            })
+            .filter_map(UsageFate::position)
             .max()
             .unwrap_or(0);
         services

@@ -122,14 +122,21 @@ impl Subscription {
         }
     }
 
-    /// The billing period containing `at`: counted from the anchor for a live subscription
-    /// (`at` at or after the anchor), else the calendar month (UTC) of `at`.
+    /// The billing period containing `at`, for a live subscription: the current period (a
+    /// trial included) when `at` is in it, else counted from the anchor (`at` at or after
+    /// it). Otherwise, and before the anchor, the calendar month (UTC) of `at`. Allowances,
+    /// usage queries and late usage all take their periods from here.
     pub fn period_containing(&self, at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
-        if let (true, Some(anchor), Some(price)) = (
-            self.status.is_some_and(SubscriptionStatus::is_live),
-            self.anchor,
-            &self.price,
-        ) && anchor <= at
+        let live = self.status.is_some_and(SubscriptionStatus::is_live);
+        if live
+            && let (Some(start), Some(end)) = (self.period_start, self.period_end)
+            && start <= at
+            && at < end
+        {
+            return (start, end);
+        }
+        if let (true, Some(anchor), Some(price)) = (live, self.anchor, &self.price)
+            && anchor <= at
         {
             let step = price.interval.months();
             let mut months = 0;
