@@ -14,6 +14,8 @@ use support::graphql::{Backend, code, platform};
 const RECORD: &str = "mutation($t: ID!, $e: [UsageEventInput!]!) { recordUsage(tenantId: $t, events: $e) { counted duplicates refused results { id status reason position } } }";
 const USAGE: &str = "query($t: ID!, $from: DateTime!, $to: DateTime!, $id: String!) { tenant(id: $t) { usage(meter: \"bandwidth.bytes\") { total unit aggregation } calls: usage(meter: \"api.calls\") { total } usageSeries(meter: \"bandwidth.bytes\", from: $from, to: $to, bucket: HOUR) { start total } usageEvent(id: $id) { counted reason meter value hour periodStart periodEnd } entitlements { key used limit } } }";
 
+const EXPLAIN: &str = "query($t: ID!, $id: String!) { tenant(id: $t) { usageEvent(id: $id) { counted code reason meter value occurredAt periodEnd refusedAt lateBySeconds position } } }";
+
 async fn ndjson(p: &support::graphql::Platform, key: Option<&str>, body: &str) -> (u16, Value) {
     let mut request = reqwest::Client::new()
         .post(format!("{}/usage/events", p.api.base))
@@ -127,6 +129,11 @@ async fn every_path_reports_each_fate_and_counts_once(backend: Backend) {
             .unwrap()
             .contains("not a usage event")
     );
+    // A too-late line with an id is refused, and remembered.
+    let late = json!({"id": "k", "meter": "bandwidth.bytes", "value": 9,
+                      "timestamp": (now - Duration::days(80)).to_rfc3339()});
+    let (_, answer) = ndjson(&p, Some(&writer), &format!("{late}\n")).await;
+    assert_eq!(answer["results"][0]["code"], "TOO_LATE");
     assert_eq!(ndjson(&p, Some(&reader), &body).await.0, 403);
     assert_eq!(ndjson(&p, None, &body).await.0, 401);
     assert_eq!(
@@ -174,6 +181,71 @@ async fn every_path_reports_each_fate_and_counts_once(backend: Backend) {
         .clone();
     assert_eq!(bandwidth["used"], 7 * gb);
 
+    // Why did an event not count? Each refusal with an id is explained by its id, whichever
+    // path it came through; an id never received says so.
+    let explain = async |p: &support::graphql::Platform, id: &str| {
+        p.api
+            .ok(Some(&ada.token), EXPLAIN, json!({"t": tenant, "id": id}))
+            .await["tenant"]["usageEvent"]
+            .clone()
+    };
+    for (id, code, about) in [
+        ("d", "UNKNOWN_METER", "no.such.meter"),
+        ("e", "NEGATIVE_VALUE", "negative"),
+        ("f", "IN_THE_FUTURE", "ahead"),
+        ("g", "TOO_LATE", "too late"),
+        ("h", "MISSING_KEY", "needs a key"),
+        ("k", "TOO_LATE", "too late"),
+    ] {
+        let why = explain(&p, id).await;
+        assert_eq!(
+            (why["counted"].clone(), why["code"].clone()),
+            (json!(false), json!(code)),
+            "{id}: {why}"
+        );
+        assert!(
+            why["reason"].as_str().unwrap().contains(about),
+            "{id}: {why}"
+        );
+        assert!(
+            why["refusedAt"].is_string() && why["position"].is_null(),
+            "{id}: {why}"
+        );
+    }
+    let late = explain(&p, "k").await;
+    assert_eq!(late["value"], 9);
+    // Its period (the calendar month 80 days ago, on the free plan) ended over 3 days (the
+    // grace) before now: late by the rest.
+    let period_end: chrono::DateTime<Utc> = late["periodEnd"].as_str().unwrap().parse().unwrap();
+    let late_by = late["lateBySeconds"].as_i64().unwrap();
+    let expected = (now - (period_end + Duration::days(3))).num_seconds();
+    assert!((late_by - expected).abs() <= 60, "{late_by} vs {expected}");
+    let never = explain(&p, "never-sent").await;
+    assert_eq!(
+        (never["counted"].clone(), never["code"].clone()),
+        (json!(false), json!("NOT_RECEIVED"))
+    );
+    // Sent again, corrected, a refused id counts; the explanation follows.
+    let fixed = p
+        .api
+        .ok(
+            Some(&ada.token),
+            RECORD,
+            json!({"t": tenant, "e": [{"id": "d", "meter": "api.calls"}]}),
+        )
+        .await;
+    assert_eq!(statuses(&fixed["recordUsage"]["results"]), ["COUNTED"]);
+    let why = explain(&p, "d").await;
+    assert_eq!(
+        (
+            why["counted"].clone(),
+            why["code"].clone(),
+            why["meter"].clone()
+        ),
+        (json!(true), Value::Null, json!("api.calls"))
+    );
+    assert_eq!(usage(&p).await["calls"]["total"], 2);
+
     // After a restart an old id is still a duplicate.
     p.restart();
     let again = p
@@ -196,7 +268,7 @@ async fn every_path_reports_each_fate_and_counts_once(backend: Backend) {
         .gql(Some(&ada.token), RECORD, json!({"t": tenant, "e": many}))
         .await;
     assert_eq!(code(&refused), Some("BAD_USER_INPUT"));
-    assert_eq!(usage(&p).await["calls"]["total"], 1);
+    assert_eq!(usage(&p).await["calls"]["total"], 2);
 }
 
 /// The free plan allows 5 GB of bandwidth a month: at 80% the owner hears once, at 100% once

@@ -162,7 +162,7 @@ pub async fn usage_events(
         .map(|(line, reason)| {
             (
                 line,
-                json!({"line": line, "status": "refused", "reason": reason}),
+                json!({"line": line, "status": "refused", "code": "UNREADABLE", "reason": reason}),
             )
         })
         .collect();
@@ -180,7 +180,7 @@ pub async fn usage_events(
                         json!({"status": "duplicate", "position": position.to_string()})
                     }
                     UsageFate::Refused(reason) => {
-                        json!({"status": "refused", "reason": reason.to_string()})
+                        json!({"status": "refused", "code": reason.code(), "reason": reason.to_string()})
                     }
                 };
                 answer["line"] = json!(line);

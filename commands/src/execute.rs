@@ -347,7 +347,11 @@ impl Executor {
     /// The first command of a stream that should not exist yet (one usage event, say):
     /// decides on the empty state and appends with `NoStream` — one write and no read.
     /// `Ok(None)` when the stream exists already (nothing was written: [`Self::execute`]
-    /// decides against what is there); a repeated command id answers the first outcome.
+    /// decides against what is there).
+    ///
+    /// The `NoStream` expectation is the idempotency: a retry finds the stream, so no command
+    /// record is stored (the events still carry the command id in their metadata). That
+    /// saves a lookup and a row per append on the hottest write path (usage ingestion).
     pub async fn create<A: Aggregate>(
         &self,
         id: Uuid,
@@ -365,13 +369,8 @@ impl Executor {
             stream.clone(),
             ExpectedVersion::NoStream,
             envelopes::<A>(&events, ctx)?,
-        )
-        .idempotent(ctx.command_id);
+        );
         match self.store.append(request).await {
-            Ok(result) if result.replayed => {
-                self.same_request(&result, ctx).await?;
-                replayed(&result, &stream, ctx).map(Some)
-            }
             Ok(result) => Ok(Some(CommandOutcome {
                 version: result
                     .version_of(&stream)

@@ -8,12 +8,18 @@
 //! a meter that counts distinct keys gets a key; the timestamp is at most
 //! [`IngestRules::future_skew`] ahead of now; and the billing period of the timestamp
 //! (`Subscription::period_containing`) ended no longer than [`IngestRules::late_grace`] ago.
-//! An accepted event counts in the period and buckets of its own timestamp.
+//! An accepted event counts in the period and buckets of its own timestamp. A refused event
+//! with an id is remembered on its stream (once per reason, never once it counted), so that
+//! `usageEvent(id)` explains it later.
 
 use crate::{CommandContext, CommandError, Executor, LoadError};
 use chrono::{DateTime, Duration, Utc};
 use domain::ids::{CommandId, TenantId};
-use domain::metering::{Aggregation, MAX_ID_BYTES, Meter, RecordUsage, Recorded, UsageEvent};
+pub use domain::metering::UsageRefusal;
+use domain::metering::{
+    Aggregation, MAX_ID_BYTES, Meter, RecordUsage, Recorded, RefuseUsage, Refused, UsageCommand,
+    UsageEvent,
+};
 use domain::subscription::Subscription;
 use futures_util::future::join_all;
 use uuid::Uuid;
@@ -44,29 +50,6 @@ pub struct UsageInput {
     pub value: i64,
     pub key: Option<String>,
     pub timestamp: DateTime<Utc>,
-}
-
-/// Why an event was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UsageRefusal {
-    #[error("the event has no id (1 to {MAX_ID_BYTES} bytes)")]
-    MissingId,
-    #[error("no meter is named {0:?}")]
-    UnknownMeter(String),
-    #[error("the value is negative")]
-    NegativeValue,
-    #[error("the meter {0} counts distinct keys: the event needs a key")]
-    MissingKey(&'static str),
-    #[error("the timestamp is {seconds} s ahead of the server's clock (at most {allowed} s)")]
-    InTheFuture { seconds: i64, allowed: i64 },
-    #[error(
-        "too late: its period ended at {period_end}, {seconds} s before the grace of {grace} s ran out"
-    )]
-    TooLate {
-        period_end: DateTime<Utc>,
-        seconds: i64,
-        grace: i64,
-    },
 }
 
 /// What became of one event.
@@ -102,13 +85,16 @@ fn check(
     if input.id.is_empty() || input.id.len() > MAX_ID_BYTES {
         return Err(UsageRefusal::MissingId);
     }
-    let meter =
-        Meter::find(&input.meter).ok_or_else(|| UsageRefusal::UnknownMeter(input.meter.clone()))?;
+    let meter = Meter::find(&input.meter).ok_or_else(|| UsageRefusal::UnknownMeter {
+        meter: input.meter.clone(),
+    })?;
     if input.value < 0 && meter.aggregation != Aggregation::Count {
         return Err(UsageRefusal::NegativeValue);
     }
     if meter.needs_key && input.key.as_deref().is_none_or(str::is_empty) {
-        return Err(UsageRefusal::MissingKey(meter.key));
+        return Err(UsageRefusal::MissingKey {
+            meter: meter.key.to_owned(),
+        });
     }
     let ahead = input.timestamp - now;
     if ahead > rules.future_skew {
@@ -162,7 +148,7 @@ pub async fn record_usage(
     }
     let fates = batch.iter().zip(&plan).map(|(input, planned)| async move {
         match planned {
-            Planned::Refused(refusal) => Ok(UsageFate::Refused(refusal.clone())),
+            Planned::Refused(refusal) => refuse(exec, ctx, now, tenant, input, refusal).await,
             // Filled in below from what the first occurrence became.
             Planned::SameAs(_) => Ok(UsageFate::Duplicate { position: 0 }),
             Planned::Write(meter) => write(exec, ctx, tenant, input, meter).await,
@@ -195,7 +181,7 @@ async fn write(
         .clone()
         .for_tenant(tenant)
         .with_command_id(CommandId::from_uuid(Uuid::new_v5(&id, b"record")));
-    let command = RecordUsage {
+    let command = UsageCommand::Record(RecordUsage {
         tenant,
         client_id: input.id.clone(),
         usage: Recorded {
@@ -208,7 +194,7 @@ async fn write(
             key: input.key.clone().filter(|k| !k.is_empty()),
             occurred_at: input.timestamp,
         },
-    };
+    });
     let never =
         |e: CommandError<domain::metering::UsageEventError>| e.map_rejection(|e| match e {});
     // Most events are new: written without reading first. One whose stream exists is a
@@ -230,6 +216,41 @@ async fn write(
     } else {
         UsageFate::Duplicate { position }
     })
+}
+
+/// Remembers why an event with an id was refused (see `UsageCommand::Refuse`); the fate stays
+/// the refusal.
+async fn refuse(
+    exec: &Executor,
+    ctx: &CommandContext,
+    now: DateTime<Utc>,
+    tenant: TenantId,
+    input: &UsageInput,
+    refusal: &UsageRefusal,
+) -> Result<UsageFate, CommandError<std::convert::Infallible>> {
+    if *refusal != UsageRefusal::MissingId {
+        let id = UsageEvent::id_of(tenant, &input.id);
+        let command_id = Uuid::new_v5(&id, format!("refuse:{}", refusal.code()).as_bytes());
+        let ctx = ctx
+            .clone()
+            .for_tenant(tenant)
+            .with_command_id(CommandId::from_uuid(command_id));
+        let command = UsageCommand::Refuse(RefuseUsage {
+            tenant,
+            client_id: input.id.clone(),
+            refused: Refused {
+                meter: input.meter.clone(),
+                value: input.value,
+                occurred_at: input.timestamp,
+                reason: refusal.clone(),
+                refused_at: now,
+            },
+        });
+        exec.execute::<UsageEvent>(id, &command, &ctx)
+            .await
+            .map_err(|e| e.map_rejection(|e| match e {}))?;
+    }
+    Ok(UsageFate::Refused(refusal.clone()))
 }
 
 enum Planned {

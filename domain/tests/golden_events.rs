@@ -16,7 +16,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use domain::access::{AccessEvent, Accessor, ApiKeyScope, Role, TenantAccess};
 use domain::ids::{ApiKeyId, InviteId, SessionId, SubjectId, TenantId, UserId};
 use domain::mail::{DeliveryEvent, MailDelivery, MailKind, NotSentReason, QueuedMail};
-use domain::metering::{UsageEvent, UsageEventEvent};
+use domain::metering::{UsageEvent, UsageEventEvent, UsageRefusal};
 use domain::payments::{NoticeEvent, NoticeOutcome, ProviderNotice};
 use domain::personal_data::Sealed;
 use domain::plan::{
@@ -85,16 +85,32 @@ fn mail_delivery_events_match_their_golden_files() {
 #[test]
 fn usage_events_match_their_golden_files() {
     check::<UsageEvent>(
-        vec![UsageEventEvent::UsageRecorded {
-            tenant_id: TenantId::from_uuid(id(64)),
-            client_id: "run-42/chunk-7".into(),
-            meter: "bandwidth.bytes".into(),
-            value: 1_048_576,
-            key: None,
-            occurred_at: at(46),
-        }],
+        vec![
+            UsageEventEvent::UsageRecorded {
+                tenant_id: TenantId::from_uuid(id(64)),
+                client_id: "run-42/chunk-7".into(),
+                meter: "bandwidth.bytes".into(),
+                value: 1_048_576,
+                key: None,
+                occurred_at: at(46),
+            },
+            UsageEventEvent::UsageRefused {
+                tenant_id: TenantId::from_uuid(id(64)),
+                client_id: "run-41/chunk-2".into(),
+                meter: "bandwidth.bytes".into(),
+                value: 4096,
+                occurred_at: at(10),
+                reason: UsageRefusal::TooLate {
+                    period_end: at(20),
+                    seconds: 3_600,
+                    grace: 259_200,
+                },
+                refused_at: at(47),
+            },
+        ],
         |event| match event {
             UsageEventEvent::UsageRecorded { .. } => "UsageRecorded",
+            UsageEventEvent::UsageRefused { .. } => "UsageRefused",
         },
     );
 }

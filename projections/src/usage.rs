@@ -5,7 +5,7 @@
 //! It also answers the billing area's `UsageFigures` port ([`UsageFromReadModel`]).
 
 use crate::scope::TenantScope;
-use crate::{ProjectionError, Projector, ReadDb, ReadTx, decode, exec, fetch_all};
+use crate::{ProjectionError, Projector, ReadDb, ReadTx, decode, fetch_all};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use domain::aggregate::Aggregate;
@@ -242,13 +242,17 @@ impl Projector for UsageReadModel {
         Ok(())
     }
 
+    /// On PostgreSQL one INSERT for the whole batch (arrays unnested server-side); on SQLite,
+    /// where a statement costs no network round trip, one per event.
     async fn apply(
         &self,
         tx: &mut ReadTx<'_>,
         suffix: &str,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
+        let mut rows = Rows::default();
         for event in events {
+            // A refusal counts nothing (the event's stream explains it).
             let UsageEventEvent::UsageRecorded {
                 tenant_id,
                 client_id,
@@ -256,24 +260,71 @@ impl Projector for UsageReadModel {
                 value,
                 key,
                 occurred_at,
-            } = decode::<UsageEvent>(event)?;
-            let position = i64::try_from(event.position.0).unwrap_or(i64::MAX);
-            exec!(
-                &mut *tx,
-                &format!(
-                    "INSERT INTO usage_events{suffix} (tenant_id, client_id, meter, value, \
-                     unique_key, occurred_at, position) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     ON CONFLICT (tenant_id, client_id) DO NOTHING"
-                ),
-                tenant_id.as_uuid(),
-                client_id,
-                meter,
-                value,
-                key,
-                occurred_at,
-                position
-            )?;
+            } = decode::<UsageEvent>(event)?
+            else {
+                continue;
+            };
+            rows.tenants.push(tenant_id.as_uuid());
+            rows.ids.push(client_id);
+            rows.meters.push(meter);
+            rows.values.push(value);
+            rows.keys.push(key);
+            rows.times.push(occurred_at);
+            rows.positions
+                .push(i64::try_from(event.position.0).unwrap_or(i64::MAX));
+        }
+        if rows.tenants.is_empty() {
+            return Ok(());
+        }
+        let columns = "tenant_id, client_id, meter, value, unique_key, occurred_at, position";
+        match tx {
+            ReadTx::Postgres(tx) => {
+                sqlx::query(&format!(
+                    "INSERT INTO usage_events{suffix} ({columns}) SELECT * FROM unnest($1::uuid[], \
+                     $2::text[], $3::text[], $4::bigint[], $5::text[], $6::timestamptz[], \
+                     $7::bigint[]) ON CONFLICT (tenant_id, client_id) DO NOTHING"
+                ))
+                .bind(rows.tenants)
+                .bind(rows.ids)
+                .bind(rows.meters)
+                .bind(rows.values)
+                .bind(rows.keys)
+                .bind(rows.times)
+                .bind(rows.positions)
+                .execute(&mut **tx)
+                .await?;
+            }
+            ReadTx::Sqlite(tx) => {
+                let sql = format!(
+                    "INSERT INTO usage_events{suffix} ({columns}) VALUES ($1, $2, $3, $4, $5, \
+                     $6, $7) ON CONFLICT (tenant_id, client_id) DO NOTHING"
+                );
+                for i in 0..rows.tenants.len() {
+                    sqlx::query(&sql)
+                        .bind(rows.tenants[i])
+                        .bind(&rows.ids[i])
+                        .bind(&rows.meters[i])
+                        .bind(rows.values[i])
+                        .bind(&rows.keys[i])
+                        .bind(rows.times[i])
+                        .bind(rows.positions[i])
+                        .execute(&mut **tx)
+                        .await?;
+                }
+            }
         }
         Ok(())
     }
+}
+
+/// A batch's counted events, column by column.
+#[derive(Default)]
+struct Rows {
+    tenants: Vec<uuid::Uuid>,
+    ids: Vec<String>,
+    meters: Vec<String>,
+    values: Vec<i64>,
+    keys: Vec<Option<String>>,
+    times: Vec<DateTime<Utc>>,
+    positions: Vec<i64>,
 }

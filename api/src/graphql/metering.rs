@@ -13,7 +13,7 @@ use commands::metering::{UsageFate, UsageInput, record_usage};
 use domain::access::Permission;
 use domain::aggregate::Aggregate;
 use domain::event::Position;
-use domain::metering::{Meter, UsageEvent};
+use domain::metering::{Meter, UsageEvent, UsageRefusal};
 use domain::subscription::Subscription;
 use projections::tenant_access::TenantScope;
 use projections::usage::{Bucket, UsageReadModel};
@@ -50,6 +50,8 @@ pub struct UsageResult {
     pub status: UsageStatus,
     /// Why it was refused.
     pub reason: Option<String>,
+    /// The reason's stable name (`UNKNOWN_METER`, `TOO_LATE`, ...).
+    pub code: Option<String>,
     /// Where the counted event (or, for a duplicate, the original) is in the log.
     pub position: Option<String>,
 }
@@ -86,23 +88,51 @@ pub struct UsagePoint {
     pub total: i64,
 }
 
-/// Whether and where an event counted.
+/// Whether and where an event counted, or why not.
 #[derive(SimpleObject)]
 pub struct UsageExplanation {
     pub id: String,
     pub counted: bool,
-    /// Why it does not count (when it does not).
+    /// Why it does not count, or that it counted but the figures do not show it yet.
     pub reason: Option<String>,
+    /// `null` once counted; the refusal's code (`UNKNOWN_METER`, `TOO_LATE`, ...);
+    /// `NOT_RECEIVED` for an id never received (or refused without one).
+    pub code: Option<String>,
     pub meter: Option<String>,
     pub value: Option<i64>,
     pub occurred_at: Option<DateTime<Utc>>,
-    /// The billing period it counts in.
+    /// The billing period of its timestamp (the one it counts in, or came too late for).
     pub period_start: Option<DateTime<Utc>>,
     pub period_end: Option<DateTime<Utc>>,
     /// The hour and day buckets it counts in.
     pub hour: Option<DateTime<Utc>>,
     pub day: Option<DateTime<Utc>>,
     pub position: Option<String>,
+    /// When it was last refused (a refused event).
+    pub refused_at: Option<DateTime<Utc>>,
+    /// How long after the period's grace ran out it arrived (a `TOO_LATE` refusal).
+    pub late_by_seconds: Option<i64>,
+}
+
+impl UsageExplanation {
+    fn unknown(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            counted: false,
+            reason: None,
+            code: None,
+            meter: None,
+            value: None,
+            occurred_at: None,
+            period_start: None,
+            period_end: None,
+            hour: None,
+            day: None,
+            position: None,
+            refused_at: None,
+            late_by_seconds: None,
+        }
+    }
 }
 
 fn meter_arg(meter: &str) -> Result<&'static Meter, ApiError> {
@@ -187,48 +217,60 @@ pub(crate) async fn usage_event_of(
     id: &str,
 ) -> Result<UsageExplanation, ApiError> {
     services.metrics.read_queries(1);
-    let Some(event) = UsageReadModel::event(&services.read_db, scope, id).await? else {
-        // Recorded but not yet in the read model, or never counted.
-        let written = services
-            .executor
-            .load_current::<UsageEvent>(UsageEvent::id_of(scope.tenant(), id))
-            .await?;
-        let reason = if written.state.recorded.is_some() {
-            "received and counted; the usage read model has not caught up yet"
-        } else {
-            "no event with this id was counted: it never arrived, or was refused (the \
-             ingestion answer named the reason)"
-        };
+    let subscription = subscription(services, scope).await?;
+    if let Some(event) = UsageReadModel::event(&services.read_db, scope, id).await? {
+        let (period_start, period_end) = subscription.period_containing(event.occurred_at);
         return Ok(UsageExplanation {
-            id: id.to_owned(),
-            counted: written.state.recorded.is_some(),
-            reason: Some(reason.to_owned()),
-            meter: None,
-            value: None,
-            occurred_at: None,
-            period_start: None,
-            period_end: None,
-            hour: None,
-            day: None,
-            position: None,
+            counted: true,
+            meter: Some(event.meter),
+            value: Some(event.value),
+            occurred_at: Some(event.occurred_at),
+            period_start: Some(period_start),
+            period_end: Some(period_end),
+            hour: Some(Bucket::Hour.start_of(event.occurred_at)),
+            day: Some(Bucket::Day.start_of(event.occurred_at)),
+            position: Some(event.position.to_string()),
+            ..UsageExplanation::unknown(&event.client_id)
         });
-    };
-    let (period_start, period_end) = subscription(services, scope)
+    }
+    // Not counted in the read model: the event's stream tells whether it was refused (and
+    // why), counted but not yet projected, or never received.
+    let stream = services
+        .executor
+        .load_current::<UsageEvent>(UsageEvent::id_of(scope.tenant(), id))
         .await?
-        .period_containing(event.occurred_at);
-    Ok(UsageExplanation {
-        id: event.client_id,
-        counted: true,
-        reason: None,
-        meter: Some(event.meter),
-        value: Some(event.value),
-        occurred_at: Some(event.occurred_at),
-        period_start: Some(period_start),
-        period_end: Some(period_end),
-        hour: Some(Bucket::Hour.start_of(event.occurred_at)),
-        day: Some(Bucket::Day.start_of(event.occurred_at)),
-        position: Some(event.position.to_string()),
-    })
+        .state;
+    let mut answer = UsageExplanation::unknown(id);
+    if let Some(recorded) = stream.recorded {
+        answer.counted = true;
+        answer.reason =
+            Some("counted; the usage figures have not caught up with it yet".to_owned());
+        answer.meter = Some(recorded.meter);
+        answer.value = Some(recorded.value);
+        answer.occurred_at = Some(recorded.occurred_at);
+    } else if let Some(refused) = stream.refused {
+        let (period_start, period_end) = subscription.period_containing(refused.occurred_at);
+        answer.reason = Some(refused.reason.to_string());
+        answer.code = Some(refused.reason.code().to_owned());
+        answer.late_by_seconds = match refused.reason {
+            UsageRefusal::TooLate { seconds, .. } => Some(seconds),
+            _ => None,
+        };
+        answer.meter = Some(refused.meter);
+        answer.value = Some(refused.value);
+        answer.occurred_at = Some(refused.occurred_at);
+        answer.period_start = Some(period_start);
+        answer.period_end = Some(period_end);
+        answer.refused_at = Some(refused.refused_at);
+    } else {
+        answer.code = Some("NOT_RECEIVED".to_owned());
+        answer.reason = Some(
+            "no event with this id was received (an event refused for having no id cannot be \
+             looked up)"
+                .to_owned(),
+        );
+    }
+    Ok(answer)
 }
 
 #[derive(Default)]
@@ -298,7 +340,7 @@ impl MeteringMutation {
             position: position.to_string(),
         };
         for (input, fate) in inputs.into_iter().zip(fates) {
-            let (status, reason, position) = match fate {
+            let (status, refusal, position) = match fate {
                 UsageFate::Counted { position } => {
                     payload.counted += 1;
                     (UsageStatus::Counted, None, Some(position.to_string()))
@@ -309,13 +351,14 @@ impl MeteringMutation {
                 }
                 UsageFate::Refused(reason) => {
                     payload.refused += 1;
-                    (UsageStatus::Refused, Some(reason.to_string()), None)
+                    (UsageStatus::Refused, Some(reason), None)
                 }
             };
             payload.results.push(UsageResult {
                 id: input.id,
                 status,
-                reason,
+                reason: refusal.as_ref().map(ToString::to_string),
+                code: refusal.map(|r| r.code().to_owned()),
                 position,
             });
         }

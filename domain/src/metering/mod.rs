@@ -5,7 +5,10 @@
 //!
 //! An event counts in the period and buckets of its own timestamp, whenever it arrives. Which
 //! events are refused (unknown meter, negative value, missing id or key, too far in the future,
-//! too late) is decided before anything is written (`commands::metering`).
+//! too late) is decided by `commands::metering` before anything is counted. A refused event
+//! that has an id is remembered on its stream (`UsageRefused`, once per reason): it counts
+//! nothing, but `usageEvent(id)` can say why it did not count, and billing reconciliation can
+//! name a late event as the cause of a difference. The same id sent again, corrected, counts.
 
 pub mod meter;
 
@@ -29,9 +32,64 @@ pub struct Recorded {
     pub occurred_at: DateTime<Utc>,
 }
 
+/// Why an event was refused. Every reason but [`UsageRefusal::MissingId`] is recorded on the
+/// event's stream; the message is what clients read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum UsageRefusal {
+    #[error("the event has no id (1 to {MAX_ID_BYTES} bytes)")]
+    MissingId,
+    #[error("no meter is named {meter:?}")]
+    UnknownMeter { meter: String },
+    #[error("the value is negative")]
+    NegativeValue,
+    #[error("the meter {meter} counts distinct keys: the event needs a key")]
+    MissingKey { meter: String },
+    #[error("the timestamp is {seconds} s ahead of the server's clock (at most {allowed} s)")]
+    InTheFuture { seconds: i64, allowed: i64 },
+    #[error(
+        "too late: its period ended at {period_end}, {seconds} s after the grace of {grace} s ran out"
+    )]
+    TooLate {
+        period_end: DateTime<Utc>,
+        seconds: i64,
+        grace: i64,
+    },
+}
+
+impl UsageRefusal {
+    /// A stable name of the reason (`TOO_LATE`, ...), for clients to match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MissingId => "MISSING_ID",
+            Self::UnknownMeter { .. } => "UNKNOWN_METER",
+            Self::NegativeValue => "NEGATIVE_VALUE",
+            Self::MissingKey { .. } => "MISSING_KEY",
+            Self::InTheFuture { .. } => "IN_THE_FUTURE",
+            Self::TooLate { .. } => "TOO_LATE",
+        }
+    }
+}
+
+/// A refusal as recorded: what the client sent (the meter name truncated to
+/// [`MAX_METER_BYTES`]; never the key, which may name a person) and why it was refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refused {
+    pub meter: String,
+    pub value: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub reason: UsageRefusal,
+    pub refused_at: DateTime<Utc>,
+}
+
+/// Longest meter name a refusal keeps, in bytes.
+pub const MAX_METER_BYTES: usize = 64;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UsageEvent {
     pub recorded: Option<Recorded>,
+    /// The latest refusal of this id, while it has not counted.
+    pub refused: Option<Refused>,
 }
 
 impl UsageEvent {
@@ -51,6 +109,21 @@ pub struct RecordUsage {
     pub usage: Recorded,
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefuseUsage {
+    pub tenant: TenantId,
+    pub client_id: String,
+    pub refused: Refused,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum UsageCommand {
+    Record(RecordUsage),
+    /// Remembers why an event was refused (nothing when it counted, or when the same reason
+    /// is already on record).
+    Refuse(RefuseUsage),
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum UsageEventEvent {
     UsageRecorded {
@@ -61,6 +134,15 @@ pub enum UsageEventEvent {
         key: Option<String>,
         occurred_at: DateTime<Utc>,
     },
+    UsageRefused {
+        tenant_id: TenantId,
+        client_id: String,
+        meter: String,
+        value: i64,
+        occurred_at: DateTime<Utc>,
+        reason: UsageRefusal,
+        refused_at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,40 +150,92 @@ pub enum UsageEventError {}
 
 impl Aggregate for UsageEvent {
     const CATEGORY: &'static str = "usage_event";
-    type Command = RecordUsage;
+    type Command = UsageCommand;
     type Event = UsageEventEvent;
     type Error = UsageEventError;
 
-    /// A second report of the same event records nothing (it is a duplicate).
-    fn decide(&self, command: &RecordUsage) -> Result<Vec<UsageEventEvent>, UsageEventError> {
+    /// A second report of the same event records nothing (it is a duplicate); a refusal is
+    /// recorded only while the event has not counted, once per reason.
+    fn decide(&self, command: &UsageCommand) -> Result<Vec<UsageEventEvent>, UsageEventError> {
         if self.recorded.is_some() {
             return Ok(vec![]);
         }
-        Ok(vec![UsageEventEvent::UsageRecorded {
-            tenant_id: command.tenant,
-            client_id: command.client_id.clone(),
-            meter: command.usage.meter.clone(),
-            value: command.usage.value,
-            key: command.usage.key.clone(),
-            occurred_at: command.usage.occurred_at,
-        }])
+        Ok(match command {
+            UsageCommand::Record(command) => vec![UsageEventEvent::UsageRecorded {
+                tenant_id: command.tenant,
+                client_id: command.client_id.clone(),
+                meter: command.usage.meter.clone(),
+                value: command.usage.value,
+                key: command.usage.key.clone(),
+                occurred_at: command.usage.occurred_at,
+            }],
+            UsageCommand::Refuse(command) => {
+                let again = self.refused.as_ref().is_some_and(|r| {
+                    std::mem::discriminant(&r.reason)
+                        == std::mem::discriminant(&command.refused.reason)
+                });
+                if again || command.refused.reason == UsageRefusal::MissingId {
+                    return Ok(vec![]);
+                }
+                let refused = &command.refused;
+                let mut meter = refused.meter.clone();
+                if meter.len() > MAX_METER_BYTES {
+                    let mut end = MAX_METER_BYTES;
+                    while !meter.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    meter.truncate(end);
+                }
+                vec![UsageEventEvent::UsageRefused {
+                    tenant_id: command.tenant,
+                    client_id: command.client_id.clone(),
+                    meter,
+                    value: refused.value,
+                    occurred_at: refused.occurred_at,
+                    reason: refused.reason.clone(),
+                    refused_at: refused.refused_at,
+                }]
+            }
+        })
     }
 
     fn evolve(&mut self, event: &UsageEventEvent) {
-        let UsageEventEvent::UsageRecorded {
-            meter,
-            value,
-            key,
-            occurred_at,
-            ..
-        } = event;
-        if self.recorded.is_none() {
-            self.recorded = Some(Recorded {
-                meter: meter.clone(),
-                value: *value,
-                key: key.clone(),
-                occurred_at: *occurred_at,
-            });
+        match event {
+            UsageEventEvent::UsageRecorded {
+                meter,
+                value,
+                key,
+                occurred_at,
+                ..
+            } => {
+                if self.recorded.is_none() {
+                    self.recorded = Some(Recorded {
+                        meter: meter.clone(),
+                        value: *value,
+                        key: key.clone(),
+                        occurred_at: *occurred_at,
+                    });
+                    self.refused = None;
+                }
+            }
+            UsageEventEvent::UsageRefused {
+                meter,
+                value,
+                occurred_at,
+                reason,
+                refused_at,
+                ..
+            } => {
+                if self.recorded.is_none() {
+                    self.refused = Some(Refused {
+                        meter: meter.clone(),
+                        value: *value,
+                        occurred_at: *occurred_at,
+                        reason: reason.clone(),
+                        refused_at: *refused_at,
+                    });
+                }
+            }
         }
     }
 }
@@ -112,8 +246,8 @@ mod tests {
     use super::*;
     use crate::testing::aggregate::{at, given};
 
-    fn record(value: i64) -> RecordUsage {
-        RecordUsage {
+    fn record(value: i64) -> UsageCommand {
+        UsageCommand::Record(RecordUsage {
             tenant: TenantId::from_uuid(Uuid::from_u128(1)),
             client_id: "evt-1".into(),
             usage: Recorded {
@@ -122,7 +256,60 @@ mod tests {
                 key: None,
                 occurred_at: at(1),
             },
-        }
+        })
+    }
+
+    fn refuse(reason: UsageRefusal) -> UsageCommand {
+        UsageCommand::Refuse(RefuseUsage {
+            tenant: TenantId::from_uuid(Uuid::from_u128(1)),
+            client_id: "evt-1".into(),
+            refused: Refused {
+                meter: "bandwidth".repeat(20),
+                value: 10,
+                occurred_at: at(1),
+                reason,
+                refused_at: at(2),
+            },
+        })
+    }
+
+    #[test]
+    fn a_refusal_is_remembered_once_per_reason_until_the_event_counts() {
+        let unknown = || UsageRefusal::UnknownMeter {
+            meter: "bandwidth".repeat(20),
+        };
+        let refused = given::<UsageEvent>([])
+            .when(&refuse(unknown()))
+            .then_accepted();
+        let kept = refused.state().refused.clone().unwrap();
+        assert_eq!(
+            kept.meter.len(),
+            MAX_METER_BYTES,
+            "a long meter name is cut"
+        );
+        // The same reason again records nothing; another reason is remembered.
+        refused.when(&refuse(unknown())).then_nothing();
+        let late = refused
+            .when(&refuse(UsageRefusal::TooLate {
+                period_end: at(0),
+                seconds: 5,
+                grace: 10,
+            }))
+            .then_accepted();
+        assert_eq!(
+            late.state().refused.as_ref().unwrap().reason.code(),
+            "TOO_LATE"
+        );
+        // Corrected and sent again, it counts; a refusal after that records nothing.
+        let counted = late.when(&record(10)).then_accepted();
+        assert!(counted.state().refused.is_none());
+        counted
+            .when(&refuse(UsageRefusal::NegativeValue))
+            .then_nothing();
+        // Without an id there is nothing to remember.
+        given::<UsageEvent>([])
+            .when(&refuse(UsageRefusal::MissingId))
+            .then_nothing();
     }
 
     #[test]
