@@ -55,6 +55,7 @@ async fn every_path_reports_each_fate_and_counts_once(backend: Backend) {
         {"id": "g", "meter": "bandwidth.bytes", "value": 1, "timestamp": (now - Duration::days(70)).to_rfc3339()},
         {"id": "", "meter": "bandwidth.bytes", "value": 1},
         {"id": "h", "meter": "active.users"},
+        {"id": "l", "meter": "bandwidth.bytes", "value": 1_i64 << 53},
     ]);
     let recorded = p
         .api
@@ -68,6 +69,7 @@ async fn every_path_reports_each_fate_and_counts_once(backend: Backend) {
             "COUNTED",
             "DUPLICATE",
             "COUNTED",
+            "REFUSED",
             "REFUSED",
             "REFUSED",
             "REFUSED",
@@ -89,6 +91,7 @@ async fn every_path_reports_each_fate_and_counts_once(backend: Backend) {
         "too late",
         "no id",
         "needs a key",
+        "over 9007199254740991",
     ]) {
         assert!(reason.contains(about), "{reason:?} should say {about:?}");
     }
@@ -98,7 +101,7 @@ async fn every_path_reports_each_fate_and_counts_once(backend: Backend) {
             answer["duplicates"].clone(),
             answer["refused"].clone()
         ),
-        (json!(3), json!(1), json!(6))
+        (json!(3), json!(1), json!(7))
     );
     // The duplicate points at the original.
     assert_eq!(
@@ -195,6 +198,7 @@ async fn every_path_reports_each_fate_and_counts_once(backend: Backend) {
         ("f", "IN_THE_FUTURE", "ahead"),
         ("g", "TOO_LATE", "too late"),
         ("h", "MISSING_KEY", "needs a key"),
+        ("l", "TOO_LARGE", "over"),
         ("k", "TOO_LATE", "too late"),
     ] {
         let why = explain(&p, id).await;

@@ -251,9 +251,12 @@ async fn every_fate_and_total_matches_a_brute_force_recount(db: Database) {
         (utc(2026, 3, 1, 0), utc(2026, 4, 1, 0)),
         (from, now + Duration::hours(1)),
     ];
-    for _ in 0..20 {
+    // Short ones (within an hour or a few days: mostly rows and hour buckets) and long ones
+    // (whole days in the middle).
+    for i in 0..30 {
         let a = from + Duration::seconds(rng.below(span) as i64);
-        ranges.push((a, a + Duration::seconds(1 + rng.below(200_000) as i64)));
+        let longest = [5_000, 200_000, 3_000_000][i % 3];
+        ranges.push((a, a + Duration::seconds(1 + rng.below(longest) as i64)));
     }
     let check = async |read_db: &projections::ReadDb| {
         for meter in CATALOG {
@@ -263,20 +266,28 @@ async fn every_fate_and_total_matches_a_brute_force_recount(db: Database) {
                     .unwrap();
                 assert_eq!(total, brute(meter, *range), "{} over {range:?}", meter.key);
             }
-            let window = (utc(2026, 2, 26, 0), utc(2026, 3, 2, 13));
-            for bucket in [Bucket::Hour, Bucket::Day] {
-                let series = UsageReadModel::series(read_db, &scope, meter, window, bucket)
-                    .await
-                    .unwrap();
-                for (start, total) in series {
-                    let end = start + bucket.length();
-                    let part = (start.max(window.0), end.min(window.1));
-                    assert_eq!(
-                        total,
-                        brute(meter, part),
-                        "{} {bucket:?} {start}",
-                        meter.key
-                    );
+            // Aligned on hours, then cutting into the first and the last bucket.
+            for window in [
+                (utc(2026, 2, 26, 0), utc(2026, 3, 2, 13)),
+                (
+                    utc(2026, 2, 26, 0) + Duration::seconds(1_037),
+                    utc(2026, 3, 2, 13) + Duration::seconds(2_471),
+                ),
+            ] {
+                for bucket in [Bucket::Hour, Bucket::Day] {
+                    let series = UsageReadModel::series(read_db, &scope, meter, window, bucket)
+                        .await
+                        .unwrap();
+                    for (start, total) in series {
+                        let end = start + bucket.length();
+                        let part = (start.max(window.0), end.min(window.1));
+                        assert_eq!(
+                            total,
+                            brute(meter, part),
+                            "{} {bucket:?} {start}",
+                            meter.key
+                        );
+                    }
                 }
             }
         }

@@ -3,9 +3,9 @@
 //! counted, a duplicate of an event the tenant reported before (same id), or refused with the
 //! reason; one refusal never stops the rest of the batch.
 //!
-//! Rules, checked before anything is written: the meter is in the catalog; the id is 1 to
-//! [`MAX_ID_BYTES`] bytes; the value is not negative (a count's value is ignored, so any);
-//! a meter that counts distinct keys gets a key; the timestamp is at most
+//! Rules, checked before anything is counted: the meter is in the catalog; the id is 1 to
+//! [`MAX_ID_BYTES`] bytes; the value is 0 to [`MAX_VALUE`] (a count's value is ignored, so
+//! any); a meter that counts distinct keys gets a key; the timestamp is at most
 //! [`IngestRules::future_skew`] ahead of now; and the billing period of the timestamp
 //! (`Subscription::period_containing`) ended no longer than [`IngestRules::late_grace`] ago.
 //! An accepted event counts in the period and buckets of its own timestamp. A refused event
@@ -17,8 +17,8 @@ use chrono::{DateTime, Duration, Utc};
 use domain::ids::{CommandId, TenantId};
 pub use domain::metering::UsageRefusal;
 use domain::metering::{
-    Aggregation, MAX_ID_BYTES, Meter, RecordUsage, Recorded, RefuseUsage, Refused, UsageCommand,
-    UsageEvent,
+    Aggregation, MAX_ID_BYTES, MAX_VALUE, Meter, RecordUsage, Recorded, RefuseUsage, Refused,
+    UsageCommand, UsageEvent,
 };
 use domain::subscription::Subscription;
 use futures_util::future::join_all;
@@ -90,6 +90,9 @@ fn check(
     })?;
     if input.value < 0 && meter.aggregation != Aggregation::Count {
         return Err(UsageRefusal::NegativeValue);
+    }
+    if input.value > MAX_VALUE && meter.aggregation != Aggregation::Count {
+        return Err(UsageRefusal::TooLarge { max: MAX_VALUE });
     }
     if meter.needs_key && input.key.as_deref().is_none_or(str::is_empty) {
         return Err(UsageRefusal::MissingKey {

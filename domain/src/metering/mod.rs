@@ -23,6 +23,10 @@ pub use meter::{Aggregation, CATALOG, Meter};
 /// Longest client-supplied event id, in bytes.
 pub const MAX_ID_BYTES: usize = 128;
 
+/// Largest value one event may carry: 2^53 - 1 (about 9 PB as bytes), the largest integer
+/// a JavaScript client reads exactly.
+pub const MAX_VALUE: i64 = (1 << 53) - 1;
+
 /// A usage event as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recorded {
@@ -43,6 +47,8 @@ pub enum UsageRefusal {
     UnknownMeter { meter: String },
     #[error("the value is negative")]
     NegativeValue,
+    #[error("the value is over {max}")]
+    TooLarge { max: i64 },
     #[error("the meter {meter} counts distinct keys: the event needs a key")]
     MissingKey { meter: String },
     #[error("the timestamp is {seconds} s ahead of the server's clock (at most {allowed} s)")]
@@ -64,6 +70,7 @@ impl UsageRefusal {
             Self::MissingId => "MISSING_ID",
             Self::UnknownMeter { .. } => "UNKNOWN_METER",
             Self::NegativeValue => "NEGATIVE_VALUE",
+            Self::TooLarge { .. } => "TOO_LARGE",
             Self::MissingKey { .. } => "MISSING_KEY",
             Self::InTheFuture { .. } => "IN_THE_FUTURE",
             Self::TooLate { .. } => "TOO_LATE",
