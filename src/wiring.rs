@@ -225,6 +225,7 @@ pub async fn api_services(
                 .collect(),
             tolerance: std::time::Duration::from_secs(args.stripe_webhook_tolerance_seconds),
         },
+        webhooks_allow_http: args.webhooks_allow_http,
         ..api::services::ApiConfig::default()
     };
     Ok(api::services::Services {
@@ -238,6 +239,9 @@ pub async fn api_services(
         usage: Arc::new(projections::usage::UsageFromReadModel::new(
             app.read_db.clone(),
         )),
+        webhooks: Arc::new(
+            infra::webhooks::HttpWebhooks::new(&master).context("configuring tenant webhooks")?,
+        ),
         signer: Arc::new(SessionSigner::new(&master)),
         key_usage: Arc::new(infra::key_usage::DbKeyUsage::new(app.database.clone())),
         limiter: api::rate_limit::RateLimiter::new(config.auth_attempts, config.auth_window),

@@ -11,13 +11,16 @@
 //! | mail | reactor `mail_outbox` | — | — | — |
 //! | billing | `billing`, reactors `suspend_unpaid`, `payments_sync` (with Stripe) | `subscription_renewals` | `billing` | — |
 //! | metering | `usage`, reactor `usage_thresholds` | — | `metering` | — |
+//! | webhooks | reactor `tenant_webhooks` | — | `webhooks` | — |
 
 #![expect(
     missing_debug_implementations,
     reason = "merged GraphQL roots: their parts hold nothing worth printing"
 )]
 
-use crate::graphql::{access, billing, identity, live, loaders, metering, sessions, tenancy};
+use crate::graphql::{
+    access, billing, identity, live, loaders, metering, sessions, tenancy, webhooks,
+};
 use crate::services::Services;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{MergedObject, MergedSubscription};
@@ -52,6 +55,7 @@ pub struct MutationRoot(
     access::AccessMutation,
     billing::BillingMutation,
     metering::MeteringMutation,
+    webhooks::WebhooksMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -83,6 +87,10 @@ pub fn reactors(services: &Services) -> Vec<Arc<dyn Reactor>> {
             services.executor.clone(),
             services.usage.clone(),
         )),
+        Arc::new(commands::webhooks::TenantWebhooks::new(
+            services.executor.clone(),
+            services.webhooks.clone(),
+        )),
     ];
     if let Some(payments) = &services.payments {
         reactors.push(Arc::new(
@@ -100,6 +108,7 @@ pub const REACTORS: &[&str] = &[
     commands::tenancy::SLUG_CLAIMS,
     commands::billing::SUSPEND_UNPAID,
     commands::metering::USAGE_THRESHOLDS,
+    commands::webhooks::TENANT_WEBHOOKS,
 ];
 
 /// The reactors that run only with a payment provider configured (not in local mode).

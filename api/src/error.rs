@@ -316,6 +316,17 @@ impl From<domain::subscription::SubscriptionError> for ApiError {
     }
 }
 
+impl From<domain::webhook::WebhookError> for ApiError {
+    fn from(error: domain::webhook::WebhookError) -> Self {
+        use domain::webhook::WebhookError as W;
+        let message = error.to_string();
+        match error {
+            W::InvalidUrl(_) => Self::bad_input("url", message),
+            W::NotSet => Self::NotFound(message),
+        }
+    }
+}
+
 impl From<IssueTokenError> for ApiError {
     fn from(error: IssueTokenError) -> Self {
         match error {

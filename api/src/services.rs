@@ -66,6 +66,9 @@ pub struct ApiConfig {
     /// The secrets `POST /webhooks/stripe` checks signatures with (none: the endpoint
     /// answers 404), and how old a signed timestamp may be.
     pub stripe_webhook: WebhookSecrets,
+    /// Whether tenants' webhook endpoints may be plain `http://` (endpoints on a trusted
+    /// network, tests); `https://` only otherwise.
+    pub webhooks_allow_http: bool,
 }
 
 /// Webhook signing secrets (several while one is rotated). Never printed.
@@ -128,6 +131,7 @@ impl Default for ApiConfig {
                 secrets: Vec::new(),
                 tolerance: Duration::from_secs(300),
             },
+            webhooks_allow_http: false,
         }
     }
 }
@@ -146,6 +150,8 @@ pub struct Services {
     pub payments: Option<Arc<dyn domain::payments::Payments>>,
     /// Usage against period allowances (the usage read model).
     pub usage: Arc<dyn domain::usage::UsageFigures>,
+    /// Tenant webhooks: signing secrets and posts.
+    pub webhooks: Arc<dyn domain::webhook::Webhooks>,
     pub signer: Arc<dyn domain::session_token::SessionTokens>,
     pub key_usage: Arc<dyn domain::key_usage::KeyUsage>,
     pub config: ApiConfig,

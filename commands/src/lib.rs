@@ -25,6 +25,7 @@ pub mod metering;
 pub mod payments;
 pub mod sessions;
 pub mod tenancy;
+pub mod webhooks;
 
 pub use context::CommandContext;
 pub use execute::{

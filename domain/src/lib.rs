@@ -36,6 +36,7 @@ pub mod subscription;
 pub mod tenant;
 pub mod usage;
 pub mod user;
+pub mod webhook;
 
 // Under `cfg(test)` too, for the aggregates' own given/when/then tests.
 #[cfg(any(test, feature = "testing"))]

@@ -31,6 +31,7 @@ use domain::testing::golden::{check, check_one, golden_dir, problems};
 use domain::user::{
     EmailClaim, EmailClaimEvent, LoginFailure, PasswordChangeReason, SecretHash, User, UserEvent,
 };
+use domain::webhook::{Delivery, DeliveryStatus, WebhookEndpoint, WebhookEvent, WebhookUrl};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -78,6 +79,36 @@ fn mail_delivery_events_match_their_golden_files() {
         |event| match event {
             DeliveryEvent::MailSent { .. } => "MailSent",
             DeliveryEvent::MailNotSent { .. } => "MailNotSent",
+        },
+    );
+}
+
+#[test]
+fn webhook_endpoint_events_match_their_golden_files() {
+    let delivery = |status| Delivery {
+        webhook_id: "msg_0190000000007000800000000000004a".into(),
+        event_type: "usage.allowance_reached".into(),
+        status,
+        attempts: 3,
+        at: at(49),
+    };
+    check::<WebhookEndpoint>(
+        vec![
+            WebhookEvent::EndpointSet {
+                tenant_id: TenantId::from_uuid(id(64)),
+                url: WebhookUrl::parse("https://hooks.example.com/tenantry", false).expect("url"),
+                key_id: id(72),
+                at: at(48),
+            },
+            WebhookEvent::DeliveryRecorded(delivery(DeliveryStatus::Failed {
+                reason: "the endpoint answered 503 Service Unavailable".into(),
+            })),
+            WebhookEvent::EndpointRemoved { at: at(50) },
+        ],
+        |event| match event {
+            WebhookEvent::EndpointSet { .. } => "EndpointSet",
+            WebhookEvent::DeliveryRecorded(_) => "DeliveryRecorded",
+            WebhookEvent::EndpointRemoved { .. } => "EndpointRemoved",
         },
     );
 }

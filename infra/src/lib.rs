@@ -18,6 +18,7 @@ pub mod mail_files;
 pub mod smtp;
 pub mod snapshot_store;
 pub mod stripe;
+pub mod webhooks;
 
 #[cfg(feature = "testing")]
 pub mod projector_harness;

@@ -105,6 +105,10 @@ pub struct ServeArgs {
         default_value_t = 300
     )]
     pub stripe_webhook_tolerance_seconds: u64,
+    /// Lets tenants set plain `http://` webhook endpoints (endpoints on a trusted network,
+    /// tests); without it only `https://` is accepted.
+    #[arg(long, env = "TENANTRY_WEBHOOKS_ALLOW_HTTP")]
+    pub webhooks_allow_http: bool,
     /// How long a subscription stays past due after a failed payment before it and its
     /// tenant are suspended, in seconds (604800: 7 days).
     #[arg(

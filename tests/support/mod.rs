@@ -2,6 +2,7 @@
 #![allow(dead_code, reason = "each test file uses part of the support module")]
 
 pub mod graphql;
+pub mod receiver;
 pub mod ws;
 
 use std::future::Future;

@@ -21,6 +21,7 @@ pub mod metering;
 pub mod sessions;
 pub mod tenancy;
 pub mod tenant;
+pub mod webhooks;
 
 use crate::auth::Principal;
 use crate::error::ApiError;

@@ -157,6 +157,15 @@ impl TenantNode {
     ) -> GqlResult<super::metering::UsageExplanation> {
         Ok(super::metering::usage_event_of(super::services(ctx), &self.scope, &id).await?)
     }
+    /// The tenant's webhook endpoint, its signing secret and latest deliveries (admins and
+    /// owners; null when none is set).
+    async fn webhook_endpoint(
+        &self,
+        ctx: &Context<'_>,
+    ) -> GqlResult<Option<super::webhooks::WebhookEndpointObject>> {
+        self.require_admin()?;
+        Ok(super::webhooks::webhook_endpoint_of(super::services(ctx), &self.scope).await?)
+    }
     /// The features the tenant's plan grants.
     async fn features(&self, ctx: &Context<'_>) -> GqlResult<Vec<String>> {
         Ok(super::billing::features_of(super::services(ctx), &self.scope).await?)
