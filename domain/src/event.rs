@@ -428,6 +428,11 @@ impl Reads {
     pub fn includes(&self, event: &RecordedEvent) -> bool {
         self.0.contains(&event.stream.category())
     }
+
+    /// The category names.
+    pub fn names(&self) -> &'static [&'static str] {
+        self.0
+    }
 }
 
 #[cfg(test)]

@@ -277,6 +277,21 @@ pub trait EventStore: Send + Sync + fmt::Debug + 'static {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, EventStoreError>;
 
+    /// [`Self::read_all`] for a follower that reads only `reads`: every event comes (the
+    /// positions stay dense, so checkpoints move past what the follower skips), but those
+    /// outside `reads` without their payload and metadata (`Value::Null` and a placeholder),
+    /// so that the store neither sends nor decodes what nobody reads. Stores override it; by
+    /// default everything is read.
+    async fn read_all_of(
+        &self,
+        after: Position,
+        limit: usize,
+        reads: crate::event::Reads,
+    ) -> Result<Vec<RecordedEvent>, EventStoreError> {
+        let _ = reads;
+        self.read_all(after, limit).await
+    }
+
     /// Which stream each event after `after` went to, in position order, at most `limit`:
     /// [`Self::read_all`] without payloads, for followers that only need to know what changed
     /// (the executor's log watch). Stores override it with a lighter read.
@@ -307,4 +322,11 @@ pub trait EventStore: Send + Sync + fmt::Debug + 'static {
     /// ones as they commit. The stream ends only when dropped; errors are yielded and the
     /// subscription keeps trying.
     fn subscribe(&self, after: Position) -> EventStream;
+
+    /// [`Self::subscribe`] through [`Self::read_all_of`]: every event, in order, each once, with
+    /// payload and metadata only for `reads`. By default everything is read.
+    fn subscribe_to(&self, after: Position, reads: crate::event::Reads) -> EventStream {
+        let _ = reads;
+        self.subscribe(after)
+    }
 }

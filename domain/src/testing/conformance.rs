@@ -48,7 +48,8 @@ macro_rules! event_store_conformance {
             concurrent_appends_to_one_stream_get_consecutive_versions,
             a_refused_append_does_not_fail_the_appends_beside_it,
             subscription_catches_up_then_goes_live,
-            subscription_from_a_position_skips_earlier_events
+            subscription_from_a_position_skips_earlier_events,
+            a_follower_of_some_categories_gets_every_position_and_only_their_payloads
         );
     };
     (@each $factory:path; $($name:ident),* $(,)?) => {
@@ -918,6 +919,48 @@ pub async fn subscription_catches_up_then_goes_live(store: Store) {
     let delivered = collect(&mut sub, 1).await;
     assert_eq!(delivered[0].position, next.first_position);
     assert_eq!(next.first_position, Position(51));
+}
+
+pub async fn a_follower_of_some_categories_gets_every_position_and_only_their_payloads(
+    store: Store,
+) {
+    let wanted = StreamId::for_aggregate("wanted", uuid::Uuid::now_v7());
+    let other = StreamId::for_aggregate("other_kind", uuid::Uuid::now_v7());
+    for n in 0..6 {
+        let s = if n % 2 == 0 { &wanted } else { &other };
+        append(&store, s, ExpectedVersion::Any, events(n..n + 1))
+            .await
+            .unwrap();
+    }
+    let reads = crate::event::Reads::categories(&["wanted", "absent"]);
+    let check = |got: &[RecordedEvent]| {
+        let positions: Vec<u64> = got.iter().map(|e| e.position.0).collect();
+        assert_eq!(
+            positions,
+            (1..=6).collect::<Vec<_>>(),
+            "every position, in order"
+        );
+        for e in got {
+            if reads.includes(e) {
+                assert_eq!(e.payload["n"], json!(e.position.0 - 1), "{e:?}");
+                assert_eq!(e.metadata, meta());
+            } else {
+                assert_eq!(e.payload, serde_json::Value::Null, "{e:?}");
+                assert_eq!(e.stream, other);
+            }
+        }
+    };
+    check(
+        &store
+            .read_all_of(Position::START, 100, reads)
+            .await
+            .unwrap(),
+    );
+    let mut sub = store.subscribe_to(Position::START, reads);
+    check(&collect(&mut sub, 6).await);
+    // The plain read still carries everything.
+    let all = store.read_all(Position::START, 100).await.unwrap();
+    assert!(all.iter().all(|e| e.payload["n"].is_u64()));
 }
 
 pub async fn subscription_from_a_position_skips_earlier_events(store: Store) {

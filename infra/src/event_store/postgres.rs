@@ -7,10 +7,10 @@
 //! by `NOTIFY tenantry_events`.
 
 use super::group_commit::{BatchWriter, GroupCommit, Outcome};
-use super::row::{EVENT_COLUMNS, EventRow, decode_all, sql_limit, sql_u64};
+use super::row::{EVENT_COLUMNS, EventRow, columns_where, decode_all, sql_limit, sql_u64};
 use super::{SUBSCRIPTION_BATCH, tail};
 use async_trait::async_trait;
-use domain::event::{Position, RecordedEvent, StreamId, StreamVersion};
+use domain::event::{Position, Reads, RecordedEvent, StreamId, StreamVersion};
 use domain::event_store::{
     AppendRequest, AppendResult, EventStore, EventStoreError, EventStream, ExpectedVersion,
     ReadDirection, StreamRead, StreamWritten,
@@ -448,6 +448,27 @@ impl EventStore for PgEventStore {
         decode_all(rows)
     }
 
+    async fn read_all_of(
+        &self,
+        after: Position,
+        limit: usize,
+        reads: Reads,
+    ) -> Result<Vec<RecordedEvent>, EventStoreError> {
+        // `StreamId::category`: the stream id up to its first '-'.
+        let sql = format!(
+            "SELECT {} FROM events WHERE position > $1 ORDER BY position LIMIT $2",
+            columns_where("split_part(stream_id, '-', 1) = ANY($3)")
+        );
+        let rows: Vec<EventRow> = sqlx::query_as(&sql)
+            .bind(sql_u64(after.0))
+            .bind(sql_limit(limit))
+            .bind(reads.names())
+            .fetch_all(&self.inner.pool)
+            .await
+            .map_err(EventStoreError::backend)?;
+        decode_all(rows)
+    }
+
     async fn read_all_streams(
         &self,
         after: Position,
@@ -498,6 +519,17 @@ impl EventStore for PgEventStore {
             self.inner.head.subscribe(),
             after,
             SUBSCRIPTION_BATCH,
+            None,
+        )
+    }
+
+    fn subscribe_to(&self, after: Position, reads: Reads) -> EventStream {
+        tail::subscribe(
+            self.clone(),
+            self.inner.head.subscribe(),
+            after,
+            SUBSCRIPTION_BATCH,
+            Some(reads),
         )
     }
 }

@@ -1,7 +1,7 @@
 //! The stored form of an event, shared by both backends' reads.
 
 use chrono::{DateTime, Utc};
-use domain::event::{Position, RecordedEvent, StreamId, StreamVersion};
+use domain::event::{Actor, EventMetadata, Position, RecordedEvent, StreamId, StreamVersion};
 use domain::event_store::EventStoreError;
 use domain::ids::{EventId, TenantId};
 use serde_json::Value;
@@ -12,6 +12,16 @@ use uuid::Uuid;
 pub(crate) const EVENT_COLUMNS: &str = "position, event_id, stream_id, version, event_type, \
      schema_version, tenant_id, payload, metadata, recorded_at";
 
+/// [`EVENT_COLUMNS`] with payload and metadata only where `{wanted}` (an SQL condition on
+/// `stream_id`) holds: `read_all_of`.
+pub(crate) fn columns_where(wanted: &str) -> String {
+    format!(
+        "position, event_id, stream_id, version, event_type, schema_version, tenant_id, \
+         CASE WHEN {wanted} THEN payload END AS payload, \
+         CASE WHEN {wanted} THEN metadata END AS metadata, recorded_at"
+    )
+}
+
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct EventRow {
     position: i64,
@@ -21,8 +31,9 @@ pub(crate) struct EventRow {
     event_type: String,
     schema_version: i32,
     tenant_id: Option<Uuid>,
-    payload: Json<Value>,
-    metadata: Json<Value>,
+    /// `None`: elided (`read_all_of`).
+    payload: Option<Json<Value>>,
+    metadata: Option<Json<Value>>,
     recorded_at: DateTime<Utc>,
 }
 
@@ -42,9 +53,12 @@ impl TryFrom<EventRow> for RecordedEvent {
             schema_version: u32::try_from(row.schema_version)
                 .map_err(|_| corrupt("schema version"))?,
             tenant_id: row.tenant_id.map(TenantId::from_uuid),
-            metadata: serde_json::from_value(row.metadata.0.clone())
-                .map_err(|e| corrupt(&format!("metadata: {e}")))?,
-            payload: row.payload.0,
+            metadata: match row.metadata {
+                Some(Json(metadata)) => serde_json::from_value(metadata)
+                    .map_err(|e| corrupt(&format!("metadata: {e}")))?,
+                None => EventMetadata::by(Actor::system("elided")),
+            },
+            payload: row.payload.map_or(Value::Null, |Json(payload)| payload),
             recorded_at: row.recorded_at,
         })
     }

@@ -6,11 +6,11 @@
 //! fsync.
 
 use super::group_commit::{BatchWriter, GroupCommit, Outcome};
-use super::row::{EVENT_COLUMNS, EventRow, decode_all, sql_limit, sql_u64};
+use super::row::{EVENT_COLUMNS, EventRow, columns_where, decode_all, sql_limit, sql_u64};
 use super::{SUBSCRIPTION_BATCH, tail};
 use crate::database::SqliteDatabase;
 use async_trait::async_trait;
-use domain::event::{Position, RecordedEvent, StreamId, StreamVersion};
+use domain::event::{Position, Reads, RecordedEvent, StreamId, StreamVersion};
 use domain::event_store::{
     AppendRequest, AppendResult, EventStore, EventStoreError, EventStream, ReadDirection,
     StreamRead, StreamWritten,
@@ -232,6 +232,40 @@ impl EventStore for SqliteEventStore {
         decode_all(rows)
     }
 
+    async fn read_all_of(
+        &self,
+        after: Position,
+        limit: usize,
+        reads: Reads,
+    ) -> Result<Vec<RecordedEvent>, EventStoreError> {
+        // `StreamId::category`: the stream id up to its first '-' (all of it without one).
+        let category = "CASE WHEN instr(stream_id, '-') > 0 \
+                        THEN substr(stream_id, 1, instr(stream_id, '-') - 1) ELSE stream_id END";
+        let names = vec!["?"; reads.names().len()].join(", ");
+        let wanted = if names.is_empty() {
+            "0".to_owned()
+        } else {
+            format!("{category} IN ({names})")
+        };
+        let columns = columns_where(&wanted);
+        // The condition appears twice (payload, metadata): its parameters are bound twice.
+        let sql =
+            format!("SELECT {columns} FROM events WHERE position > ? ORDER BY position LIMIT ?");
+        let mut query = sqlx::query_as::<_, EventRow>(&sql);
+        for _ in 0..2 {
+            for name in reads.names() {
+                query = query.bind(*name);
+            }
+        }
+        let rows = query
+            .bind(sql_u64(after.0))
+            .bind(sql_limit(limit))
+            .fetch_all(&self.inner.reader)
+            .await
+            .map_err(EventStoreError::backend)?;
+        decode_all(rows)
+    }
+
     async fn read_all_streams(
         &self,
         after: Position,
@@ -282,6 +316,17 @@ impl EventStore for SqliteEventStore {
             self.inner.head.subscribe(),
             after,
             SUBSCRIPTION_BATCH,
+            None,
+        )
+    }
+
+    fn subscribe_to(&self, after: Position, reads: Reads) -> EventStream {
+        tail::subscribe(
+            self.clone(),
+            self.inner.head.subscribe(),
+            after,
+            SUBSCRIPTION_BATCH,
+            Some(reads),
         )
     }
 }

@@ -5,7 +5,7 @@
 //! a hole (which the stores' ordering rules out), the tail would wait for it to fill instead
 //! of skipping past it.
 
-use domain::event::{Position, RecordedEvent};
+use domain::event::{Position, Reads, RecordedEvent};
 use domain::event_store::{EventStore, EventStream};
 use futures_util::StreamExt;
 use std::collections::VecDeque;
@@ -23,6 +23,8 @@ struct Tail<S> {
     after: Position,
     buffer: VecDeque<RecordedEvent>,
     batch: usize,
+    /// Only these categories' payloads (`EventStore::read_all_of`); `None`: everything.
+    reads: Option<Reads>,
 }
 
 /// Catch-up then live, from `after` (exclusive).
@@ -31,6 +33,7 @@ pub(crate) fn subscribe<S: EventStore + Clone>(
     wake: watch::Receiver<Position>,
     after: Position,
     batch: usize,
+    reads: Option<Reads>,
 ) -> EventStream {
     let tail = Tail {
         store,
@@ -38,6 +41,7 @@ pub(crate) fn subscribe<S: EventStore + Clone>(
         after,
         buffer: VecDeque::new(),
         batch,
+        reads,
     };
     futures_util::stream::unfold(tail, |mut tail| async move {
         loop {
@@ -48,7 +52,11 @@ pub(crate) fn subscribe<S: EventStore + Clone>(
             // Mark the current head as seen *before* reading, so a commit that lands during
             // the read still wakes us afterwards.
             tail.wake.borrow_and_update();
-            match tail.store.read_all(tail.after, tail.batch).await {
+            let read = match tail.reads {
+                Some(reads) => tail.store.read_all_of(tail.after, tail.batch, reads).await,
+                None => tail.store.read_all(tail.after, tail.batch).await,
+            };
+            match read {
                 Ok(events) => {
                     for (expected, event) in (tail.after.0 + 1..).zip(events) {
                         if event.position.0 != expected {

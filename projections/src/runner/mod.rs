@@ -225,8 +225,9 @@ pub async fn run(
     }
     let reads = projector.reads();
     'subscription: loop {
+        // Events outside `reads` come without payloads: nothing reads them here.
         let mut batches = store
-            .subscribe(cp.position())
+            .subscribe_to(cp.position(), reads)
             .ready_chunks(config.batch_size);
         while let Some(chunk) = batches.next().await {
             let mut events = Vec::with_capacity(chunk.len());

@@ -46,7 +46,7 @@ pub async fn rebuild(
         AbortOnDrop(tokio::spawn(async move {
             let mut at = Position::START;
             loop {
-                match store.read_all(at, batch_size).await {
+                match store.read_all_of(at, batch_size, reads).await {
                     Ok(events) if events.is_empty() => return,
                     Ok(events) => {
                         at = events.last().map_or(at, |e| e.position);
