@@ -249,9 +249,19 @@ async fn refuse(
                 refused_at: now,
             },
         });
-        exec.execute::<UsageEvent>(id, &command, &ctx)
+        let never =
+            |e: CommandError<domain::metering::UsageEventError>| e.map_rejection(|e| match e {});
+        // Usually the id is new: one write, no read (as for a counted event).
+        if exec
+            .create::<UsageEvent>(id, &command, &ctx)
             .await
-            .map_err(|e| e.map_rejection(|e| match e {}))?;
+            .map_err(never)?
+            .is_none()
+        {
+            exec.execute::<UsageEvent>(id, &command, &ctx)
+                .await
+                .map_err(never)?;
+        }
     }
     Ok(UsageFate::Refused(refusal.clone()))
 }

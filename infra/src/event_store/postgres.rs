@@ -169,7 +169,7 @@ impl PgEventStore {
 
 /// The arrays `tenantry_append` takes (see its comment in the migration).
 #[derive(Default)]
-struct AppendArgs {
+struct AppendArgs<'a> {
     r_command: Vec<Option<Uuid>>,
     r_x_end: Vec<i32>,
     r_e_end: Vec<i32>,
@@ -182,15 +182,16 @@ struct AppendArgs {
     e_x: Vec<i32>,
     e_ord: Vec<i64>,
     e_id: Vec<Uuid>,
-    e_type: Vec<String>,
+    e_type: Vec<&'a str>,
     e_schema: Vec<i32>,
     e_tenant: Vec<Option<Uuid>>,
-    e_payload: Vec<Value>,
-    e_metadata: Vec<Value>,
+    /// Borrowed from the requests: encoded straight into the bind buffer, never copied.
+    e_payload: Vec<Json<&'a Value>>,
+    e_metadata: Vec<Json<&'a domain::event::EventMetadata>>,
 }
 
-impl AppendArgs {
-    fn from_requests(requests: &[AppendRequest]) -> Self {
+impl<'a> AppendArgs<'a> {
+    fn from_requests(requests: &'a [AppendRequest]) -> Self {
         let mut args = Self::default();
         let index = |len: usize| i32::try_from(len).unwrap_or(i32::MAX);
         // The latest expectation index (1-based) of each stream seen so far in the batch.
@@ -217,13 +218,12 @@ impl AppendArgs {
                     args.e_x.push(x);
                     args.e_ord.push(sql_u64(ord as u64 + 1));
                     args.e_id.push(event.event_id.as_uuid());
-                    args.e_type.push(event.event_type.clone());
+                    args.e_type.push(&event.event_type);
                     args.e_schema
                         .push(i32::try_from(event.schema_version).unwrap_or(i32::MAX));
                     args.e_tenant.push(event.tenant_id.map(|t| t.as_uuid()));
-                    args.e_payload.push(event.payload.clone());
-                    args.e_metadata
-                        .push(serde_json::to_value(&event.metadata).unwrap_or(Value::Null));
+                    args.e_payload.push(Json(&event.payload));
+                    args.e_metadata.push(Json(&event.metadata));
                 }
             }
             args.r_x_end.push(index(args.x_stream.len()));
