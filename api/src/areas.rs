@@ -12,6 +12,7 @@
 //! | billing | `billing`, reactors `suspend_unpaid`, `payments_sync` (with Stripe) | `subscription_renewals` | `billing` | — |
 //! | metering | `usage`, reactor `usage_thresholds` | — | `metering` | — |
 //! | webhooks | reactor `tenant_webhooks` | — | `webhooks` | — |
+//! | audit | `audit` | — | `audit` (on the tenant) | — |
 
 #![expect(
     missing_debug_implementations,
@@ -30,6 +31,7 @@ use commands::mail::MailOutbox;
 use commands::tenancy::{DueDeletion, SlugClaims, record_data_deleted};
 use domain::reactor::Reactor;
 use domain::tenant::TenantError;
+use projections::audit::AuditTrail;
 use projections::billing::BillingReadModel;
 use projections::jobs::Job;
 use projections::tenant_access::TenantAccessDirectory;
@@ -68,6 +70,7 @@ pub const READ_MODELS: &[&str] = &[
     TenantAccessDirectory::NAME,
     BillingReadModel::NAME,
     UsageReadModel::NAME,
+    AuditTrail::NAME,
 ];
 
 /// Every reactor, acting through the server's ports.
@@ -122,6 +125,7 @@ pub fn read_models() -> Vec<Arc<dyn Projector>> {
         Arc::new(TenantRetention),
         Arc::new(BillingReadModel),
         Arc::new(UsageReadModel),
+        Arc::new(AuditTrail),
     ]
 }
 

@@ -418,19 +418,25 @@ pub struct RecordedEvent {
 /// categories. Each category is given by its aggregate's `CATEGORY` constant
 /// (`Reads::categories(&[Tenant::CATEGORY])`), so the stream names are written in one place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reads(&'static [&'static str]);
+pub struct Reads(Option<&'static [&'static str]>);
 
 impl Reads {
     pub const fn categories(categories: &'static [&'static str]) -> Self {
-        Self(categories)
+        Self(Some(categories))
+    }
+
+    /// Every event of every stream (the audit trail).
+    pub const fn everything() -> Self {
+        Self(None)
     }
 
     pub fn includes(&self, event: &RecordedEvent) -> bool {
-        self.0.contains(&event.stream.category())
+        self.0
+            .is_none_or(|categories| categories.contains(&event.stream.category()))
     }
 
-    /// The category names.
-    pub fn names(&self) -> &'static [&'static str] {
+    /// The category names; `None` for [`Self::everything`].
+    pub fn names(&self) -> Option<&'static [&'static str]> {
         self.0
     }
 }

@@ -58,6 +58,20 @@ impl History {
         self
     }
 
+    /// Appends the history to `store`, one append per event, in order.
+    pub async fn append_to(&self, store: &Arc<dyn domain::event_store::EventStore>) {
+        for (stream, event) in &self.appends {
+            store
+                .append(AppendRequest::to_stream(
+                    stream.clone(),
+                    ExpectedVersion::Any,
+                    vec![event.clone()],
+                ))
+                .await
+                .expect("the history appends");
+        }
+    }
+
     /// Projects the history with `projector` on both backends, live and rebuilt, and returns
     /// what `read` finds (the same on all four, or the test fails).
     pub async fn project<T, R, Fut>(&self, projector: Arc<dyn Projector>, read: R) -> T
@@ -88,16 +102,7 @@ impl History {
         Fut: Future<Output = T>,
     {
         let store = db.event_store().await.expect("the event store starts");
-        for (stream, event) in &self.appends {
-            store
-                .append(AppendRequest::to_stream(
-                    stream.clone(),
-                    ExpectedVersion::Any,
-                    vec![event.clone()],
-                ))
-                .await
-                .expect("the history appends");
-        }
+        self.append_to(&store).await;
         let head = store.head().await.expect("the head");
         let read_db = db.read_db();
         let config = RunnerConfig {

@@ -18,6 +18,7 @@
 //! backend dispatch. This crate depends on `domain` (ports, events) and sqlx, never on
 //! `commands` or `infra`.
 
+pub mod audit;
 pub mod billing;
 pub mod db;
 pub mod jobs;

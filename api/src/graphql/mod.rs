@@ -11,6 +11,7 @@
 //! DataLoaders ([`loaders`]).
 
 pub mod access;
+pub mod audit;
 pub mod billing;
 pub mod connection;
 pub mod identity;

@@ -166,6 +166,21 @@ impl TenantNode {
         self.require_admin()?;
         Ok(super::webhooks::webhook_endpoint_of(super::services(ctx), &self.scope).await?)
     }
+    /// The tenant's audit trail, newest first (admins and owners): every change, who made it,
+    /// from where, hash-chained (see `prevHash` and `hash`).
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<super::audit::AuditLogFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Connection<String, super::audit::AuditEntryObject>> {
+        self.require_admin()?;
+        Ok(
+            super::audit::audit_log_of(super::services(ctx), &self.scope, filter, first, after)
+                .await?,
+        )
+    }
     /// The features the tenant's plan grants.
     async fn features(&self, ctx: &Context<'_>) -> GqlResult<Vec<String>> {
         Ok(super::billing::features_of(super::services(ctx), &self.scope).await?)

@@ -454,6 +454,9 @@ impl EventStore for PgEventStore {
         limit: usize,
         reads: Reads,
     ) -> Result<Vec<RecordedEvent>, EventStoreError> {
+        let Some(names) = reads.names() else {
+            return self.read_all(after, limit).await;
+        };
         // `StreamId::category`: the stream id up to its first '-'.
         let sql = format!(
             "SELECT {} FROM events WHERE position > $1 ORDER BY position LIMIT $2",
@@ -462,7 +465,7 @@ impl EventStore for PgEventStore {
         let rows: Vec<EventRow> = sqlx::query_as(&sql)
             .bind(sql_u64(after.0))
             .bind(sql_limit(limit))
-            .bind(reads.names())
+            .bind(names)
             .fetch_all(&self.inner.pool)
             .await
             .map_err(EventStoreError::backend)?;

@@ -238,14 +238,17 @@ impl EventStore for SqliteEventStore {
         limit: usize,
         reads: Reads,
     ) -> Result<Vec<RecordedEvent>, EventStoreError> {
+        let Some(names) = reads.names() else {
+            return self.read_all(after, limit).await;
+        };
         // `StreamId::category`: the stream id up to its first '-' (all of it without one).
         let category = "CASE WHEN instr(stream_id, '-') > 0 \
                         THEN substr(stream_id, 1, instr(stream_id, '-') - 1) ELSE stream_id END";
-        let names = vec!["?"; reads.names().len()].join(", ");
-        let wanted = if names.is_empty() {
+        let placeholders = vec!["?"; names.len()].join(", ");
+        let wanted = if placeholders.is_empty() {
             "0".to_owned()
         } else {
-            format!("{category} IN ({names})")
+            format!("{category} IN ({placeholders})")
         };
         let columns = columns_where(&wanted);
         // The condition appears twice (payload, metadata): its parameters are bound twice.
@@ -253,7 +256,7 @@ impl EventStore for SqliteEventStore {
             format!("SELECT {columns} FROM events WHERE position > ? ORDER BY position LIMIT ?");
         let mut query = sqlx::query_as::<_, EventRow>(&sql);
         for _ in 0..2 {
-            for name in reads.names() {
+            for name in names {
                 query = query.bind(*name);
             }
         }
