@@ -53,11 +53,12 @@ pub async fn remove_endpoint(
     .await
 }
 
-/// The message a recorded event becomes, if any: `(type, data)`.
-fn message_of(
-    event: &RecordedEvent,
-    subscription: &Subscription,
-) -> Result<Option<(&'static str, serde_json::Value)>, ReactionError> {
+/// A message's type, its data, and the start of the period it is about (the caller adds the
+/// period's end, which needs the subscription).
+type Message = (&'static str, serde_json::Value, DateTime<Utc>);
+
+/// The message a recorded event becomes, if any.
+fn message_of(event: &RecordedEvent) -> Result<Option<Message>, ReactionError> {
     let Some(decoded) = decoded::<Subscription>(event)? else {
         return Ok(None);
     };
@@ -92,7 +93,6 @@ fn message_of(
         ),
         _ => return Ok(None),
     };
-    let (_, period_end) = subscription.period_containing(period_start);
     Ok(Some((
         kind,
         serde_json::json!({
@@ -102,8 +102,8 @@ fn message_of(
             "used": used,
             "limit": limit,
             "period_start": period_start,
-            "period_end": period_end,
         }),
+        period_start,
     )))
 }
 
@@ -139,12 +139,10 @@ impl TenantWebhooks {
         let Some(tenant) = event.tenant_id else {
             return Ok(());
         };
-        if !matches!(
-            event.event_type.as_str(),
-            "AllowanceWarned" | "AllowanceReached"
-        ) {
+        // Decoding costs no I/O: the subscription is loaded only for a message.
+        let Some((kind, mut data, period_start)) = message_of(event)? else {
             return Ok(());
-        }
+        };
         let failed = |e: String| ReactionError::at(event, e);
         let subscription = self
             .exec
@@ -152,9 +150,8 @@ impl TenantWebhooks {
             .await
             .map_err(|e| failed(e.to_string()))?
             .state;
-        let Some((kind, data)) = message_of(event, &subscription)? else {
-            return Ok(());
-        };
+        let (_, period_end) = subscription.period_containing(period_start);
+        data["period_end"] = serde_json::json!(period_end);
         let endpoint = self
             .exec
             .load::<WebhookEndpoint>(tenant.as_uuid())

@@ -594,12 +594,14 @@ async fn add_to_buckets(
     let columns = "tenant_id, meter, width, start, total, events, peak, latest_at, latest_value";
     match tx {
         ReadTx::Postgres(tx) => {
-            let sum = "CAST(LEAST(CAST(b.total AS NUMERIC) + excluded.total, 9223372036854775807) AS BIGINT)";
+            let sum = format!(
+                "CAST(LEAST(CAST(b.total AS NUMERIC) + excluded.total, {MAX_SUM}) AS BIGINT)"
+            );
             sqlx::query(&format!(
                 "INSERT INTO usage_buckets{suffix} AS b ({columns}) SELECT * FROM unnest(\
                  $1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[], \
                  $6::bigint[], $7::bigint[], $8::timestamptz[], $9::bigint[]) {}",
-                update(sum, "GREATEST")
+                update(&sum, "GREATEST")
             ))
             .bind(tenants)
             .bind(meters)
