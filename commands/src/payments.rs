@@ -151,12 +151,14 @@ impl PaymentsSync {
                     start.format("%Y-%m-%d"),
                     closed_end.format("%Y-%m-%d")
                 ),
+                draft_since: Some(closed_end),
             };
             let key = IdempotencyKey::caused_by(
                 event.event_id.as_uuid(),
                 &format!("overage-{}", overage.meter),
             );
-            self.payments.add_invoice_line(&line, &key).await?;
+            let item = self.payments.add_invoice_line(&line, &key).await?;
+            tracing::info!(tenant = %tenant, stripe.invoice_item = %item, meter = %overage.meter, "overage posted");
         }
         Ok(())
     }

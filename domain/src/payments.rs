@@ -59,6 +59,12 @@ pub struct InvoiceLine {
     pub amount: i64,
     pub currency: String,
     pub description: String,
+    /// The end of the period the line bills. Stripe drafts a subscription's renewal invoice
+    /// when the period ends and finalizes it about an hour later; a draft of the
+    /// subscription's made since this moment takes the line, so that the overage is on the
+    /// invoice of the period it is for. Without one (or without a time) the line is left
+    /// pending: it goes on the next invoice Stripe drafts.
+    pub draft_since: Option<DateTime<Utc>>,
 }
 
 /// The key that makes an outbound call idempotent: derived from the causing event and the
@@ -118,12 +124,14 @@ pub trait Payments: Send + Sync + std::fmt::Debug + 'static {
         key: &IdempotencyKey,
     ) -> Result<(), PaymentsError>;
 
-    /// Adds `line` to the customer's next invoice, unless a line under `key` is there already.
+    /// Adds `line` to the subscription's renewal draft (see [`InvoiceLine::draft_since`]) or
+    /// else the customer's next invoice, unless a line under `key` is there already; the
+    /// line's id at the provider.
     async fn add_invoice_line(
         &self,
         line: &InvoiceLine,
         key: &IdempotencyKey,
-    ) -> Result<(), PaymentsError>;
+    ) -> Result<String, PaymentsError>;
 
     /// A SetupIntent for `customer`: the client secret Stripe.js confirms a card with.
     async fn set_up_payment_method(

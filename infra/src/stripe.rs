@@ -23,6 +23,7 @@ use domain::plan::{Interval, PlanRef, Price};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use stripe::{Client, ClientBuilder, RequestStrategy, StripeError, StripeRequest};
+use stripe_billing::invoice::ListInvoice;
 use stripe_billing::invoice_item::{CreateInvoiceItem, ListInvoiceItem};
 use stripe_billing::plan::{CreatePlan, CreatePlanInlineProductParams, CreatePlanProduct};
 use stripe_billing::subscription::{
@@ -75,6 +76,33 @@ impl StripePayments {
     }
 }
 
+impl StripePayments {
+    /// The newest draft invoice of `subscription` made at or after `since` (the renewal
+    /// invoice Stripe drafts when a period ends), if there is one. Filtered here, not by
+    /// `status=draft` in the request: localstripe refuses that filter.
+    async fn draft_since(
+        &self,
+        subscription: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<String>, PaymentsError> {
+        let invoices = ListInvoice::new()
+            .subscription(subscription)
+            .limit(10)
+            .build()
+            .customize::<InvoiceList>()
+            .send(&self.client)
+            .await
+            .map_err(failure)?;
+        let after = since.timestamp() - CLOCK_SLACK_SECONDS;
+        Ok(invoices
+            .data
+            .into_iter()
+            .filter(|i| i.status.as_deref() == Some("draft") && i.created >= after)
+            .max_by_key(|i| i.created)
+            .map(|i| i.id))
+    }
+}
+
 // What Tenantry reads of Stripe's answers.
 
 #[derive(miniserde::Deserialize)]
@@ -116,6 +144,21 @@ struct SubscriptionList {
 struct TaggedList {
     data: Vec<Tagged>,
 }
+
+#[derive(miniserde::Deserialize)]
+struct InvoiceAnswer {
+    id: String,
+    status: Option<String>,
+    created: i64,
+}
+
+#[derive(miniserde::Deserialize)]
+struct InvoiceList {
+    data: Vec<InvoiceAnswer>,
+}
+
+/// How far Stripe's clock may be behind ours when a draft is matched to a closed period.
+const CLOCK_SLACK_SECONDS: i64 = 300;
 
 #[derive(miniserde::Deserialize)]
 struct SetupIntentAnswer {
@@ -361,7 +404,7 @@ impl Payments for StripePayments {
         &self,
         line: &InvoiceLine,
         key: &IdempotencyKey,
-    ) -> Result<(), PaymentsError> {
+    ) -> Result<String, PaymentsError> {
         // The customer's newest items, invoiced or not (localstripe fails on `pending`; an
         // item already invoiced under the key is done too).
         let pending = ListInvoiceItem::new()
@@ -372,12 +415,12 @@ impl Payments for StripePayments {
             .send(&self.client)
             .await
             .map_err(failure)?;
-        if pending
+        if let Some(item) = pending
             .data
-            .iter()
-            .any(|item| tagged_with(item.metadata.as_ref(), key))
+            .into_iter()
+            .find(|item| tagged_with(item.metadata.as_ref(), key))
         {
-            return Ok(());
+            return Ok(item.id);
         }
         let currency = line
             .currency
@@ -391,10 +434,15 @@ impl Payments for StripePayments {
             .metadata(HashMap::from([(KEY_TAG.to_owned(), key.0.clone())]));
         if let Some(subscription) = &line.subscription {
             create = create.subscription(subscription.clone());
+            if let Some(since) = line.draft_since
+                && let Some(draft) = self.draft_since(subscription, since).await?
+            {
+                create = create.invoice(draft);
+            }
         }
         let created: Tagged = self.keyed(&create, key).await.map_err(failure)?;
         tracing::debug!(stripe.invoice_item = %created.id, "invoice item added");
-        Ok(())
+        Ok(created.id)
     }
 
     async fn set_up_payment_method(
