@@ -15,6 +15,7 @@
 //! This crate depends on `domain` only (ports, not adapters), and never on `projections`.
 
 pub mod access;
+pub mod audit;
 pub mod billing;
 mod context;
 mod execute;

@@ -8,7 +8,7 @@
 //! e-mail claims, [`access`]: a tenant's members, invites and API keys; [`plan`]: the plan
 //! catalog; [`subscription`]: a tenant's subscription; [`metering`]: meters and usage events), and the ports for
 //! personal data ([`personal_data`]), e-mail ([`mailer`]; the outbox's queued mails and deliveries in [`mail`]), API key use ([`key_usage`]) and
-//! password and token hashing ([`credentials`]), usage against allowances ([`usage`]), the payment provider ([`payments`]), session tokens ([`session_token`]), and the [`reactor`] port
+//! password and token hashing ([`credentials`]), usage against allowances ([`usage`]), the audit trail's entries, exports and ledger ([`audit`]), the payment provider ([`payments`]), session tokens ([`session_token`]), and the [`reactor`] port
 //! (what follows the log and acts on it).
 //!
 //! It must never depend on a database, HTTP, runtime or SDK crate: it does no I/O. The
@@ -18,6 +18,7 @@
 
 pub mod access;
 pub mod aggregate;
+pub mod audit;
 pub mod credentials;
 pub mod event;
 pub mod event_store;

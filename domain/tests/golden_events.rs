@@ -84,6 +84,46 @@ fn mail_delivery_events_match_their_golden_files() {
 }
 
 #[test]
+fn audit_ledger_events_match_their_golden_files() {
+    use domain::audit::export::ExportFormat;
+    use domain::audit::{AuditLedger, LedgerEvent};
+    check::<AuditLedger>(
+        vec![
+            LedgerEvent::ExportRequested {
+                export_id: id(90),
+                format: ExportFormat::Csv,
+                from: Some(at(1)),
+                to: Some(at(2)),
+                at: at(3),
+            },
+            LedgerEvent::DigestIssued {
+                export_id: id(90),
+                format: ExportFormat::Csv,
+                from: Some(at(1)),
+                to: Some(at(2)),
+                previous: Some("ab".repeat(32)),
+                digest_sha256: "cd".repeat(32),
+                first_seq: Some(1),
+                last_seq: Some(42),
+                entry_count: 42,
+                location: "s3://audit/acme/export.csv".into(),
+                at: at(4),
+            },
+            LedgerEvent::ExportFailed {
+                export_id: id(91),
+                reason: "the bucket does not exist".into(),
+                at: at(5),
+            },
+        ],
+        |event| match event {
+            LedgerEvent::ExportRequested { .. } => "ExportRequested",
+            LedgerEvent::DigestIssued { .. } => "DigestIssued",
+            LedgerEvent::ExportFailed { .. } => "ExportFailed",
+        },
+    );
+}
+
+#[test]
 fn webhook_endpoint_events_match_their_golden_files() {
     let delivery = |status| Delivery {
         webhook_id: "msg_0190000000007000800000000000004a".into(),

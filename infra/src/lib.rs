@@ -10,6 +10,7 @@
 //! This is the only crate that names SDK crates; it must never depend on `api` or on the
 //! binary. With the `testing` feature, [`testing`] provides fresh databases for tests.
 
+pub mod audit;
 pub mod crypto;
 pub mod database;
 pub mod event_store;

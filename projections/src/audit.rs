@@ -1,123 +1,59 @@
-//! The audit trail: every event in the log becomes one entry of its tenant's hash chain
-//! (`audit_entries`; events of no tenant chain under the nil tenant, the platform's trail).
-//!
-//! An entry: the tenant, its number in the tenant's chain (`seq`, from 1), the log position
-//! and event id, the time, the actor (kind and id: a user, an API key, a system component, a
-//! webhook source, or anonymous), the action (the event type), the target (the stream's
-//! category and id), the source IP, the outcome (`ok`: what is in the log happened), the
-//! correlation id, and two hashes.
-//!
-//! **Canonical form.** `hash = hex(SHA-256(prev_hash + "\n" + canonical))`, where `prev_hash`
-//! is the previous entry's hash in the same tenant's chain (64 zeros for the first) and
-//! `canonical` is the compact JSON array
-//! `[tenant_id, seq, position, event_id, at, actor_kind, actor_id, action, target_kind,
-//! target_id, source_ip, outcome, correlation_id]` — ids as lowercase hyphenated UUIDs,
-//! numbers as JSON integers, `at` as RFC 3339 UTC with microseconds (`...T10:00:00.000000Z`),
-//! absent values as `null`, strings JSON-escaped (serde_json's compact form). Everything in it
-//! comes from the event, so a rebuild reproduces every hash.
+//! The `audit` read model: every event in the log becomes one entry of its tenant's hash
+//! chain (`audit_entries`; events of no tenant chain under the nil tenant, the platform's
+//! trail). The entry, its canonical form and the chain check are `domain::audit`'s.
 
 use crate::scope::TenantScope;
 use crate::{ProjectionError, Projector, ReadDb, ReadTx, fetch_all};
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
-use domain::event::{Actor, Reads, RecordedEvent};
-use sha2::{Digest, Sha256};
+use chrono::{DateTime, Utc};
+use domain::audit::{AuditEntries, EntriesError};
+pub use domain::audit::{AuditEntry, GENESIS, first_break};
+use domain::event::{Reads, RecordedEvent};
 use std::collections::HashMap;
 use uuid::Uuid;
-
-/// The `prev_hash` of a chain's first entry.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AuditTrail;
 
-/// One audit entry, as stored and as exported.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct AuditEntry {
-    pub tenant_id: Uuid,
-    pub seq: i64,
-    pub position: i64,
-    pub event_id: Uuid,
-    pub at: DateTime<Utc>,
-    pub actor_kind: String,
-    pub actor_id: Option<String>,
-    pub action: String,
-    pub target_kind: String,
-    pub target_id: String,
-    pub source_ip: Option<String>,
-    pub outcome: String,
-    pub correlation_id: Option<String>,
-    pub prev_hash: String,
-    pub hash: String,
+/// An `audit_entries` row.
+#[derive(Debug, sqlx::FromRow)]
+struct Row {
+    tenant_id: Uuid,
+    seq: i64,
+    position: i64,
+    event_id: Uuid,
+    at: DateTime<Utc>,
+    actor_kind: String,
+    actor_id: Option<String>,
+    action: String,
+    target_kind: String,
+    target_id: String,
+    source_ip: Option<String>,
+    outcome: String,
+    correlation_id: Option<String>,
+    prev_hash: String,
+    hash: String,
 }
 
-impl AuditEntry {
-    /// The entry `event` becomes as number `seq` of `tenant`'s chain, after `prev_hash`.
-    pub fn of(event: &RecordedEvent, tenant: Uuid, seq: i64, prev_hash: &str) -> Self {
-        let (actor_kind, actor_id) = match &event.metadata.actor {
-            Actor::System { name } => ("system", Some(name.clone())),
-            Actor::User { id } => ("user", Some(id.to_string())),
-            Actor::ApiKey { id } => ("api_key", Some(id.to_string())),
-            Actor::Webhook { source } => ("webhook", Some(source.clone())),
-            Actor::Anonymous => ("anonymous", None),
-        };
-        let category = event.stream.category().to_owned();
-        let target_id = event
-            .stream
-            .as_str()
-            .strip_prefix(&category)
-            .and_then(|rest| rest.strip_prefix('-'))
-            .unwrap_or(event.stream.as_str())
-            .to_owned();
-        let mut entry = Self {
-            tenant_id: tenant,
-            seq,
-            position: i64::try_from(event.position.0).unwrap_or(i64::MAX),
-            event_id: event.event_id.as_uuid(),
-            at: event.recorded_at,
-            actor_kind: actor_kind.to_owned(),
-            actor_id,
-            action: event.event_type.clone(),
-            target_kind: category,
-            target_id,
-            source_ip: event.metadata.source_ip.clone(),
-            outcome: "ok".to_owned(),
-            correlation_id: event.metadata.correlation_id.map(|c| c.to_string()),
-            prev_hash: prev_hash.to_owned(),
-            hash: String::new(),
-        };
-        entry.hash = entry.computed_hash();
-        entry
-    }
-
-    /// The canonical encoding (see the module's documentation).
-    pub fn canonical(&self) -> String {
-        serde_json::json!([
-            self.tenant_id.to_string(),
-            self.seq,
-            self.position,
-            self.event_id.to_string(),
-            self.at.to_rfc3339_opts(SecondsFormat::Micros, true),
-            self.actor_kind,
-            self.actor_id,
-            self.action,
-            self.target_kind,
-            self.target_id,
-            self.source_ip,
-            self.outcome,
-            self.correlation_id,
-        ])
-        .to_string()
-    }
-
-    /// What `hash` must be, given `prev_hash` and the fields.
-    pub fn computed_hash(&self) -> String {
-        let digest = Sha256::new()
-            .chain_update(self.prev_hash.as_bytes())
-            .chain_update(b"\n")
-            .chain_update(self.canonical().as_bytes())
-            .finalize();
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+impl From<Row> for AuditEntry {
+    fn from(r: Row) -> Self {
+        Self {
+            tenant_id: r.tenant_id,
+            seq: r.seq,
+            position: r.position,
+            event_id: r.event_id,
+            at: r.at,
+            actor_kind: r.actor_kind,
+            actor_id: r.actor_id,
+            action: r.action,
+            target_kind: r.target_kind,
+            target_id: r.target_id,
+            source_ip: r.source_ip,
+            outcome: r.outcome,
+            correlation_id: r.correlation_id,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
     }
 }
 
@@ -156,9 +92,9 @@ impl AuditTrail {
              AND ($7 IS NULL OR target_id = $7 OR target_kind = $7) \
              ORDER BY seq DESC LIMIT $8"
         );
-        fetch_all!(
+        let rows: Vec<Row> = fetch_all!(
             db,
-            AuditEntry,
+            Row,
             &sql,
             scope.tenant().as_uuid(),
             before.unwrap_or(i64::MAX),
@@ -168,38 +104,99 @@ impl AuditTrail {
             filter.action.as_deref(),
             filter.target.as_deref(),
             limit
-        )
+        )?;
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
     }
 
     /// A tenant's whole chain in order (`None`: the platform's), for verification and
     /// export.
     pub async fn chain(db: &ReadDb, tenant: Option<Uuid>) -> Result<Vec<AuditEntry>, sqlx::Error> {
         let sql = format!("SELECT {COLUMNS} FROM audit_entries WHERE tenant_id = $1 ORDER BY seq");
-        fetch_all!(db, AuditEntry, &sql, tenant.unwrap_or_else(Uuid::nil))
+        let rows: Vec<Row> = fetch_all!(db, Row, &sql, tenant.unwrap_or_else(Uuid::nil))?;
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
     }
 }
 
-/// Where the first entry of `entries` (one tenant's chain from its start, in order) breaks
-/// the chain: a hash that does not match its fields, a `prev_hash` that is not the previous
-/// entry's hash, or a gap in the numbering. `None` when the chain is intact.
-pub fn first_break(entries: &[AuditEntry]) -> Option<(i64, &'static str)> {
-    let mut prev = GENESIS.to_owned();
-    for (i, entry) in entries.iter().enumerate() {
-        if entry.seq != i64::try_from(i).unwrap_or(i64::MAX) + 1 {
-            return Some((
-                entry.seq,
-                "out of sequence (an entry is missing, added or moved)",
-            ));
-        }
-        if entry.prev_hash != prev {
-            return Some((entry.seq, "its prev_hash is not the previous entry's hash"));
-        }
-        if entry.computed_hash() != entry.hash {
-            return Some((entry.seq, "its hash does not match its contents"));
-        }
-        prev.clone_from(&entry.hash);
+/// The `AuditEntries` port over the read model.
+#[derive(Debug, Clone)]
+pub struct AuditFromReadModel {
+    db: ReadDb,
+}
+
+impl AuditFromReadModel {
+    pub fn new(db: ReadDb) -> Self {
+        Self { db }
     }
-    None
+}
+
+fn entries_error(e: sqlx::Error) -> EntriesError {
+    EntriesError(e.to_string())
+}
+
+#[async_trait]
+impl AuditEntries for AuditFromReadModel {
+    async fn span(
+        &self,
+        tenant: Uuid,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+    ) -> Result<Option<(i64, i64)>, EntriesError> {
+        // Entries are numbered in log order; times follow it, but a commit may be stamped a
+        // little before an earlier one: the span runs from the first entry at or after
+        // `from` to the last before `to`, and everything numbered between is exported.
+        let first: Vec<(i64,)> = fetch_all!(
+            &self.db,
+            (i64,),
+            "SELECT seq FROM audit_entries WHERE tenant_id = $1 AND ($2 IS NULL OR at >= $2) \
+             AND ($3 IS NULL OR at < $3) ORDER BY seq LIMIT 1",
+            tenant,
+            from,
+            to
+        )
+        .map_err(entries_error)?;
+        let last: Vec<(i64,)> = fetch_all!(
+            &self.db,
+            (i64,),
+            "SELECT seq FROM audit_entries WHERE tenant_id = $1 AND ($2 IS NULL OR at >= $2) \
+             AND ($3 IS NULL OR at < $3) ORDER BY seq DESC LIMIT 1",
+            tenant,
+            from,
+            to
+        )
+        .map_err(entries_error)?;
+        Ok(first.first().zip(last.first()).map(|((f,), (l,))| (*f, *l)))
+    }
+
+    async fn page(
+        &self,
+        tenant: Uuid,
+        first: i64,
+        last: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, EntriesError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM audit_entries WHERE tenant_id = $1 AND seq >= $2 \
+             AND seq <= $3 ORDER BY seq LIMIT $4"
+        );
+        let rows: Vec<Row> =
+            fetch_all!(&self.db, Row, &sql, tenant, first, last, limit).map_err(entries_error)?;
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
+    }
+
+    async fn hash_of(&self, tenant: Uuid, seq: i64) -> Result<Option<String>, EntriesError> {
+        if seq == 0 {
+            return Ok(Some(GENESIS.to_owned()));
+        }
+        let row: Vec<(String,)> = fetch_all!(
+            &self.db,
+            (String,),
+            "SELECT hash FROM audit_entries WHERE tenant_id = $1 AND seq = $2",
+            tenant,
+            seq
+        )
+        .map_err(entries_error)?;
+        Ok(row.into_iter().next().map(|(h,)| h))
+    }
 }
 
 #[async_trait]

@@ -1,0 +1,303 @@
+//! The audit area's use cases: exporting a tenant's chain with a signed digest (the CLI runs
+//! it directly, GraphQL asks for it and the `audit_exports` reactor runs it), and the ledger
+//! of the digests issued (see `domain::audit`).
+
+use crate::{CommandContext, CommandError, CommandOutcome, Executor};
+use chrono::{DateTime, Utc};
+use domain::audit::export::{
+    Digest, DigestSigner, ERASED, ExportFormat, ExportTarget, TargetError, header, write_entry,
+};
+use domain::audit::{AuditEntries, AuditLedger, ChainCheck, GENESIS, LedgerCommand, LedgerError};
+use domain::ids::{SubjectId, TenantId};
+use domain::personal_data::PersonalData;
+use domain::user::User;
+use sha2::{Digest as _, Sha256};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// Entries read per page while exporting.
+pub const PAGE: i64 = 2_000;
+/// Bytes gathered before they are handed to the target.
+const CHUNK: usize = 1 << 20;
+
+/// What the export use case needs besides the write path.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditPorts<'a> {
+    pub entries: &'a dyn AuditEntries,
+    pub vault: &'a dyn PersonalData,
+    pub signer: &'a dyn DigestSigner,
+}
+
+/// One export: whose chain (`None`: the platform's), which stretch of time, which format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportRequest {
+    pub tenant: Option<TenantId>,
+    pub export_id: Uuid,
+    pub format: ExportFormat,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl ExportRequest {
+    fn chain(&self) -> Uuid {
+        self.tenant.map_or_else(Uuid::nil, |t| t.as_uuid())
+    }
+
+    fn ctx(&self, ctx: &CommandContext) -> CommandContext {
+        match self.tenant {
+            Some(t) => ctx.clone().for_tenant(t),
+            None => ctx.clone(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("reading the audit entries: {0}")]
+    Entries(String),
+    #[error("writing the export: {0}")]
+    Target(#[from] TargetError),
+    /// The stored chain does not verify: exporting it would hand on an altered trail.
+    #[error("the stored audit chain breaks at entry {seq}: {reason}")]
+    ChainBroken { seq: i64, reason: &'static str },
+    #[error("reading personal data: {0}")]
+    PersonalData(String),
+}
+
+/// A finished export.
+#[derive(Debug, Clone)]
+pub struct Exported {
+    pub digest: Digest,
+    /// The SHA-256 of the digest file (the next digest's `previous_digest_sha256`).
+    pub digest_sha256: String,
+    pub entries_location: String,
+    pub digest_location: String,
+    pub outcome: CommandOutcome,
+}
+
+/// Asks for an export (GraphQL): the `audit_exports` reactor makes it.
+pub async fn request_export(
+    exec: &Executor,
+    ctx: &CommandContext,
+    now: DateTime<Utc>,
+    request: &ExportRequest,
+) -> Result<CommandOutcome, CommandError<LedgerError>> {
+    let command = LedgerCommand::RequestExport {
+        export_id: request.export_id,
+        format: request.format,
+        from: request.from,
+        to: request.to,
+        at: now,
+    };
+    exec.execute::<AuditLedger>(request.chain(), &command, &request.ctx(ctx))
+        .await
+}
+
+/// Records that an export failed (the reactor, after its attempts).
+pub async fn fail_export(
+    exec: &Executor,
+    ctx: &CommandContext,
+    now: DateTime<Utc>,
+    request: &ExportRequest,
+    reason: &str,
+) -> Result<CommandOutcome, CommandError<LedgerError>> {
+    let command = LedgerCommand::FailExport {
+        export_id: request.export_id,
+        reason: reason.chars().take(500).collect(),
+        at: now,
+    };
+    exec.execute::<AuditLedger>(request.chain(), &command, &request.ctx(ctx))
+        .await
+}
+
+/// Shows actors' e-mails beside entries: read once per user, `erased` once forgotten.
+struct Emails<'a> {
+    exec: &'a Executor,
+    vault: &'a dyn PersonalData,
+    known: HashMap<String, Option<String>>,
+}
+
+impl Emails<'_> {
+    async fn of(&mut self, kind: &str, id: Option<&str>) -> Result<Option<String>, ExportError> {
+        let (Some(id), "user") = (id, kind) else {
+            return Ok(None);
+        };
+        if let Some(known) = self.known.get(id) {
+            return Ok(known.clone());
+        }
+        let shown = match Uuid::parse_str(id) {
+            Err(_) => None,
+            Ok(user) => {
+                let state = self
+                    .exec
+                    .load::<User>(user)
+                    .await
+                    .map_err(|e| ExportError::Entries(e.to_string()))?
+                    .state;
+                match state.email {
+                    None => None,
+                    Some(sealed) => Some(
+                        self.vault
+                            .open(SubjectId::from_uuid(user), &sealed)
+                            .await
+                            .map_err(|e| ExportError::PersonalData(e.to_string()))?
+                            .unwrap_or_else(|| ERASED.to_owned()),
+                    ),
+                }
+            }
+        };
+        self.known.insert(id.to_owned(), shown.clone());
+        Ok(shown)
+    }
+}
+
+/// Exports `request`'s stretch of the chain to `target` and signs its digest: the entries
+/// (checked link by link as they are read: a broken stored chain is refused, not handed
+/// on), then the digest, recorded in the tenant's ledger after the previous one.
+/// `progress(done, total)` is called after each page.
+pub async fn export(
+    exec: &Executor,
+    ports: AuditPorts<'_>,
+    ctx: &CommandContext,
+    now: DateTime<Utc>,
+    request: &ExportRequest,
+    target: &dyn ExportTarget,
+    progress: &(dyn Fn(u64, u64) + Send + Sync),
+) -> Result<Exported, CommandError<ExportError>> {
+    let entries_error =
+        |e: domain::audit::EntriesError| CommandError::Rejected(ExportError::Entries(e.0));
+    let target_error = |e: TargetError| CommandError::Rejected(ExportError::Target(e));
+    let chain = request.chain();
+    let span = ports
+        .entries
+        .span(chain, request.from, request.to)
+        .await
+        .map_err(entries_error)?;
+    let total = span.map_or(0, |(first, last)| {
+        u64::try_from(last - first + 1).unwrap_or(0)
+    });
+    let mut emails = Emails {
+        exec,
+        vault: ports.vault,
+        known: HashMap::new(),
+    };
+    let mut writer = target.open("").await.map_err(target_error)?;
+    let mut sha = Sha256::new();
+    let mut buffer = header(request.format);
+    let mut check: Option<ChainCheck> = None;
+    let mut chain_prev = GENESIS.to_owned();
+    let (mut first, mut last) = (None, None);
+    let mut count = 0_u64;
+    if let Some((from_seq, to_seq)) = span {
+        let mut next = from_seq;
+        while next <= to_seq {
+            let page = ports
+                .entries
+                .page(chain, next, to_seq, PAGE)
+                .await
+                .map_err(entries_error)?;
+            let Some(last_of_page) = page.last() else {
+                break;
+            };
+            next = last_of_page.seq + 1;
+            for entry in &page {
+                let check = check.get_or_insert_with(|| {
+                    chain_prev.clone_from(&entry.prev_hash);
+                    ChainCheck::after(entry.seq - 1, &entry.prev_hash)
+                });
+                check.push(entry).map_err(|b| {
+                    CommandError::Rejected(ExportError::ChainBroken {
+                        seq: b.seq,
+                        reason: b.reason,
+                    })
+                })?;
+                let email = emails
+                    .of(&entry.actor_kind, entry.actor_id.as_deref())
+                    .await
+                    .map_err(CommandError::Rejected)?;
+                write_entry(request.format, entry, email.as_deref(), &mut buffer);
+                first.get_or_insert((entry.seq, entry.position));
+                last = Some((entry.seq, entry.position));
+                count += 1;
+            }
+            if buffer.len() >= CHUNK {
+                sha.update(&buffer);
+                writer.write(&buffer).await.map_err(target_error)?;
+                buffer.clear();
+            }
+            progress(count, total);
+        }
+    }
+    sha.update(&buffer);
+    writer.write(&buffer).await.map_err(target_error)?;
+    let entries_location = writer.finish().await.map_err(target_error)?;
+    let chain_head = check
+        .as_ref()
+        .map_or_else(|| chain_prev.clone(), |c| c.head().to_owned());
+    let file_sha256 = domain::audit::hex(&sha.finalize());
+
+    // Sign over the ledger's head; if another digest was issued meanwhile, sign again.
+    let ctx = request.ctx(ctx);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let ledger = exec
+            .load::<AuditLedger>(chain)
+            .await
+            .map_err(|e| CommandError::Rejected(ExportError::Entries(e.to_string())))?
+            .state;
+        let mut digest = Digest {
+            version: Digest::VERSION,
+            tenant_id: chain,
+            format: request.format,
+            from: request.from,
+            to: request.to,
+            first_seq: first.map(|f| f.0),
+            last_seq: last.map(|l| l.0),
+            first_position: first.map(|f| f.1),
+            last_position: last.map(|l| l.1),
+            entry_count: count,
+            file_sha256: file_sha256.clone(),
+            chain_prev: chain_prev.clone(),
+            chain_head: chain_head.clone(),
+            previous_digest_sha256: ledger.head.clone(),
+            exported_at: now,
+            public_key: ports.signer.public_key(),
+            signature: None,
+        };
+        digest.signature = Some(ports.signer.sign(&digest.signed_bytes()));
+        let bytes = digest.to_file();
+        let digest_sha256 = Digest::sha256_of_file(&bytes);
+        let mut writer = target.open(".digest.json").await.map_err(target_error)?;
+        writer.write(&bytes).await.map_err(target_error)?;
+        let digest_location = writer.finish().await.map_err(target_error)?;
+        let command = LedgerCommand::IssueDigest {
+            export_id: request.export_id,
+            format: request.format,
+            from: request.from,
+            to: request.to,
+            previous: ledger.head.clone(),
+            digest_sha256: digest_sha256.clone(),
+            first_seq: digest.first_seq,
+            last_seq: digest.last_seq,
+            entry_count: count,
+            location: entries_location.clone(),
+            at: now,
+        };
+        match exec.execute::<AuditLedger>(chain, &command, &ctx).await {
+            Ok(outcome) => {
+                return Ok(Exported {
+                    digest,
+                    digest_sha256,
+                    entries_location,
+                    digest_location,
+                    outcome,
+                });
+            }
+            Err(CommandError::Rejected(LedgerError::DigestChainMoved)) if attempts < 5 => {}
+            Err(e) => return Err(e.map_rejection(ExportError::Ledger)),
+        }
+    }
+}
