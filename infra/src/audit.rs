@@ -221,3 +221,57 @@ mod tests {
         );
     }
 }
+
+/// What `verify_export` found.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    pub digest: Digest,
+    /// Entries read that held (up to the first bad one).
+    pub entries: u64,
+    /// Everything wrong, the first bad entry first; empty when the export is intact.
+    pub findings: Vec<String>,
+}
+
+/// Checks an export file against its digest and the digest against `public_key`: the
+/// signature, the file's SHA-256, and the whole chain, entry by entry, streaming the file.
+pub async fn verify_export(
+    file: &Path,
+    digest_file: &Path,
+    public_key: &str,
+) -> Result<Verification, TargetError> {
+    use tokio::io::AsyncReadExt;
+    let bytes = tokio::fs::read(digest_file)
+        .await
+        .map_err(|e| io_error(digest_file, &e))?;
+    let digest: Digest = serde_json::from_slice(&bytes)
+        .map_err(|e| TargetError(format!("{}: not a digest: {e}", digest_file.display())))?;
+    let mut check = domain::audit::export::FileCheck::new(&digest);
+    let mut input = tokio::fs::File::open(file)
+        .await
+        .map_err(|e| io_error(file, &e))?;
+    let mut buffer = vec![0; 1 << 20];
+    loop {
+        let n = input
+            .read(&mut buffer)
+            .await
+            .map_err(|e| io_error(file, &e))?;
+        if n == 0 {
+            break;
+        }
+        check.feed(&buffer[..n]);
+    }
+    let (entries, found) = check.finish();
+    let mut findings: Vec<String> = found.iter().map(ToString::to_string).collect();
+    if let Err(e) = verify_signature(&digest, public_key) {
+        let at = usize::from(matches!(
+            found.first(),
+            Some(domain::audit::export::Finding::Entry { .. })
+        ));
+        findings.insert(at, e.to_string());
+    }
+    Ok(Verification {
+        digest,
+        entries,
+        findings,
+    })
+}

@@ -16,6 +16,7 @@ pub mod database;
 pub mod event_store;
 pub mod key_usage;
 pub mod mail_files;
+pub mod s3;
 pub mod smtp;
 pub mod snapshot_store;
 pub mod stripe;

@@ -214,3 +214,75 @@ impl Drop for LocalStripe {
         let _ = self.child.wait();
     }
 }
+
+/// `moto_server` (PyPI `moto[server]`) on a free loopback port: an S3 server for tests,
+/// addressed path-style. Killed when dropped.
+#[derive(Debug)]
+pub struct Moto {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+/// The credentials tests give S3 clients (moto takes any).
+pub const MOTO_KEY_ID: &str = "testing";
+pub const MOTO_SECRET: &str = "testing-secret";
+
+impl Moto {
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start moto_server (pip install 'moto[server]')");
+        let started = std::time::Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "moto_server did not start on port {port} (pip install 'moto[server]')"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn settings(&self) -> crate::s3::S3Settings {
+        crate::s3::S3Settings {
+            endpoint: Some(self.url()),
+            region: "us-east-1".into(),
+            access_key_id: MOTO_KEY_ID.into(),
+            secret_access_key: MOTO_SECRET.into(),
+            path_style: true,
+        }
+    }
+
+    /// A client with a new bucket `bucket`.
+    pub async fn bucket(&self, bucket: &str) -> aws_sdk_s3::Client {
+        let client = self.settings().client();
+        client
+            .create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .expect("create the bucket");
+        client
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

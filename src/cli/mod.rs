@@ -1,7 +1,9 @@
 //! Command-line interface: one file per subcommand.
 
+mod audit;
 mod bench;
 mod projections;
+pub mod s3;
 pub mod serve;
 mod tenants;
 
@@ -57,6 +59,9 @@ pub enum Command {
     /// Inspect and rebuild read models.
     #[command(subcommand)]
     Projections(projections::ProjectionsCommand),
+    /// Export and verify audit trails.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -73,6 +78,7 @@ impl Cli {
             Command::Tenants(args) => tenants::run(&self.global, args).await,
             Command::Projections(command) => projections::run(&self.global, command).await,
             Command::Bench(command) => bench::run(&self.global, command).await,
+            Command::Audit(command) => audit::run(&self.global, command).await,
         }
     }
 }
