@@ -1,0 +1,332 @@
+//! An auditor's flow from the CLI: export a tenant's trail (JSONL and CSV, to a file and to
+//! S3), verify it against the platform's public key, and see every kind of tampering named
+//! at the first bad entry with a non-zero exit.
+#![expect(clippy::unwrap_used, reason = "tests")]
+
+mod support;
+
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+use support::graphql::{Backend, MASTER_KEY, Platform, platform};
+
+fn cli(p: &Platform, args: &[&str]) -> Output {
+    support::tenantry(&p.dir)
+        .env("TENANTRY_MASTER_KEY", MASTER_KEY)
+        .args(["--database-url", &p.database_url])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout(&out)
+}
+
+fn digest_of(file: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.digest.json", file.display()))
+}
+
+/// Verifying `file` (with `digest`, default beside it) fails, and the first finding says
+/// `first`.
+fn refused(p: &Platform, file: &Path, digest: Option<&Path>, first: &str) {
+    let mut args = vec![
+        "audit".to_owned(),
+        "verify".to_owned(),
+        file.display().to_string(),
+    ];
+    if let Some(d) = digest {
+        args.extend(["--digest".to_owned(), d.display().to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = cli(p, &args);
+    assert!(!out.status.success(), "verified: {}", stdout(&out));
+    let text = stdout(&out);
+    let finding = text.lines().nth(1).unwrap_or_default().trim();
+    assert!(finding.contains(first), "expected {first:?}, got:\n{text}");
+}
+
+/// A copy of `file`'s lines, changed by `edit`, written beside it under `name` (its digest
+/// copied beside it too).
+fn tampered(file: &Path, name: &str, edit: impl FnOnce(&mut Vec<String>)) -> PathBuf {
+    let text = std::fs::read_to_string(file).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    edit(&mut lines);
+    let copy = file.with_file_name(name);
+    std::fs::write(&copy, lines.join("\n") + "\n").unwrap();
+    std::fs::copy(digest_of(file), digest_of(&copy)).unwrap();
+    copy
+}
+
+async fn an_auditor_exports_the_trail_and_every_tampering_is_named(backend: Backend) {
+    let p = platform(backend, &[]).await;
+    let ada = p.person("ada@example.com").await;
+    let tenant = p.tenant(&ada, "acme").await;
+    for name in ["Acme Two", "Acme Three", "Acme Four"] {
+        p.api
+            .ok(
+                Some(&ada.token),
+                "mutation($t: ID!, $n: String!) { renameTenant(tenantId: $t, name: $n) { position } }",
+                json!({"t": tenant, "n": name}),
+            )
+            .await;
+    }
+    support::eventually("the renames in the trail", Duration::from_secs(20), || async {
+        let log = p
+            .api
+            .ok(
+                Some(&ada.token),
+                "query($t: ID!) { tenant(id: $t) { auditLog(filter: {action: \"TenantRenamed\"}, first: 10) { edges { node { seq } } } } }",
+                json!({"t": tenant}),
+            )
+            .await;
+        (log["tenant"]["auditLog"]["edges"].as_array().unwrap().len() == 3).then_some(())
+    })
+    .await;
+
+    // Export and verify, JSONL then CSV.
+    let file = p.dir.join("trail.jsonl");
+    let exported = ok(cli(
+        &p,
+        &[
+            "audit",
+            "export",
+            "--tenant",
+            &tenant,
+            "--out",
+            file.to_str().unwrap(),
+        ],
+    ));
+    assert!(exported.starts_with("exported "), "{exported}");
+    let verified = ok(cli(&p, &["audit", "verify", file.to_str().unwrap()]));
+    assert!(verified.starts_with("OK: "), "{verified}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let entries: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(entries.len() >= 5, "{text}");
+    assert!(entries.iter().all(|e| e["tenant_id"] == json!(tenant)));
+    let renamed: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["action"] == "TenantRenamed")
+        .collect();
+    assert_eq!(renamed.len(), 3);
+    assert_eq!(renamed[0]["actor_id"], json!(ada.user_id));
+    assert_eq!(renamed[0]["actor_email"], "ada@example.com");
+
+    let csv = p.dir.join("trail.csv");
+    ok(cli(
+        &p,
+        &[
+            "audit",
+            "export",
+            "--tenant",
+            &tenant,
+            "--format",
+            "csv",
+            "--out",
+            csv.to_str().unwrap(),
+        ],
+    ));
+    let verified = ok(cli(&p, &["audit", "verify", csv.to_str().unwrap()]));
+    assert!(verified.starts_with("OK: "), "{verified}");
+
+    // The public key printed by the CLI verifies it; another key does not.
+    let key = ok(cli(&p, &["audit", "public-key"]));
+    let key = key.trim();
+    let pinned = cli(
+        &p,
+        &[
+            "audit",
+            "verify",
+            file.to_str().unwrap(),
+            "--public-key",
+            key,
+        ],
+    );
+    assert!(pinned.status.success(), "{}", stdout(&pinned));
+    let other = cli(
+        &p,
+        &[
+            "audit",
+            "verify",
+            file.to_str().unwrap(),
+            "--public-key",
+            "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=",
+        ],
+    );
+    assert!(!other.status.success());
+    assert!(
+        stdout(&other).contains("signed by another key"),
+        "{}",
+        stdout(&other)
+    );
+
+    // Each digest names the one before it (the CSV export followed the JSONL one).
+    let first_digest = std::fs::read(digest_of(&file)).unwrap();
+    let second: Value = serde_json::from_slice(&std::fs::read(digest_of(&csv)).unwrap()).unwrap();
+    let first_sha: String = Sha256::digest(&first_digest)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(second["previous_digest_sha256"], json!(first_sha));
+
+    // One byte changed in the third entry.
+    let changed = tampered(&file, "changed.jsonl", |lines| {
+        lines[2] = lines[2].replacen("\"action\":\"", "\"action\":\"X", 1);
+    });
+    refused(
+        &p,
+        &changed,
+        None,
+        "entry seq 3 (line 3): its hash does not match",
+    );
+    // The second entry removed.
+    let removed = tampered(&file, "removed.jsonl", |lines| {
+        lines.remove(1);
+    });
+    refused(&p, &removed, None, "entry seq 3 (line 2): out of sequence");
+    // The second and third swapped.
+    let moved = tampered(&file, "moved.jsonl", |lines| lines.swap(1, 2));
+    refused(&p, &moved, None, "entry seq 3 (line 2): out of sequence");
+    // An entry inserted (the second, again).
+    let inserted = tampered(&file, "inserted.jsonl", |lines| {
+        let copy = lines[1].clone();
+        lines.insert(2, copy);
+    });
+    refused(&p, &inserted, None, "entry seq 2 (line 3): out of sequence");
+    // The last entry cut off: every entry left links, the digest's count and head do not.
+    let cut = tampered(&file, "cut.jsonl", |lines| {
+        lines.pop();
+    });
+    refused(&p, &cut, None, "the digest says");
+    // Another export's digest (a genuine, signed one, taken after one more change) with
+    // this file.
+    p.api
+        .ok(
+            Some(&ada.token),
+            "mutation($t: ID!) { renameTenant(tenantId: $t, name: \"Acme Five\") { position } }",
+            json!({"t": tenant}),
+        )
+        .await;
+    let later = p.dir.join("later.jsonl");
+    support::eventually("a longer export", Duration::from_secs(20), || async {
+        ok(cli(
+            &p,
+            &[
+                "audit",
+                "export",
+                "--tenant",
+                &tenant,
+                "--out",
+                later.to_str().unwrap(),
+            ],
+        ));
+        let n = std::fs::read_to_string(&later).unwrap().lines().count();
+        (n > entries.len()).then_some(())
+    })
+    .await;
+    refused(&p, &file, Some(&digest_of(&later)), "the digest says");
+    // The digest itself altered: its signature no longer holds.
+    let mut digest: Value = serde_json::from_slice(&first_digest).unwrap();
+    digest["entry_count"] = json!(1);
+    let altered = p.dir.join("altered.digest.json");
+    std::fs::write(&altered, serde_json::to_vec_pretty(&digest).unwrap()).unwrap();
+    refused(
+        &p,
+        &file,
+        Some(&altered),
+        "the digest's signature does not verify",
+    );
+}
+
+on_both!(an_auditor_exports_the_trail_and_every_tampering_is_named);
+
+/// An export to S3 (moto, path-style), read back and verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_to_s3_arrives_whole_and_verifies() {
+    let p = platform(Backend::Sqlite, &[]).await;
+    let ada = p.person("ada@example.com").await;
+    let tenant = p.tenant(&ada, "acme").await;
+    support::eventually("the tenant in the trail", Duration::from_secs(20), || async {
+        let log = p
+            .api
+            .ok(
+                Some(&ada.token),
+                "query($t: ID!) { tenant(id: $t) { auditLog(first: 10) { edges { node { seq } } } } }",
+                json!({"t": tenant}),
+            )
+            .await;
+        (!log["tenant"]["auditLog"]["edges"].as_array().unwrap().is_empty()).then_some(())
+    })
+    .await;
+    let moto = infra::testing::Moto::start().await;
+    let client = moto.bucket("compliance").await;
+    let out = support::tenantry(&p.dir)
+        .env("TENANTRY_MASTER_KEY", MASTER_KEY)
+        .env("AWS_ACCESS_KEY_ID", infra::testing::MOTO_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", infra::testing::MOTO_SECRET)
+        .args(["--database-url", &p.database_url])
+        .args([
+            "audit",
+            "export",
+            "--tenant",
+            &tenant,
+            "--out",
+            "s3://compliance/acme/",
+        ])
+        .args(["--s3-endpoint", &moto.url()])
+        .output()
+        .unwrap();
+    let printed = ok(out);
+    let listed = client
+        .list_objects_v2()
+        .bucket("compliance")
+        .prefix("acme/")
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let data_key = keys.iter().find(|k| k.ends_with(".jsonl")).unwrap();
+    assert!(
+        printed.contains(&format!("s3://compliance/{data_key}")),
+        "{printed}"
+    );
+    for key in &keys {
+        let body = client
+            .get_object()
+            .bucket("compliance")
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        let local = p.dir.join(key.rsplit('/').next().unwrap());
+        std::fs::write(local, body).unwrap();
+    }
+    let local = p.dir.join(data_key.rsplit('/').next().unwrap());
+    let verified = ok(cli(&p, &["audit", "verify", local.to_str().unwrap()]));
+    assert!(verified.starts_with("OK: "), "{verified}");
+}
