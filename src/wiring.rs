@@ -127,6 +127,39 @@ fn payments(
     Ok(Some(Arc::new(stripe)))
 }
 
+/// The audit area's ports: exports asked for through the API go to `--audit-export-s3`
+/// when set, else under `--audit-export-dir`.
+async fn audit_services(
+    app: &App,
+    args: &crate::cli::serve::ServeArgs,
+    master: &infra::crypto::MasterKey,
+) -> anyhow::Result<api::services::AuditServices> {
+    let s3 = match args
+        .audit_export_s3
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+    {
+        None => None,
+        Some(url) => {
+            let (bucket, prefix) = infra::s3::parse_url(url.trim()).with_context(|| {
+                format!("--audit-export-s3 {url:?}: expected s3://bucket/prefix")
+            })?;
+            Some((args.s3.settings()?.client(), bucket, prefix))
+        }
+    };
+    Ok(api::services::AuditServices {
+        entries: Arc::new(projections::audit::AuditFromReadModel::new(
+            app.read_db.clone(),
+        )),
+        signer: Arc::new(infra::audit::Ed25519Signer::new(master)),
+        destinations: Arc::new(infra::audit::ExportDestinations {
+            dir: args.audit_export_dir.clone(),
+            s3,
+        }),
+        progress: Arc::default(),
+    })
+}
+
 pub async fn api_services(
     app: &App,
     args: &crate::cli::serve::ServeArgs,
@@ -254,6 +287,7 @@ pub async fn api_services(
         updates,
         operators,
         founding: api::rate_limit::StripedLocks::default(),
+        audit: audit_services(app, args, &master).await?,
         config,
     })
 }

@@ -330,3 +330,151 @@ async fn an_export_to_s3_arrives_whole_and_verifies() {
     let verified = ok(cli(&p, &["audit", "verify", local.to_str().unwrap()]));
     assert!(verified.starts_with("OK: "), "{verified}");
 }
+
+const EXPORTS: &str = "query($t: ID!) { tenant(id: $t) { auditExports { id status format entryCount digestSha256 downloadUrl error progress { done total } } } }";
+
+/// The same flow through GraphQL: an owner asks for an export, follows the job, downloads
+/// the entries and the digest, and they verify against the key GraphQL publishes. Members
+/// can do none of it; every read of the trail is itself in the trail; operators read any
+/// tenant's trail.
+async fn an_owner_exports_through_graphql_and_downloads(backend: Backend) {
+    let p = platform(backend, &[]).await;
+    let ada = p.person("ada@example.com").await;
+    let bob = p.person("bob@example.com").await;
+    let tenant = p.tenant(&ada, "acme").await;
+    p.join(&ada, &tenant, &bob, "MEMBER").await;
+
+    let asked = p
+        .api
+        .ok(
+            Some(&ada.token),
+            "mutation($t: ID!) { exportAuditLog(tenantId: $t, format: CSV) { export { id status } position } }",
+            json!({"t": tenant}),
+        )
+        .await;
+    let id = asked["exportAuditLog"]["export"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = support::eventually("the export done", Duration::from_secs(30), || async {
+        let exports = p
+            .api
+            .ok(Some(&ada.token), EXPORTS, json!({"t": tenant}))
+            .await;
+        let export = exports["tenant"]["auditExports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == json!(id))
+            .cloned()
+            .unwrap();
+        assert_ne!(export["status"], "FAILED", "{export}");
+        (export["status"] == "DONE").then_some(export)
+    })
+    .await;
+    assert_eq!(done["format"], "CSV");
+    assert!(done["entryCount"].as_u64().unwrap() >= 3, "{done}");
+    let path = format!("/audit/exports/{tenant}/{id}");
+    assert!(
+        done["downloadUrl"].as_str().unwrap().ends_with(&path),
+        "{done}"
+    );
+
+    // Downloaded with the owner's session: entries and digest verify against the key
+    // GraphQL publishes.
+    let client = reqwest::Client::new();
+    let fetch = async |token: &str, suffix: &str| {
+        client
+            .get(format!("{}{path}{suffix}", p.server.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    };
+    let entries = fetch(&ada.token, "").await;
+    assert_eq!(entries.status(), 200);
+    let entries = entries.bytes().await.unwrap();
+    let digest = fetch(&ada.token, "/digest").await.bytes().await.unwrap();
+    let file = p.dir.join("downloaded.csv");
+    std::fs::write(&file, &entries).unwrap();
+    std::fs::write(digest_of(&file), &digest).unwrap();
+    let key = p.api.ok(None, "{ auditPublicKey }", json!({})).await["auditPublicKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let verified = support::tenantry(&p.dir)
+        .args([
+            "audit",
+            "verify",
+            file.to_str().unwrap(),
+            "--public-key",
+            &key,
+        ])
+        .output()
+        .unwrap();
+    assert!(verified.status.success(), "{}", stdout(&verified));
+    let digest: Value = serde_json::from_slice(&digest).unwrap();
+    assert_eq!(digest["public_key"], json!(key));
+    let text = String::from_utf8_lossy(&entries);
+    assert!(
+        text.contains("ada@example.com"),
+        "the actor's e-mail is shown"
+    );
+
+    // A member can neither ask for an export nor download one.
+    let refused = p
+        .api
+        .gql(
+            Some(&bob.token),
+            "mutation($t: ID!) { exportAuditLog(tenantId: $t) { position } }",
+            json!({"t": tenant}),
+        )
+        .await;
+    assert_eq!(support::graphql::code(&refused), Some("FORBIDDEN"));
+    assert_eq!(fetch(&bob.token, "").await.status(), 403);
+    assert_eq!(fetch("not-a-token", "").await.status(), 401);
+
+    // Reading the trail is recorded in it, with who read it; entries show the actor's
+    // e-mail.
+    let log = "query($t: ID!) { tenant(id: $t) { auditLog(filter: {action: \"LogRead\"}, first: 5) { edges { node { actorId actorEmail } } } } }";
+    let reads = support::eventually("the read in the trail", Duration::from_secs(20), || async {
+        let data = p.api.ok(Some(&ada.token), log, json!({"t": tenant})).await;
+        let edges = data["tenant"]["auditLog"]["edges"]
+            .as_array()
+            .unwrap()
+            .clone();
+        (!edges.is_empty()).then_some(edges)
+    })
+    .await;
+    assert_eq!(reads[0]["node"]["actorId"], json!(ada.user_id));
+    assert_eq!(reads[0]["node"]["actorEmail"], "ada@example.com");
+
+    // Operators read any tenant's trail (and the platform's own); others are refused.
+    let operator = p.person(support::graphql::OPERATOR).await;
+    let platform_log =
+        "query($t: ID) { platformAuditLog(tenantId: $t, first: 50) { edges { node { action } } } }";
+    let seen = p
+        .api
+        .ok(Some(&operator.token), platform_log, json!({"t": tenant}))
+        .await;
+    let actions: Vec<&str> = seen["platformAuditLog"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"TenantProvisioned"), "{actions:?}");
+    p.api
+        .ok(Some(&operator.token), platform_log, json!({"t": null}))
+        .await;
+    let refused = p
+        .api
+        .gql(Some(&ada.token), platform_log, json!({"t": tenant}))
+        .await;
+    assert_eq!(support::graphql::code(&refused), Some("FORBIDDEN"));
+}
+
+mod graphql_flow {
+    use super::*;
+    on_both!(an_owner_exports_through_graphql_and_downloads);
+}

@@ -37,11 +37,17 @@ const CALLER_SCOPED: &[&str] = &[
 
 /// Fields refused to all but platform operators whatever the ids: FORBIDDEN, which is also
 /// what a tenant nobody has gets, so it tells nothing.
-const OPERATOR_ONLY: &[&str] = &["suspendTenant", "reactivateTenant", "setLimitOverride"];
+const OPERATOR_ONLY: &[&str] = &[
+    "suspendTenant",
+    "reactivateTenant",
+    "setLimitOverride",
+    "platformAuditLog",
+];
 
-/// Fields about the platform's plan catalog, which holds no tenant's data: everyone reads
-/// it, only operators change it (checked in `tests/billing.rs`).
-const CATALOG: &[&str] = &["plans", "publishPlan", "retirePlan"];
+/// Fields about the platform itself, which hold no tenant's data: the plan catalog (everyone
+/// reads it, only operators change it: checked in `tests/billing.rs`) and the public key that
+/// signs audit digests.
+const CATALOG: &[&str] = &["plans", "publishPlan", "retirePlan", "auditPublicKey"];
 
 /// Where the server is known to answer the caller's own tenant id with another tenant's
 /// object id unlike the README, and what it answers instead (none today: `revokeInvite`

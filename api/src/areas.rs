@@ -12,7 +12,7 @@
 //! | billing | `billing`, reactors `suspend_unpaid`, `payments_sync` (with Stripe) | `subscription_renewals` | `billing` | — |
 //! | metering | `usage`, reactor `usage_thresholds` | — | `metering` | — |
 //! | webhooks | reactor `tenant_webhooks` | — | `webhooks` | — |
-//! | audit | `audit` | — | `audit` (on the tenant) | — |
+//! | audit | `audit`, reactor `audit_exports` | — | `audit` | — |
 
 #![expect(
     missing_debug_implementations,
@@ -20,7 +20,7 @@
 )]
 
 use crate::graphql::{
-    access, billing, identity, live, loaders, metering, sessions, tenancy, webhooks,
+    access, audit, billing, identity, live, loaders, metering, sessions, tenancy, webhooks,
 };
 use crate::services::Services;
 use async_graphql::dataloader::DataLoader;
@@ -47,6 +47,7 @@ pub struct QueryRoot(
     identity::IdentityQuery,
     tenancy::TenancyQuery,
     billing::BillingQuery,
+    audit::AuditQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -58,6 +59,7 @@ pub struct MutationRoot(
     billing::BillingMutation,
     metering::MeteringMutation,
     webhooks::WebhooksMutation,
+    audit::AuditMutation,
 );
 
 #[derive(MergedSubscription, Default)]
@@ -94,6 +96,14 @@ pub fn reactors(services: &Services) -> Vec<Arc<dyn Reactor>> {
             services.executor.clone(),
             services.webhooks.clone(),
         )),
+        Arc::new(commands::audit::AuditExports::new(
+            services.executor.clone(),
+            services.audit.entries.clone(),
+            services.vault.clone(),
+            services.audit.signer.clone(),
+            services.audit.destinations.clone(),
+            services.audit.progress.clone(),
+        )),
     ];
     if let Some(payments) = &services.payments {
         reactors.push(Arc::new(
@@ -112,6 +122,7 @@ pub const REACTORS: &[&str] = &[
     commands::billing::SUSPEND_UNPAID,
     commands::metering::USAGE_THRESHOLDS,
     commands::webhooks::TENANT_WEBHOOKS,
+    commands::audit::AUDIT_EXPORTS,
 ];
 
 /// The reactors that run only with a payment provider configured (not in local mode).

@@ -327,6 +327,18 @@ impl From<domain::webhook::WebhookError> for ApiError {
     }
 }
 
+impl From<domain::audit::LedgerError> for ApiError {
+    fn from(error: domain::audit::LedgerError) -> Self {
+        use domain::audit::LedgerError as L;
+        let message = error.to_string();
+        match error {
+            L::EmptyRange => Self::bad_input("to", message),
+            L::UnknownExport => Self::NotFound(message),
+            L::DigestChainMoved | L::ExportEnded => Self::Conflict(message),
+        }
+    }
+}
+
 impl From<IssueTokenError> for ApiError {
     fn from(error: IssueTokenError) -> Self {
         match error {

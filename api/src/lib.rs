@@ -14,6 +14,7 @@
 //! queries; HTTP statuses and error codes are decided here.
 
 pub mod areas;
+pub mod audit_download;
 pub mod auth;
 pub mod client_ip;
 pub mod error;
@@ -80,6 +81,14 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql/ws", get(ws::upgrade))
         .route("/webhooks/stripe", axum::routing::post(webhooks::stripe))
         .route("/usage/events", axum::routing::post(ingest::usage_events))
+        .route(
+            "/audit/exports/{tenant}/{export}",
+            get(audit_download::entries),
+        )
+        .route(
+            "/audit/exports/{tenant}/{export}/digest",
+            get(audit_download::digest),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             http::limits,

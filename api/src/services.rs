@@ -11,7 +11,7 @@ use domain::mailer::Mailer;
 use domain::personal_data::PersonalData;
 use projections::ReadDb;
 use projections::runner::Updates;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -170,6 +170,41 @@ pub struct Services {
     /// Serialises one user's tenant creations in this process, so the tenants-per-user
     /// quota is counted after the previous creation is in the read model.
     pub founding: crate::rate_limit::StripedLocks,
+    /// The audit area's ports: entries, digest signing, export destinations and progress.
+    pub audit: AuditServices,
+}
+
+/// What the audit area needs besides the write path.
+#[derive(Debug, Clone)]
+pub struct AuditServices {
+    pub entries: Arc<dyn domain::audit::AuditEntries>,
+    pub signer: Arc<dyn domain::audit::export::DigestSigner>,
+    pub destinations: Arc<infra::audit::ExportDestinations>,
+    pub progress: Arc<ExportProgressBoard>,
+}
+
+/// The progress of the exports running in this process (`tenant { auditExports }`).
+#[derive(Debug, Default)]
+pub struct ExportProgressBoard(std::sync::Mutex<HashMap<Uuid, (u64, u64)>>);
+
+impl ExportProgressBoard {
+    /// Entries done and in all, while the export runs in this process.
+    pub fn of(&self, export: Uuid) -> Option<(u64, u64)> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&export)
+            .copied()
+    }
+}
+
+impl domain::audit::export::ExportProgress for ExportProgressBoard {
+    fn report(&self, export_id: Uuid, done: u64, total: u64) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(export_id, (done, total));
+    }
 }
 
 /// The request's origin, for rate limits and (sealed) event metadata.

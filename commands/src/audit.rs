@@ -4,15 +4,23 @@
 
 use crate::{CommandContext, CommandError, CommandOutcome, Executor};
 use chrono::{DateTime, Utc};
+use domain::aggregate::Aggregate;
 use domain::audit::export::{
-    Digest, DigestSigner, ERASED, ExportFormat, ExportTarget, TargetError, header, write_entry,
+    Digest, DigestSigner, ERASED, ExportFormat, ExportProgress, ExportTarget, ExportTargets,
+    TargetError, header, write_entry,
 };
-use domain::audit::{AuditEntries, AuditLedger, ChainCheck, GENESIS, LedgerCommand, LedgerError};
+use domain::audit::ledger::ExportStatus;
+use domain::audit::{
+    AuditEntries, AuditLedger, ChainCheck, GENESIS, LedgerCommand, LedgerError, LedgerEvent,
+};
+use domain::event::{Reads, RecordedEvent};
 use domain::ids::{SubjectId, TenantId};
 use domain::personal_data::PersonalData;
+use domain::reactor::{ReactionError, Reactor, decoded};
 use domain::user::User;
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Entries read per page while exporting.
@@ -93,6 +101,32 @@ pub async fn request_export(
     };
     exec.execute::<AuditLedger>(request.chain(), &command, &request.ctx(ctx))
         .await
+}
+
+/// Records a read of `chain`'s trail (`what`: the field read, `filter`: as given).
+pub async fn record_read(
+    exec: &Executor,
+    ctx: &CommandContext,
+    now: DateTime<Utc>,
+    chain: Option<TenantId>,
+    what: &str,
+    filter: &str,
+) -> Result<CommandOutcome, CommandError<LedgerError>> {
+    let command = LedgerCommand::RecordRead {
+        what: what.to_owned(),
+        filter: filter.to_owned(),
+        at: now,
+    };
+    let ctx = match chain {
+        Some(t) => ctx.clone().for_tenant(t),
+        None => ctx.clone(),
+    };
+    exec.execute::<AuditLedger>(
+        chain.map_or_else(Uuid::nil, |t| t.as_uuid()),
+        &command,
+        &ctx,
+    )
+    .await
 }
 
 /// Records that an export failed (the reactor, after its attempts).
@@ -299,5 +333,133 @@ pub async fn export(
             Err(CommandError::Rejected(LedgerError::DigestChainMoved)) if attempts < 5 => {}
             Err(e) => return Err(e.map_rejection(ExportError::Ledger)),
         }
+    }
+}
+
+/// The name of the reactor that makes requested exports.
+pub const AUDIT_EXPORTS: &str = "audit_exports";
+
+/// Makes each export asked for through `request_export`: the entries and the signed
+/// digest at the configured target, the digest recorded in the ledger, or the failure
+/// recorded when the export cannot be made (a target that refuses, a broken stored chain).
+/// A store that cannot be reached fails the reaction instead: the runner tries again.
+#[derive(Debug, Clone)]
+pub struct AuditExports {
+    exec: Executor,
+    entries: Arc<dyn AuditEntries>,
+    vault: Arc<dyn PersonalData>,
+    signer: Arc<dyn DigestSigner>,
+    targets: Arc<dyn ExportTargets>,
+    progress: Arc<dyn ExportProgress>,
+}
+
+impl AuditExports {
+    pub fn new(
+        exec: Executor,
+        entries: Arc<dyn AuditEntries>,
+        vault: Arc<dyn PersonalData>,
+        signer: Arc<dyn DigestSigner>,
+        targets: Arc<dyn ExportTargets>,
+        progress: Arc<dyn ExportProgress>,
+    ) -> Self {
+        Self {
+            exec,
+            entries,
+            vault,
+            signer,
+            targets,
+            progress,
+        }
+    }
+
+    async fn make(&self, event: &RecordedEvent) -> Result<(), ReactionError> {
+        let Some(LedgerEvent::ExportRequested {
+            export_id,
+            format,
+            from,
+            to,
+            ..
+        }) = decoded::<AuditLedger>(event)?
+        else {
+            return Ok(());
+        };
+        let chain = event
+            .stream
+            .as_str()
+            .strip_prefix(AuditLedger::CATEGORY)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .ok_or_else(|| ReactionError::at(event, "a ledger stream without a tenant id"))?;
+        let failed = |e: String| ReactionError::at(event, e);
+        let ledger = self
+            .exec
+            .load::<AuditLedger>(chain)
+            .await
+            .map_err(|e| failed(e.to_string()))?
+            .state;
+        if !matches!(
+            ledger.exports.get(&export_id).map(|r| &r.status),
+            Some(ExportStatus::Requested)
+        ) {
+            return Ok(()); // made (or given up on) already
+        }
+        let request = ExportRequest {
+            tenant: (!chain.is_nil()).then(|| TenantId::from_uuid(chain)),
+            export_id,
+            format,
+            from,
+            to,
+        };
+        let ctx = CommandContext::caused_by(event, AUDIT_EXPORTS);
+        let now = Utc::now();
+        let made = match self.targets.target(chain, export_id, format) {
+            Err(e) => Err(CommandError::Rejected(ExportError::Target(e))),
+            Ok(target) => {
+                let progress = |done, total| self.progress.report(export_id, done, total);
+                export(
+                    &self.exec,
+                    AuditPorts {
+                        entries: self.entries.as_ref(),
+                        vault: self.vault.as_ref(),
+                        signer: self.signer.as_ref(),
+                    },
+                    &ctx,
+                    now,
+                    &request,
+                    target.as_ref(),
+                    &progress,
+                )
+                .await
+            }
+        };
+        match made {
+            Ok(_) => Ok(()),
+            Err(CommandError::Rejected(e)) => {
+                tracing::warn!(export = %export_id, error = %e, "audit export failed");
+                fail_export(&self.exec, &ctx, now, &request, &e.to_string())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| failed(e.to_string()))
+            }
+            Err(e) => Err(failed(e.to_string())),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Reactor for AuditExports {
+    fn name(&self) -> &'static str {
+        AUDIT_EXPORTS
+    }
+
+    fn reads(&self) -> Reads {
+        Reads::categories(&[AuditLedger::CATEGORY])
+    }
+
+    async fn react(&self, events: &[RecordedEvent]) -> Result<(), ReactionError> {
+        for event in events {
+            self.make(event).await?;
+        }
+        Ok(())
     }
 }

@@ -114,11 +114,17 @@ fn audit_ledger_events_match_their_golden_files() {
                 reason: "the bucket does not exist".into(),
                 at: at(5),
             },
+            LedgerEvent::LogRead {
+                what: "auditLog".into(),
+                filter: "{\"action\":\"MemberRemoved\"}".into(),
+                at: at(6),
+            },
         ],
         |event| match event {
             LedgerEvent::ExportRequested { .. } => "ExportRequested",
             LedgerEvent::DigestIssued { .. } => "DigestIssued",
             LedgerEvent::ExportFailed { .. } => "ExportFailed",
+            LedgerEvent::LogRead { .. } => "LogRead",
         },
     );
 }

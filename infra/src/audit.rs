@@ -5,7 +5,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use domain::audit::export::{Digest, DigestSigner, ExportTarget, ExportWriter, TargetError};
+use domain::audit::export::{
+    Digest, DigestSigner, ExportFormat, ExportTarget, ExportWriter, TargetError,
+};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;
@@ -174,7 +176,7 @@ mod tests {
         let mut d = Digest {
             version: Digest::VERSION,
             tenant_id: Uuid::from_u128(1),
-            format: domain::audit::export::ExportFormat::Jsonl,
+            format: ExportFormat::Jsonl,
             from: None,
             to: None,
             first_seq: Some(1),
@@ -274,4 +276,55 @@ pub async fn verify_export(
         entries,
         findings,
     })
+}
+
+/// Where the exports the API asks for go: `<dir>/<tenant>/<export id>.<ext>` on this
+/// server's disk (downloaded through `GET /audit/exports/...`), or the same names under an
+/// S3 prefix when one is configured.
+#[derive(Debug, Clone)]
+pub struct ExportDestinations {
+    pub dir: PathBuf,
+    /// The S3 client, bucket and key prefix.
+    pub s3: Option<(aws_sdk_s3::Client, String, String)>,
+}
+
+impl ExportDestinations {
+    /// The relative name of an export's entries object.
+    pub fn name(chain: uuid::Uuid, export_id: uuid::Uuid, format: ExportFormat) -> String {
+        format!("{chain}/{export_id}.{}", format.extension())
+    }
+
+    /// The local file of an export (when exports go to disk).
+    pub fn local_file(
+        &self,
+        chain: uuid::Uuid,
+        export_id: uuid::Uuid,
+        format: ExportFormat,
+    ) -> Option<PathBuf> {
+        self.s3
+            .is_none()
+            .then(|| self.dir.join(Self::name(chain, export_id, format)))
+    }
+}
+
+impl domain::audit::export::ExportTargets for ExportDestinations {
+    fn target(
+        &self,
+        chain: uuid::Uuid,
+        export_id: uuid::Uuid,
+        format: ExportFormat,
+    ) -> Result<Box<dyn ExportTarget>, TargetError> {
+        let name = Self::name(chain, export_id, format);
+        Ok(match &self.s3 {
+            Some((client, bucket, prefix)) => {
+                let key = if prefix.is_empty() || prefix.ends_with('/') {
+                    format!("{prefix}{name}")
+                } else {
+                    format!("{prefix}/{name}")
+                };
+                Box::new(crate::s3::S3Target::new(client.clone(), bucket, &key))
+            }
+            None => Box::new(FileTarget::new(self.dir.join(name))),
+        })
+    }
 }

@@ -109,6 +109,20 @@ pub struct ServeArgs {
     /// tests); without it only `https://` is accepted.
     #[arg(long, env = "TENANTRY_WEBHOOKS_ALLOW_HTTP")]
     pub webhooks_allow_http: bool,
+    /// Where audit exports asked for through the API are written (and downloaded from,
+    /// `GET /audit/exports/{tenant}/{export}`), unless `--audit-export-s3` is set.
+    #[arg(
+        long,
+        env = "TENANTRY_AUDIT_EXPORT_DIR",
+        default_value = "data/audit-exports"
+    )]
+    pub audit_export_dir: PathBuf,
+    /// Writes audit exports asked for through the API to `s3://bucket/prefix` instead
+    /// (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; see `--s3-endpoint`).
+    #[arg(long, env = "TENANTRY_AUDIT_EXPORT_S3")]
+    pub audit_export_s3: Option<String>,
+    #[command(flatten)]
+    pub s3: crate::cli::s3::S3Args,
     /// How long a subscription stays past due after a failed payment before it and its
     /// tenant are suspended, in seconds (604800: 7 days).
     #[arg(

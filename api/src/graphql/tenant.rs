@@ -176,10 +176,21 @@ impl TenantNode {
         after: Option<String>,
     ) -> GqlResult<Connection<String, super::audit::AuditEntryObject>> {
         self.require_admin()?;
+        super::audit::record_read(ctx, Some(self.scope.tenant()), "auditLog", filter.as_ref())
+            .await?;
         Ok(
             super::audit::audit_log_of(super::services(ctx), &self.scope, filter, first, after)
                 .await?,
         )
+    }
+    /// The tenant's audit exports, newest first (admins and owners): status, progress while
+    /// running, the digest and where to download when done.
+    async fn audit_exports(
+        &self,
+        ctx: &Context<'_>,
+    ) -> GqlResult<Vec<super::audit::AuditExportObject>> {
+        self.require_admin()?;
+        Ok(super::audit::exports_of(super::services(ctx), &self.scope).await?)
     }
     /// The features the tenant's plan grants.
     async fn features(&self, ctx: &Context<'_>) -> GqlResult<Vec<String>> {

@@ -13,8 +13,9 @@ pub enum Accessor {
 }
 
 /// Proof that an accessor passed a permission check on a tenant. Only
-/// [`TenantAccess::grant`] makes one, and tenant-scoped read-model queries take one, so a
-/// query cannot be aimed at a tenant nobody checked.
+/// [`TenantAccess::grant`] makes one (and [`Authorized::platform_operator`], for the edge
+/// once it checked the caller is an operator), and tenant-scoped read-model queries take
+/// one, so a query cannot be aimed at a tenant nobody checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Authorized {
     tenant: TenantId,
@@ -22,6 +23,16 @@ pub struct Authorized {
 }
 
 impl Authorized {
+    /// A platform operator reading `tenant` (the nil id: the platform's own records) without
+    /// being a member: reads as an admin. Only after the caller was checked to be an
+    /// operator.
+    pub fn platform_operator(tenant: TenantId) -> Self {
+        Self {
+            tenant,
+            role: Role::Admin,
+        }
+    }
+
     pub fn tenant(&self) -> TenantId {
         self.tenant
     }

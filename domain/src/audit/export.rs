@@ -687,3 +687,18 @@ pub trait DigestSigner: Send + Sync + std::fmt::Debug {
     /// An Ed25519 signature of `message`, base64.
     fn sign(&self, message: &[u8]) -> String;
 }
+
+/// Where the exports the API asks for go (a directory of the server's, or an S3 prefix).
+pub trait ExportTargets: Send + Sync + std::fmt::Debug {
+    fn target(
+        &self,
+        chain: Uuid,
+        export_id: Uuid,
+        format: ExportFormat,
+    ) -> Result<Box<dyn ExportTarget>, TargetError>;
+}
+
+/// Where a running export's progress is shown (in memory: it is not history).
+pub trait ExportProgress: Send + Sync + std::fmt::Debug {
+    fn report(&self, export_id: Uuid, done: u64, total: u64);
+}

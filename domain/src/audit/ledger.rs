@@ -71,6 +71,14 @@ pub enum LedgerCommand {
         reason: String,
         at: DateTime<Utc>,
     },
+    /// Records that someone read the trail (each read is itself in the trail).
+    RecordRead {
+        /// What was read (`auditLog`, `platformAuditLog`).
+        what: String,
+        /// The filter used, as given.
+        filter: String,
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,6 +106,11 @@ pub enum LedgerEvent {
     ExportFailed {
         export_id: Uuid,
         reason: String,
+        at: DateTime<Utc>,
+    },
+    LogRead {
+        what: String,
+        filter: String,
         at: DateTime<Utc>,
     },
 }
@@ -196,6 +209,11 @@ impl Aggregate for AuditLedger {
                 }],
                 Some(_) => vec![],
             },
+            LedgerCommand::RecordRead { what, filter, at } => vec![LedgerEvent::LogRead {
+                what: what.chars().take(64).collect(),
+                filter: filter.chars().take(1_000).collect(),
+                at: *at,
+            }],
         })
     }
 
@@ -244,6 +262,7 @@ impl Aggregate for AuditLedger {
                     location: location.clone(),
                 };
             }
+            LedgerEvent::LogRead { .. } => {}
             LedgerEvent::ExportFailed {
                 export_id, reason, ..
             } => {

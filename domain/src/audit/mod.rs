@@ -22,7 +22,7 @@
 //! person breaks no chain.
 
 pub mod export;
-mod ledger;
+pub mod ledger;
 
 pub use ledger::{AuditLedger, LedgerCommand, LedgerError, LedgerEvent};
 
