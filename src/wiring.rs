@@ -288,6 +288,7 @@ pub async fn api_services(
         operators,
         founding: api::rate_limit::StripedLocks::default(),
         audit: audit_services(app, args, &master).await?,
+        refusals: Arc::default(),
         config,
     })
 }

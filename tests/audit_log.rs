@@ -97,3 +97,80 @@ async fn an_owners_changes_are_in_the_trail_with_who_made_them(backend: Backend)
 }
 
 on_both!(an_owners_changes_are_in_the_trail_with_who_made_them);
+
+/// Refusals that matter to security are entries: a member refused in the tenant's trail, a
+/// failed log-in and a rate limit hit in the platform's (operators read it).
+async fn refusals_that_matter_to_security_are_entries(backend: Backend) {
+    let p = platform(backend, &["--auth-attempts-per-minute", "12"]).await;
+    let ada = p.person("ada@example.com").await;
+    let bob = p.person("bob@example.com").await;
+    let operator = p.person(support::graphql::OPERATOR).await;
+    let tenant = p.tenant(&ada, "acme").await;
+    p.join(&ada, &tenant, &bob, "MEMBER").await;
+    let refused = p
+        .api
+        .gql(
+            Some(&bob.token),
+            "mutation($t: ID!) { renameTenant(tenantId: $t, name: \"Mine\") { position } }",
+            json!({"t": tenant}),
+        )
+        .await;
+    assert_eq!(code(&refused), Some("FORBIDDEN"));
+    let log = "query($t: ID!) { tenant(id: $t) { auditLog(filter: {action: \"RequestRefused\"}, first: 10) { edges { node { actorId outcome } } } } }";
+    let entries = support::eventually(
+        "the refusal in the trail",
+        Duration::from_secs(20),
+        || async {
+            let data = p.api.ok(Some(&ada.token), log, json!({"t": tenant})).await;
+            let edges = data["tenant"]["auditLog"]["edges"]
+                .as_array()
+                .unwrap()
+                .clone();
+            (!edges.is_empty()).then_some(edges)
+        },
+    )
+    .await;
+    assert_eq!(entries[0]["node"]["actorId"], json!(bob.user_id));
+    assert_eq!(entries[0]["node"]["outcome"], "refused");
+
+    // Failed log-ins until the limit: both in the platform's trail.
+    let mut limited = false;
+    for _ in 0..20 {
+        let answer = p
+            .api
+            .gql(
+                None,
+                "mutation { logIn(input: {email: \"ada@example.com\", password: \"wrong wrong wrong\"}) { token } }",
+                json!({}),
+            )
+            .await;
+        if code(&answer) == Some("RATE_LIMITED") {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "the log-in limit was never reached");
+    let platform_log = "{ platformAuditLog(filter: {action: \"RequestRefused\"}, first: 50) { edges { node { outcome actorKind } } } }";
+    support::eventually(
+        "the platform's refusals",
+        Duration::from_secs(20),
+        || async {
+            let data = p
+                .api
+                .ok(Some(&operator.token), platform_log, json!({}))
+                .await;
+            let edges = data["platformAuditLog"]["edges"]
+                .as_array()
+                .unwrap()
+                .clone();
+            (edges.len() >= 2 && edges.iter().all(|e| e["node"]["outcome"] == "refused"))
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+mod refusals {
+    use super::*;
+    on_both!(refusals_that_matter_to_security_are_entries);
+}

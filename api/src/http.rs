@@ -226,6 +226,7 @@ pub async fn graphql(
         let mut request = request;
         let verdict = state.documents.prepare(&mut request, config);
         let name = operation_label(&mut request);
+        let tenants = tenant_arguments(&state.documents, config, &request);
         let response = match verdict {
             Some(error) => Response::from_errors(vec![error]),
             None => {
@@ -236,6 +237,7 @@ pub async fn graphql(
             }
         };
         let response = with_codes(response);
+        record_security_refusals(services, &principal, meta.ip, &tenants, &response);
         services
             .metrics
             .operation(&name, response.errors.is_empty(), started.elapsed());
@@ -335,6 +337,96 @@ fn operation_label(request: &mut Request) -> String {
 
 /// Errors raised by the parser, the validator and the limits carry no code: they are the
 /// caller's bad input.
+/// The tenant each top-level field of `request` names (its `tenantId` argument, or `id` on
+/// `tenant`), by the field's response key.
+fn tenant_arguments(
+    documents: &Documents,
+    config: &ApiConfig,
+    request: &Request,
+) -> HashMap<String, domain::ids::TenantId> {
+    use async_graphql::parser::types::DocumentOperations;
+    let mut tenants = HashMap::new();
+    let Some(document) = documents.parsed(&request.query, config) else {
+        return tenants;
+    };
+    let operation = match (&document.operations, &request.operation_name) {
+        (DocumentOperations::Single(op), _) => Some(&op.node),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name.as_str()).map(|o| &o.node),
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    let Some(operation) = operation else {
+        return tenants;
+    };
+    for item in &operation.selection_set.node.items {
+        let Selection::Field(field) = &item.node else {
+            continue;
+        };
+        let field = &field.node;
+        let name = field.name.node.as_str();
+        let Some(value) = field.arguments.iter().find_map(|(arg, value)| {
+            (arg.node == "tenantId" || (name == "tenant" && arg.node == "id"))
+                .then_some(&value.node)
+        }) else {
+            continue;
+        };
+        let resolved = value
+            .clone()
+            .into_const_with(|name| request.variables.get(&name).cloned().ok_or(()));
+        let text = match resolved {
+            Ok(async_graphql::Value::String(s)) => Some(s),
+            _ => None,
+        };
+        if let Some(tenant) = text.and_then(|t| uuid::Uuid::parse_str(&t).ok()) {
+            let key = field.alias.as_ref().map_or(name, |a| a.node.as_str());
+            tenants.insert(key.to_owned(), domain::ids::TenantId::from_uuid(tenant));
+        }
+    }
+    tenants
+}
+
+/// Puts the refusals that matter to security into the audit trails: a member refused
+/// (FORBIDDEN) into the tenant's, someone probing a tenant that is not theirs (NOT_FOUND on
+/// a tenant argument), a rate limit hit and a refused log-in into the platform's (a known
+/// account's failed log-ins are also on its own stream).
+fn record_security_refusals(
+    services: &crate::services::Services,
+    principal: &crate::auth::Principal,
+    from: Option<std::net::IpAddr>,
+    tenants: &HashMap<String, domain::ids::TenantId>,
+    response: &Response,
+) {
+    for error in &response.errors {
+        let code = error
+            .extensions
+            .as_ref()
+            .and_then(|e| e.get("code"))
+            .and_then(|c| match c {
+                async_graphql::Value::String(s) => Some(s.as_str()),
+                _ => None,
+            });
+        let field = match error.path.first() {
+            Some(async_graphql::PathSegment::Field(name)) => name.as_str(),
+            _ => "",
+        };
+        let tenant = tenants.get(field).copied();
+        match (code, field) {
+            (Some("FORBIDDEN"), _) => {
+                services.record_refusal(principal.actor(), from, tenant, "FORBIDDEN", field);
+            }
+            (Some("NOT_FOUND"), _) if tenant.is_some() => {
+                services.record_refusal(principal.actor(), from, None, "NOT_FOUND", field);
+            }
+            (Some("RATE_LIMITED"), _) => {
+                services.record_refusal(principal.actor(), from, None, "RATE_LIMITED", field);
+            }
+            (Some("UNAUTHENTICATED"), "logIn") => {
+                services.record_refusal(principal.actor(), from, None, "UNAUTHENTICATED", field);
+            }
+            _ => {}
+        }
+    }
+}
+
 pub fn with_codes(mut response: Response) -> Response {
     for error in &mut response.errors {
         let has_code = error

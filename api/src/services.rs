@@ -172,6 +172,8 @@ pub struct Services {
     pub founding: crate::rate_limit::StripedLocks,
     /// The audit area's ports: entries, digest signing, export destinations and progress.
     pub audit: AuditServices,
+    /// When each kind of refusal was last recorded (see [`Services::record_refusal`]).
+    pub refusals: Arc<std::sync::Mutex<HashMap<String, std::time::Instant>>>,
 }
 
 /// What the audit area needs besides the write path.
@@ -220,7 +222,60 @@ pub struct RequestMeta {
     pub fingerprint: Option<String>,
 }
 
+/// How often one caller's same refusal is recorded: a flood of refused requests must not
+/// become a flood of writes.
+pub const REFUSAL_RECORD_INTERVAL: Duration = Duration::from_secs(10);
+
 impl Services {
+    /// Records a refused request in `tenant`'s audit trail (the platform's when `None`),
+    /// at most once per [`REFUSAL_RECORD_INTERVAL`] for the same caller, tenant, code and
+    /// operation, in the background: the answer never waits for it.
+    /// `from` (the client's address) only tells anonymous callers apart; it is not written.
+    pub fn record_refusal(
+        &self,
+        actor: Actor,
+        from: Option<IpAddr>,
+        tenant: Option<domain::ids::TenantId>,
+        code: &str,
+        operation: &str,
+    ) {
+        let key = format!("{actor:?}/{from:?}/{tenant:?}/{code}/{operation}");
+        {
+            let mut seen = self
+                .refusals
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = std::time::Instant::now();
+            if seen
+                .get(&key)
+                .is_some_and(|at| now.duration_since(*at) < REFUSAL_RECORD_INTERVAL)
+            {
+                return;
+            }
+            if seen.len() > 10_000 {
+                seen.retain(|_, at| now.duration_since(*at) < REFUSAL_RECORD_INTERVAL);
+            }
+            seen.insert(key, now);
+        }
+        let exec = self.executor.clone();
+        let (code, operation) = (code.to_owned(), operation.to_owned());
+        tokio::spawn(async move {
+            let ctx = CommandContext::new(actor);
+            if let Err(e) = commands::audit::record_refusal(
+                &exec,
+                &ctx,
+                chrono::Utc::now(),
+                tenant,
+                &code,
+                &operation,
+            )
+            .await
+            {
+                tracing::warn!(error = %e, code, operation, "could not record a refusal in the audit trail");
+            }
+        });
+    }
+
     /// A password-hashing slot for the length of one use case, or RATE_LIMITED now.
     pub fn hashing_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
         self.hashing

@@ -129,6 +129,33 @@ pub async fn record_read(
     .await
 }
 
+/// Records a request refused for a security reason in `chain`'s trail (the platform's
+/// when `None`).
+pub async fn record_refusal(
+    exec: &Executor,
+    ctx: &CommandContext,
+    now: DateTime<Utc>,
+    chain: Option<TenantId>,
+    code: &str,
+    operation: &str,
+) -> Result<CommandOutcome, CommandError<LedgerError>> {
+    let command = LedgerCommand::RecordRefusal {
+        code: code.to_owned(),
+        operation: operation.to_owned(),
+        at: now,
+    };
+    let ctx = match chain {
+        Some(t) => ctx.clone().for_tenant(t),
+        None => ctx.clone(),
+    };
+    exec.execute::<AuditLedger>(
+        chain.map_or_else(Uuid::nil, |t| t.as_uuid()),
+        &command,
+        &ctx,
+    )
+    .await
+}
+
 /// Records that an export failed (the reactor, after its attempts).
 pub async fn fail_export(
     exec: &Executor,

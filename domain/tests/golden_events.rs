@@ -114,6 +114,11 @@ fn audit_ledger_events_match_their_golden_files() {
                 reason: "the bucket does not exist".into(),
                 at: at(5),
             },
+            LedgerEvent::RequestRefused {
+                code: "FORBIDDEN".into(),
+                operation: "removeMember".into(),
+                at: at(7),
+            },
             LedgerEvent::LogRead {
                 what: "auditLog".into(),
                 filter: "{\"action\":\"MemberRemoved\"}".into(),
@@ -125,6 +130,7 @@ fn audit_ledger_events_match_their_golden_files() {
             LedgerEvent::DigestIssued { .. } => "DigestIssued",
             LedgerEvent::ExportFailed { .. } => "ExportFailed",
             LedgerEvent::LogRead { .. } => "LogRead",
+            LedgerEvent::RequestRefused { .. } => "RequestRefused",
         },
     );
 }

@@ -721,3 +721,44 @@ pub async fn events(database_url: &str) -> Vec<(String, String, String)> {
         })
         .collect()
 }
+
+/// The events written after `head`.
+pub async fn written_since(database_url: &str, head: u64) -> Vec<domain::event::RecordedEvent> {
+    let db =
+        infra::database::Database::open(database_url, &infra::database::DatabaseOptions::default())
+            .await
+            .expect("the database");
+    db.event_store()
+        .await
+        .expect("the store")
+        .read_all(domain::event::Position(head), 10_000)
+        .await
+        .expect("the events")
+}
+
+/// Whether `event` is the audit trail's record of a refused request (refusals that matter
+/// to security are recorded; nothing else a refused request does is).
+pub fn is_refusal_record(event: &domain::event::RecordedEvent) -> bool {
+    use domain::aggregate::Aggregate;
+    use domain::audit::{AuditLedger, LedgerEvent};
+    event.stream.category() == AuditLedger::CATEGORY
+        && matches!(
+            domain::aggregate::decode_event::<AuditLedger>(
+                &event.event_type,
+                event.schema_version,
+                event.payload.clone()
+            ),
+            Ok(LedgerEvent::RequestRefused { .. })
+        )
+}
+
+/// What was written after `head` is only records of refused requests.
+pub async fn assert_only_refusals_recorded(database_url: &str, head: u64) {
+    let other: Vec<String> = written_since(database_url, head)
+        .await
+        .iter()
+        .filter(|e| !is_refusal_record(e))
+        .map(|e| format!("{} {}", e.stream.as_str(), e.event_type))
+        .collect();
+    assert!(other.is_empty(), "refused requests wrote {other:?}");
+}

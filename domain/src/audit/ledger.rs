@@ -71,6 +71,16 @@ pub enum LedgerCommand {
         reason: String,
         at: DateTime<Utc>,
     },
+    /// Records a request refused for a reason that matters to security (FORBIDDEN,
+    /// NOT_FOUND on another tenant, RATE_LIMITED, a failed log-in): the entry's outcome is
+    /// `refused`.
+    RecordRefusal {
+        /// The API's error code.
+        code: String,
+        /// The field or endpoint refused (`renameTenant`, `logIn`, ...).
+        operation: String,
+        at: DateTime<Utc>,
+    },
     /// Records that someone read the trail (each read is itself in the trail).
     RecordRead {
         /// What was read (`auditLog`, `platformAuditLog`).
@@ -111,6 +121,11 @@ pub enum LedgerEvent {
     LogRead {
         what: String,
         filter: String,
+        at: DateTime<Utc>,
+    },
+    RequestRefused {
+        code: String,
+        operation: String,
         at: DateTime<Utc>,
     },
 }
@@ -209,6 +224,15 @@ impl Aggregate for AuditLedger {
                 }],
                 Some(_) => vec![],
             },
+            LedgerCommand::RecordRefusal {
+                code,
+                operation,
+                at,
+            } => vec![LedgerEvent::RequestRefused {
+                code: code.chars().take(64).collect(),
+                operation: operation.chars().take(64).collect(),
+                at: *at,
+            }],
             LedgerCommand::RecordRead { what, filter, at } => vec![LedgerEvent::LogRead {
                 what: what.chars().take(64).collect(),
                 filter: filter.chars().take(1_000).collect(),
@@ -262,7 +286,7 @@ impl Aggregate for AuditLedger {
                     location: location.clone(),
                 };
             }
-            LedgerEvent::LogRead { .. } => {}
+            LedgerEvent::LogRead { .. } | LedgerEvent::RequestRefused { .. } => {}
             LedgerEvent::ExportFailed {
                 export_id, reason, ..
             } => {

@@ -95,7 +95,7 @@ impl AuditEntry {
             target_kind: category,
             target_id,
             source_ip: event.metadata.source_ip.clone(),
-            outcome: OK.to_owned(),
+            outcome: outcome_of(event).to_owned(),
             correlation_id: event.metadata.correlation_id.map(|c| c.to_string()),
             prev_hash: prev_hash.to_owned(),
             hash: String::new(),
@@ -184,6 +184,26 @@ impl AuditEntry {
 
 fn itoa(n: i64) -> String {
     n.to_string()
+}
+
+/// `refused` for a recorded refusal, else `ok` (what is in the log happened). Only the
+/// ledger's events are decoded to tell.
+fn outcome_of(event: &RecordedEvent) -> &'static str {
+    use crate::aggregate::{Aggregate, decode_event};
+    if event.stream.category() == AuditLedger::CATEGORY
+        && matches!(
+            decode_event::<AuditLedger>(
+                &event.event_type,
+                event.schema_version,
+                event.payload.clone()
+            ),
+            Ok(LedgerEvent::RequestRefused { .. })
+        )
+    {
+        REFUSED
+    } else {
+        OK
+    }
 }
 
 /// `at` as the canonical form writes it.
