@@ -33,6 +33,10 @@ const CALLER_SCOPED: &[&str] = &[
     "disableTotp",
     "createTenant",
     "acceptInvite",
+    // A person's own data (or, for operators, anyone's): checked in `tests/erasure.rs`.
+    "deleteAccount",
+    "forgetSubject",
+    "exportSubjectData",
 ];
 
 /// Fields refused to all but platform operators whatever the ids: FORBIDDEN, which is also

@@ -12,7 +12,7 @@
 //! | billing | `billing`, reactors `suspend_unpaid`, `payments_sync` (with Stripe) | `subscription_renewals` | `billing` | — |
 //! | metering | `usage`, reactor `usage_thresholds` | — | `metering` | — |
 //! | webhooks | reactor `tenant_webhooks` | — | `webhooks` | — |
-//! | audit | `audit`, reactor `audit_exports` | — | `audit` | — |
+//! | audit | `audit`, reactor `audit_exports` | — | `audit`, `privacy` | — |
 
 #![expect(
     missing_debug_implementations,
@@ -20,7 +20,7 @@
 )]
 
 use crate::graphql::{
-    access, audit, billing, identity, live, loaders, metering, sessions, tenancy, webhooks,
+    access, audit, billing, identity, live, loaders, metering, privacy, sessions, tenancy, webhooks,
 };
 use crate::services::Services;
 use async_graphql::dataloader::DataLoader;
@@ -48,6 +48,7 @@ pub struct QueryRoot(
     tenancy::TenancyQuery,
     billing::BillingQuery,
     audit::AuditQuery,
+    privacy::PrivacyQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -60,6 +61,7 @@ pub struct MutationRoot(
     metering::MeteringMutation,
     webhooks::WebhooksMutation,
     audit::AuditMutation,
+    privacy::PrivacyMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -24,6 +24,7 @@ pub mod identity;
 pub mod mail;
 pub mod metering;
 pub mod payments;
+pub mod privacy;
 pub mod sessions;
 pub mod tenancy;
 pub mod webhooks;

@@ -480,6 +480,8 @@ fn user_file(event: &UserEvent) -> &'static str {
         UserEvent::TotpEnabled { .. } => "TotpEnabled",
         UserEvent::TotpDisabled { .. } => "TotpDisabled",
         UserEvent::MailQueued { .. } => "MailQueued",
+        UserEvent::SubjectForgotten { .. } => "SubjectForgotten",
+        UserEvent::AccountDeleted { .. } => "AccountDeleted",
     }
 }
 
@@ -628,6 +630,8 @@ fn user_examples() -> Vec<UserEvent> {
             at: at(25),
         },
         UserEvent::TotpDisabled { at: at(26) },
+        UserEvent::AccountDeleted { at: at(27) },
+        UserEvent::SubjectForgotten { at: at(27) },
         UserEvent::MailQueued {
             mail: QueuedMail {
                 mail_id: id(15),

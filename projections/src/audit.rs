@@ -108,6 +108,20 @@ impl AuditTrail {
         Ok(rows.into_iter().map(AuditEntry::from).collect())
     }
 
+    /// Every entry whose actor is `actor_id`, across all chains, oldest first, at most
+    /// `limit` (a data subject's access request: the subject's own actions, wherever).
+    pub async fn by_actor(
+        db: &ReadDb,
+        actor_id: &str,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM audit_entries WHERE actor_id = $1 ORDER BY position LIMIT $2"
+        );
+        let rows: Vec<Row> = fetch_all!(db, Row, &sql, actor_id, limit)?;
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
+    }
+
     /// A tenant's whole chain in order (`None`: the platform's), for verification and
     /// export.
     pub async fn chain(db: &ReadDb, tenant: Option<Uuid>) -> Result<Vec<AuditEntry>, sqlx::Error> {
@@ -205,8 +219,9 @@ impl Projector for AuditTrail {
         Self::NAME
     }
 
+    /// 2: refusals' outcome, the index by actor.
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn reads(&self) -> Reads {
@@ -234,6 +249,9 @@ impl Projector for AuditTrail {
             ),
             format!(
                 "CREATE INDEX audit_entries{suffix}_by_time ON audit_entries{suffix} (tenant_id, at)"
+            ),
+            format!(
+                "CREATE INDEX audit_entries{suffix}_by_actor ON audit_entries{suffix} (actor_id, position)"
             ),
         ] {
             tx.execute_ddl(&ddl).await?;

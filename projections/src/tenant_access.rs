@@ -179,12 +179,13 @@ impl Projector for TenantAccessDirectory {
         Self::NAME
     }
 
+    /// 2: a closed tenant's members, invites and keys are removed.
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn reads(&self) -> Reads {
-        Reads::categories(&[TenantAccess::CATEGORY])
+        Reads::categories(&[TenantAccess::CATEGORY, domain::tenant::Tenant::CATEGORY])
     }
 
     fn tables(&self) -> &'static [&'static str] {
@@ -233,6 +234,23 @@ impl Projector for TenantAccessDirectory {
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
         for event in events {
+            if event.stream.category() == domain::tenant::Tenant::CATEGORY {
+                // A closed tenant keeps no access: its members, invites and keys go.
+                if let domain::tenant::TenantEvent::TenantClosed { .. } =
+                    decode::<domain::tenant::Tenant>(event)?
+                    && let Some(tenant) =
+                        event.stream.aggregate_id(domain::tenant::Tenant::CATEGORY)
+                {
+                    for table in ["tenant_members", "tenant_invites", "tenant_api_keys"] {
+                        exec!(
+                            tx,
+                            &format!("DELETE FROM {table}{suffix} WHERE tenant_id = $1"),
+                            tenant
+                        )?;
+                    }
+                }
+                continue;
+            }
             let tenant = tenant_of(event)?;
             let decoded = decode::<TenantAccess>(event)?;
             apply_one(tx, suffix, tenant, decoded).await?;

@@ -19,6 +19,7 @@ pub mod live;
 pub mod loaders;
 pub mod members;
 pub mod metering;
+pub mod privacy;
 pub mod sessions;
 pub mod tenancy;
 pub mod tenant;

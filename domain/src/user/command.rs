@@ -100,4 +100,12 @@ pub enum UserCommand {
         recovery_code: Option<SecretHash>,
         at: DateTime<Utc>,
     },
+    /// Forget the subject (an operator's erasure, or part of a deletion).
+    Forget {
+        at: DateTime<Utc>,
+    },
+    /// Delete the account (its owner; the memberships were handed over or left first).
+    DeleteAccount {
+        at: DateTime<Utc>,
+    },
 }

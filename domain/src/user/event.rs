@@ -81,4 +81,14 @@ pub enum UserEvent {
         mail: QueuedMail,
         at: DateTime<Utc>,
     },
+    /// The subject's personal-data key is to be destroyed (crypto-shredding): from now on
+    /// nothing sealed for this user can be read, and nothing new is sealed.
+    SubjectForgotten {
+        at: DateTime<Utc>,
+    },
+    /// The user deleted the account: every session ended, the password gone; the account
+    /// answers as if it did not exist.
+    AccountDeleted {
+        at: DateTime<Utc>,
+    },
 }

@@ -59,10 +59,19 @@ pub struct User {
     /// The time step of the last TOTP code spent (a code works once).
     #[serde(default)]
     pub totp_last_step: Option<i64>,
+    /// When the subject was forgotten (its personal data is unreadable from then on).
+    #[serde(default)]
+    pub forgotten_at: Option<DateTime<Utc>>,
+    /// When the account was deleted.
+    #[serde(default)]
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 impl User {
     fn require(&self) -> Result<(), UserError> {
+        if self.deleted_at.is_some() {
+            return Err(UserError::NotFound);
+        }
         self.id.map(drop).ok_or(UserError::NotFound)
     }
 }
@@ -75,7 +84,16 @@ impl Aggregate for User {
 
     fn decide(&self, command: &UserCommand) -> Result<Vec<UserEvent>, UserError> {
         use UserCommand as C;
-        // Every command but the sign-up needs the account to exist.
+        // Every command but the sign-up needs the account to exist (forgetting, an
+        // operator's erasure, applies to deleted accounts too).
+        if let C::Forget { at } = command {
+            self.id.ok_or(UserError::NotFound)?;
+            return Ok(if self.forgotten_at.is_some() {
+                vec![]
+            } else {
+                vec![UserEvent::SubjectForgotten { at: *at }]
+            });
+        }
         if !matches!(command, C::SignUp { .. }) {
             self.require()?;
         }
@@ -172,6 +190,14 @@ impl Aggregate for User {
                 recovery_code,
                 at,
             } => self.disable_totp(*totp_step, recovery_code.as_ref(), *at),
+            C::DeleteAccount { at } => {
+                let mut events = vec![UserEvent::AccountDeleted { at: *at }];
+                if self.forgotten_at.is_none() {
+                    events.push(UserEvent::SubjectForgotten { at: *at });
+                }
+                Ok(events)
+            }
+            C::Forget { .. } => Ok(vec![]),
         }
     }
 
@@ -225,6 +251,19 @@ impl Aggregate for User {
             E::LoginFailed { .. } => {}
             E::SessionEnded { session_id, .. } => {
                 self.sessions.remove(session_id);
+            }
+            E::SubjectForgotten { at } => {
+                self.forgotten_at = Some(*at);
+            }
+            E::AccountDeleted { at } => {
+                self.deleted_at = Some(*at);
+                self.sessions.clear();
+                self.password = None;
+                self.verification = None;
+                self.password_reset = None;
+                self.totp_pending = None;
+                self.totp = None;
+                self.recovery_codes.clear();
             }
             E::PasswordResetRequested {
                 token, expires_at, ..
