@@ -478,3 +478,138 @@ mod graphql_flow {
     use super::*;
     on_both!(an_owner_exports_through_graphql_and_downloads);
 }
+
+/// Retention: entries older than the tenant's setting (bounded by the plan) are archived
+/// with a signed digest and cut from the trail; the archive and what remains both verify,
+/// and the remainder's digest continues the archive's chain.
+async fn entries_beyond_retention_are_archived_and_the_rest_still_verifies(backend: Backend) {
+    // A retention "day" of 2 s, checked every second.
+    let p = platform(
+        backend,
+        &[
+            "--audit-retention-day-seconds",
+            "2",
+            "--audit-archive-check-seconds",
+            "1",
+        ],
+    )
+    .await;
+    let ada = p.person("ada@example.com").await;
+    let tenant = p.tenant(&ada, "acme").await;
+    let set = "mutation($t: ID!, $d: Int) { setAuditRetention(tenantId: $t, days: $d) { retention { days archivedUpTo } } }";
+    // The free plan keeps entries 7 days at most.
+    for days in [json!(30), Value::Null] {
+        let refused = p
+            .api
+            .gql(Some(&ada.token), set, json!({"t": tenant, "d": days}))
+            .await;
+        assert_eq!(
+            support::graphql::code(&refused),
+            Some("PLAN_LIMIT_EXCEEDED"),
+            "{refused}"
+        );
+    }
+    let zero = p
+        .api
+        .gql(Some(&ada.token), set, json!({"t": tenant, "d": 0}))
+        .await;
+    assert_eq!(support::graphql::code(&zero), Some("BAD_USER_INPUT"));
+    let set_one = p
+        .api
+        .ok(Some(&ada.token), set, json!({"t": tenant, "d": 1}))
+        .await;
+    assert_eq!(set_one["setAuditRetention"]["retention"]["days"], 1);
+
+    let retention = "query($t: ID!) { tenant(id: $t) { auditRetention { days archivedUpTo } } }";
+    let archived_up_to = support::eventually("an archive", Duration::from_secs(30), || async {
+        let data = p
+            .api
+            .ok(Some(&ada.token), retention, json!({"t": tenant}))
+            .await;
+        let up_to = data["tenant"]["auditRetention"]["archivedUpTo"]
+            .as_i64()
+            .unwrap();
+        (up_to > 0).then_some(up_to)
+    })
+    .await;
+
+    // The trail starts after the cut.
+    let oldest = p
+        .api
+        .ok(
+            Some(&ada.token),
+            "query($t: ID!) { tenant(id: $t) { auditLog(first: 100) { edges { node { seq } } } } }",
+            json!({"t": tenant}),
+        )
+        .await;
+    let seqs: Vec<i64> = oldest["tenant"]["auditLog"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["seq"].as_i64().unwrap())
+        .collect();
+    assert!(
+        seqs.iter().all(|s| *s > archived_up_to),
+        "{seqs:?} after {archived_up_to}"
+    );
+
+    // The archive is an export: download it and verify it.
+    let exports = p
+        .api
+        .ok(Some(&ada.token), EXPORTS, json!({"t": tenant}))
+        .await;
+    let archive = exports["tenant"]["auditExports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["status"] == "DONE")
+        .cloned()
+        .unwrap();
+    let url = archive["downloadUrl"].as_str().unwrap();
+    let path = &url[url.find("/audit/exports/").unwrap()..];
+    let client = reqwest::Client::new();
+    let get = async |suffix: &str| {
+        client
+            .get(format!("{}{path}{suffix}", p.server.base))
+            .bearer_auth(&ada.token)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+    };
+    let archived = p.dir.join("archive.jsonl");
+    std::fs::write(&archived, get("").await).unwrap();
+    let archive_digest_bytes = get("/digest").await;
+    std::fs::write(digest_of(&archived), &archive_digest_bytes).unwrap();
+    let verified = ok(cli(&p, &["audit", "verify", archived.to_str().unwrap()]));
+    assert!(verified.starts_with("OK: "), "{verified}");
+    let archive_digest: Value = serde_json::from_slice(&archive_digest_bytes).unwrap();
+    assert_eq!(archive_digest["last_seq"], json!(archived_up_to));
+
+    // What remains exports and verifies, and continues the archive's chain.
+    let rest = p.dir.join("rest.jsonl");
+    ok(cli(
+        &p,
+        &[
+            "audit",
+            "export",
+            "--tenant",
+            &tenant,
+            "--out",
+            rest.to_str().unwrap(),
+        ],
+    ));
+    let verified = ok(cli(&p, &["audit", "verify", rest.to_str().unwrap()]));
+    assert!(verified.starts_with("OK: "), "{verified}");
+    let rest_digest: Value =
+        serde_json::from_slice(&std::fs::read(digest_of(&rest)).unwrap()).unwrap();
+    assert_eq!(rest_digest["first_seq"], json!(archived_up_to + 1));
+    assert_eq!(rest_digest["chain_prev"], archive_digest["chain_head"]);
+}
+
+mod retention {
+    use super::*;
+    on_both!(entries_beyond_retention_are_archived_and_the_rest_still_verifies);
+}

@@ -154,15 +154,39 @@ pub fn projectors(services: &Services) -> Vec<Arc<dyn Projector>> {
 pub struct JobSettings {
     pub retention_check: Duration,
     pub renewal_check: Duration,
+    /// How often audit entries beyond their tenant's retention are archived.
+    pub audit_archive_check: Duration,
+    /// How long a retention "day" is (a day; shorter in tests).
+    pub audit_retention_day: Duration,
 }
 
 /// The names of the periodic jobs `jobs` returns (each holds a lease of its name).
-pub const JOBS: &[&str] = &[commands::tenancy::RETENTION, commands::billing::RENEWALS];
+pub const JOBS: &[&str] = &[
+    commands::tenancy::RETENTION,
+    commands::billing::RENEWALS,
+    commands::audit::AUDIT_ARCHIVE,
+];
 
 /// Every periodic job.
-pub fn jobs(exec: Executor, read_db: ReadDb, settings: JobSettings) -> Vec<Job> {
+pub fn jobs(services: &Services, settings: JobSettings) -> Vec<Job> {
+    let (exec, read_db) = (services.executor.clone(), services.read_db.clone());
     let (renew_exec, renew_db) = (exec.clone(), read_db.clone());
+    let archive = (
+        exec.clone(),
+        read_db.clone(),
+        services.vault.clone(),
+        services.audit.clone(),
+        settings.audit_retention_day,
+    );
     vec![
+        Job::new(
+            commands::audit::AUDIT_ARCHIVE,
+            settings.audit_archive_check,
+            move || {
+                let (exec, read_db, vault, audit, day) = archive.clone();
+                archive_due_entries(exec, read_db, vault, audit, day)
+            },
+        ),
         Job::new(
             commands::tenancy::RETENTION,
             settings.retention_check,
@@ -174,6 +198,61 @@ pub fn jobs(exec: Executor, read_db: ReadDb, settings: JobSettings) -> Vec<Job> 
             move || renew_due_subscriptions(renew_exec.clone(), renew_db.clone()),
         ),
     ]
+}
+
+/// Archives every chain's entries older than its retention, one archive per chain per tick.
+async fn archive_due_entries(
+    exec: Executor,
+    read_db: ReadDb,
+    vault: Arc<dyn domain::personal_data::PersonalData>,
+    audit: crate::services::AuditServices,
+    day: Duration,
+) -> Result<(), String> {
+    let now = Utc::now();
+    let retained = AuditTrail::retained(&read_db)
+        .await
+        .map_err(|e| e.to_string())?;
+    for (chain, days, _) in retained {
+        let keep = day.saturating_mul(u32::try_from(days).unwrap_or(u32::MAX));
+        let Some(cutoff) = chrono::Duration::from_std(keep)
+            .ok()
+            .and_then(|keep| now.checked_sub_signed(keep))
+        else {
+            continue;
+        };
+        let ctx = commands::CommandContext::new(domain::event::Actor::system(
+            commands::audit::AUDIT_ARCHIVE,
+        ));
+        let ports = commands::audit::AuditPorts {
+            entries: audit.entries.as_ref(),
+            vault: vault.as_ref(),
+            signer: audit.signer.as_ref(),
+        };
+        match commands::audit::archive(
+            &exec,
+            ports,
+            &ctx,
+            now,
+            chain,
+            cutoff,
+            audit.destinations.as_ref(),
+        )
+        .await
+        {
+            Ok(Some(archived)) => tracing::info!(
+                job = commands::audit::AUDIT_ARCHIVE,
+                chain = %chain,
+                entries = archived.digest.entry_count,
+                location = %archived.entries_location,
+                "audit entries archived"
+            ),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(job = commands::audit::AUDIT_ARCHIVE, chain = %chain, error = %error, "could not archive; will retry");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Moves every subscription whose period (or grace period) is over on, one step per tick.

@@ -490,3 +490,84 @@ impl Reactor for AuditExports {
         Ok(())
     }
 }
+
+/// The name of the job that archives entries beyond their tenant's retention.
+pub const AUDIT_ARCHIVE: &str = "audit_archive";
+
+/// Sets how many days `tenant`'s audit entries are kept in the read model (`None`: for
+/// ever), at most the plan's `RETENTION_DAYS`. Older entries are archived (exported, with a
+/// signed digest) and then cut by the `audit_archive` job.
+pub async fn set_retention(
+    exec: &Executor,
+    ctx: &CommandContext,
+    now: DateTime<Utc>,
+    tenant: TenantId,
+    days: Option<u32>,
+) -> Result<CommandOutcome, CommandError<LedgerError>> {
+    let max =
+        crate::billing::effective_limit(exec, tenant, domain::plan::LimitKey::RetentionDays, now)
+            .await
+            .map_err(crate::LoadError::into_command)?
+            .value()
+            .map(|m| u32::try_from(m).unwrap_or(u32::MAX));
+    exec.execute::<AuditLedger>(
+        tenant.as_uuid(),
+        &LedgerCommand::SetRetention { days, max, at: now },
+        &ctx.clone().for_tenant(tenant),
+    )
+    .await
+}
+
+/// Archives `chain`'s entries recorded before `cutoff`: exports them to `target` with a
+/// signed digest (issued in the ledger like any export), then records the cut
+/// (`EntriesArchived`), on which the read model removes them. What remains still verifies:
+/// its first entry's `prev_hash` is the archive digest's `chain_head`. `None` when nothing
+/// is due.
+pub async fn archive(
+    exec: &Executor,
+    ports: AuditPorts<'_>,
+    ctx: &CommandContext,
+    now: DateTime<Utc>,
+    chain: Uuid,
+    cutoff: DateTime<Utc>,
+    targets: &dyn ExportTargets,
+) -> Result<Option<Exported>, CommandError<ExportError>> {
+    let due = ports
+        .entries
+        .span(chain, None, Some(cutoff))
+        .await
+        .map_err(|e| CommandError::Rejected(ExportError::Entries(e.0)))?;
+    if due.is_none() {
+        return Ok(None);
+    }
+    let request = ExportRequest {
+        tenant: (!chain.is_nil()).then(|| TenantId::from_uuid(chain)),
+        export_id: ctx.new_id("audit-archive"),
+        format: ExportFormat::Jsonl,
+        from: None,
+        to: Some(cutoff),
+    };
+    let target = targets
+        .target(chain, request.export_id, request.format)
+        .map_err(|e| CommandError::Rejected(ExportError::Target(e)))?;
+    let exported = export(exec, ports, ctx, now, &request, target.as_ref(), &|_, _| {}).await?;
+    let Some(up_to_seq) = exported.digest.last_seq else {
+        return Ok(Some(exported));
+    };
+    let command = LedgerCommand::ArchiveEntries {
+        up_to_seq,
+        digest_sha256: exported.digest_sha256.clone(),
+        location: exported.entries_location.clone(),
+        at: now,
+    };
+    // A command of its own (the export's digest was recorded under `ctx`'s command id).
+    let cut = request
+        .ctx(ctx)
+        .with_command_id(domain::ids::CommandId::from_uuid(
+            ctx.new_id("audit-archive-cut"),
+        ));
+    exec.execute::<AuditLedger>(chain, &command, &cut)
+        .await
+        .map_err(|e| e.map_rejection(ExportError::Ledger))?;
+    Ok(Some(exported))
+}

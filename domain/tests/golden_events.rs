@@ -119,6 +119,16 @@ fn audit_ledger_events_match_their_golden_files() {
                 operation: "removeMember".into(),
                 at: at(7),
             },
+            LedgerEvent::RetentionSet {
+                days: Some(365),
+                at: at(8),
+            },
+            LedgerEvent::EntriesArchived {
+                up_to_seq: 41,
+                digest_sha256: "cd".repeat(32),
+                location: "s3://audit/acme/archive.jsonl".into(),
+                at: at(9),
+            },
             LedgerEvent::LogRead {
                 what: "auditLog".into(),
                 filter: "{\"action\":\"MemberRemoved\"}".into(),
@@ -131,6 +141,8 @@ fn audit_ledger_events_match_their_golden_files() {
             LedgerEvent::ExportFailed { .. } => "ExportFailed",
             LedgerEvent::LogRead { .. } => "LogRead",
             LedgerEvent::RequestRefused { .. } => "RequestRefused",
+            LedgerEvent::RetentionSet { .. } => "RetentionSet",
+            LedgerEvent::EntriesArchived { .. } => "EntriesArchived",
         },
     );
 }

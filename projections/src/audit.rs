@@ -3,10 +3,11 @@
 //! trail). The entry, its canonical form and the chain check are `domain::audit`'s.
 
 use crate::scope::TenantScope;
-use crate::{ProjectionError, Projector, ReadDb, ReadTx, fetch_all};
+use crate::{ProjectionError, Projector, ReadDb, ReadTx, exec, fetch_all};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::audit::{AuditEntries, EntriesError};
+use domain::aggregate::Aggregate;
+use domain::audit::{AuditEntries, AuditLedger, EntriesError, LedgerEvent};
 pub use domain::audit::{AuditEntry, GENESIS, first_break};
 use domain::event::{Reads, RecordedEvent};
 use std::collections::HashMap;
@@ -106,6 +107,16 @@ impl AuditTrail {
             limit
         )?;
         Ok(rows.into_iter().map(AuditEntry::from).collect())
+    }
+
+    /// Every chain with a retention set: (tenant, days, archived up to).
+    pub async fn retained(db: &ReadDb) -> Result<Vec<(Uuid, i64, i64)>, sqlx::Error> {
+        fetch_all!(
+            db,
+            (Uuid, i64, i64),
+            "SELECT tenant_id, days, archived_up_to FROM audit_retention WHERE days IS NOT NULL \
+             ORDER BY tenant_id"
+        )
     }
 
     /// Every entry whose actor is `actor_id`, across all chains, oldest first, at most
@@ -219,9 +230,9 @@ impl Projector for AuditTrail {
         Self::NAME
     }
 
-    /// 2: refusals' outcome, the index by actor.
+    /// 2: refusals' outcome, the index by actor. 3: retention and archived cuts.
     fn version(&self) -> u32 {
-        2
+        3
     }
 
     fn reads(&self) -> Reads {
@@ -229,7 +240,7 @@ impl Projector for AuditTrail {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["audit_entries"]
+        &["audit_entries", "audit_retention"]
     }
 
     async fn create_tables(
@@ -252,6 +263,10 @@ impl Projector for AuditTrail {
             ),
             format!(
                 "CREATE INDEX audit_entries{suffix}_by_actor ON audit_entries{suffix} (actor_id, position)"
+            ),
+            format!(
+                "CREATE TABLE audit_retention{suffix} (tenant_id {id} PRIMARY KEY, days BIGINT, \
+                 archived_up_to BIGINT NOT NULL)"
             ),
         ] {
             tx.execute_ddl(&ddl).await?;
@@ -353,6 +368,58 @@ impl Projector for AuditTrail {
                         .bind(&e.hash)
                         .execute(&mut **tx)
                         .await?;
+                }
+            }
+        }
+        // Retention: the setting, and the cut of archived entries (after the inserts: the
+        // entries recording the archive come after the ones it removes).
+        for event in events {
+            if event.stream.category() != AuditLedger::CATEGORY {
+                continue;
+            }
+            let tenant = event.tenant_id.map_or_else(Uuid::nil, |t| t.as_uuid());
+            match domain::aggregate::decode_event::<AuditLedger>(
+                &event.event_type,
+                event.schema_version,
+                event.payload.clone(),
+            ) {
+                Ok(LedgerEvent::RetentionSet { days, .. }) => {
+                    exec!(
+                        tx,
+                        &format!(
+                            "INSERT INTO audit_retention{suffix} (tenant_id, days, archived_up_to) \
+                             VALUES ($1, $2, 0) ON CONFLICT (tenant_id) DO UPDATE SET days = excluded.days"
+                        ),
+                        tenant,
+                        days.map(i64::from)
+                    )?;
+                }
+                Ok(LedgerEvent::EntriesArchived { up_to_seq, .. }) => {
+                    exec!(
+                        tx,
+                        &format!(
+                            "DELETE FROM audit_entries{suffix} WHERE tenant_id = $1 AND seq <= $2"
+                        ),
+                        tenant,
+                        up_to_seq
+                    )?;
+                    exec!(
+                        tx,
+                        &format!(
+                            "INSERT INTO audit_retention{suffix} (tenant_id, days, archived_up_to) \
+                             VALUES ($1, NULL, $2) ON CONFLICT (tenant_id) DO UPDATE SET \
+                             archived_up_to = excluded.archived_up_to"
+                        ),
+                        tenant,
+                        up_to_seq
+                    )?;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(ProjectionError::Event {
+                        position: event.position.0,
+                        reason: e.to_string(),
+                    });
                 }
             }
         }

@@ -44,6 +44,12 @@ pub trait Projector: Send + Sync + std::fmt::Debug + 'static {
     /// The streams it reads, by their aggregates' categories (other events only move the
     /// checkpoint).
     fn reads(&self) -> Reads;
+    /// Whether applying `event` changes what live readers of this read model see for the
+    /// event's tenant (what a committed batch announces to GraphQL subscriptions). Every
+    /// event read, unless a projector reads some only for housekeeping.
+    fn announces(&self, _event: &RecordedEvent) -> bool {
+        true
+    }
     /// The stable names of its tables; each is a view over `<table><suffix>` of the live
     /// generation.
     fn tables(&self) -> &'static [&'static str];

@@ -188,6 +188,16 @@ impl Projector for TenantAccessDirectory {
         Reads::categories(&[TenantAccess::CATEGORY, domain::tenant::Tenant::CATEGORY])
     }
 
+    /// Access changes, and a closure (which removes the tenant's access); not the tenant's
+    /// other changes (a rename changes no member).
+    fn announces(&self, event: &RecordedEvent) -> bool {
+        event.stream.category() == TenantAccess::CATEGORY
+            || matches!(
+                decode::<domain::tenant::Tenant>(event),
+                Ok(domain::tenant::TenantEvent::TenantClosed { .. })
+            )
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &["tenant_members", "tenant_invites", "tenant_api_keys"]
     }

@@ -123,6 +123,16 @@ pub struct ServeArgs {
     pub audit_export_s3: Option<String>,
     #[command(flatten)]
     pub s3: crate::cli::s3::S3Args,
+    /// How often audit entries beyond their tenant's retention are archived, in seconds.
+    #[arg(
+        long,
+        env = "TENANTRY_AUDIT_ARCHIVE_CHECK_SECONDS",
+        default_value_t = 3600
+    )]
+    pub audit_archive_check_seconds: u64,
+    /// How long a retention day lasts, in seconds (tests shorten it).
+    #[arg(long, default_value_t = 86_400, hide = true)]
+    pub audit_retention_day_seconds: u64,
     /// How long a subscription stays past due after a failed payment before it and its
     /// tenant are suspended, in seconds (604800: 7 days).
     #[arg(
@@ -224,11 +234,16 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<()> {
     .join(projections::jobs::spawn(
         app.read_db.clone(),
         api::areas::jobs(
-            app.executor.clone(),
-            app.read_db.clone(),
+            &services,
             api::areas::JobSettings {
                 retention_check: std::time::Duration::from_secs(args.retention_check_seconds),
                 renewal_check: std::time::Duration::from_secs(args.renewal_check_seconds),
+                audit_archive_check: std::time::Duration::from_secs(
+                    args.audit_archive_check_seconds,
+                ),
+                audit_retention_day: std::time::Duration::from_secs(
+                    args.audit_retention_day_seconds,
+                ),
             },
         ),
     ));

@@ -353,11 +353,68 @@ pub struct ExportAuditLogPayload {
     pub position: String,
 }
 
+/// How long the tenant's audit entries stay in the trail before they are archived.
+#[derive(SimpleObject)]
+pub struct AuditRetentionObject {
+    /// Days entries are kept (null: for ever); at most the plan's `RETENTION_DAYS`.
+    pub days: Option<u32>,
+    /// Entries numbered up to this were archived (exported with a signed digest, listed in
+    /// `auditExports`) and cut from the trail; what remains starts after it.
+    pub archived_up_to: i64,
+}
+
+/// `tenant { auditRetention }`.
+pub(crate) async fn retention_of(
+    services: &Services,
+    scope: &TenantScope,
+) -> Result<AuditRetentionObject, ApiError> {
+    let ledger = services
+        .executor
+        .load_current::<AuditLedger>(scope.tenant().as_uuid())
+        .await?
+        .state;
+    Ok(AuditRetentionObject {
+        days: ledger.retention_days,
+        archived_up_to: ledger.archived_up_to,
+    })
+}
+
+#[derive(SimpleObject)]
+pub struct SetAuditRetentionPayload {
+    pub retention: AuditRetentionObject,
+    pub position: String,
+}
+
 #[derive(Default)]
 pub struct AuditMutation;
 
 #[Object]
 impl AuditMutation {
+    /// Keeps the tenant's audit entries `days` days (null: for ever; admins and owners), at
+    /// most the plan's `RETENTION_DAYS` (PLAN_LIMIT_EXCEEDED beyond). Older entries are
+    /// archived with a signed digest, then cut from the trail; what remains still verifies.
+    async fn set_audit_retention(
+        &self,
+        ctx: &Context<'_>,
+        tenant_id: ID,
+        days: Option<u32>,
+        idempotency_key: Option<ID>,
+    ) -> GqlResult<SetAuditRetentionPayload> {
+        let (services, principal) = (super::services(ctx), super::principal(ctx));
+        let tenant = super::tenancy::tenant_arg(&tenant_id)?;
+        let grant = grant(services, &principal, tenant, Permission::ManageTenant).await?;
+        let cmd_ctx = super::tenancy::request_context(ctx, idempotency_key.as_ref()).await?;
+        let outcome = services.counted(
+            AuditLedger::CATEGORY,
+            commands::audit::set_retention(&services.executor, &cmd_ctx, Utc::now(), tenant, days)
+                .await,
+        )?;
+        Ok(SetAuditRetentionPayload {
+            retention: retention_of(services, &TenantScope::from(&grant)).await?,
+            position: outcome.position.0.to_string(),
+        })
+    }
+
     /// Exports the tenant's trail (admins and owners) with a digest signed by the platform
     /// key; the export runs as a job: follow it in `tenant { auditExports }`, download it when
     /// done.

@@ -183,6 +183,14 @@ impl TenantNode {
                 .await?,
         )
     }
+    /// How long the tenant's audit entries are kept (admins and owners).
+    async fn audit_retention(
+        &self,
+        ctx: &Context<'_>,
+    ) -> GqlResult<super::audit::AuditRetentionObject> {
+        self.require_admin()?;
+        Ok(super::audit::retention_of(super::services(ctx), &self.scope).await?)
+    }
     /// The tenant's audit exports, newest first (admins and owners): status, progress while
     /// running, the digest and where to download when done.
     async fn audit_exports(

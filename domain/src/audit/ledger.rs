@@ -40,6 +40,12 @@ pub struct AuditLedger {
     /// The SHA-256 of the latest digest issued (the digest chain's head).
     pub head: Option<String>,
     pub exports: BTreeMap<Uuid, ExportRecord>,
+    /// How many days entries are kept in the read model (`None`: for ever).
+    #[serde(default)]
+    pub retention_days: Option<u32>,
+    /// Entries numbered up to this were archived and cut from the read model.
+    #[serde(default)]
+    pub archived_up_to: i64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -79,6 +85,20 @@ pub enum LedgerCommand {
         code: String,
         /// The field or endpoint refused (`renameTenant`, `logIn`, ...).
         operation: String,
+        at: DateTime<Utc>,
+    },
+    /// Keeps entries `days` days (`None`: for ever), at most `max` (the plan's retention).
+    SetRetention {
+        days: Option<u32>,
+        max: Option<u32>,
+        at: DateTime<Utc>,
+    },
+    /// Records that the entries up to `up_to_seq` were archived (their export's digest is
+    /// `digest_sha256`, issued in this ledger) and are cut from the read model.
+    ArchiveEntries {
+        up_to_seq: i64,
+        digest_sha256: String,
+        location: String,
         at: DateTime<Utc>,
     },
     /// Records that someone read the trail (each read is itself in the trail).
@@ -128,6 +148,16 @@ pub enum LedgerEvent {
         operation: String,
         at: DateTime<Utc>,
     },
+    RetentionSet {
+        days: Option<u32>,
+        at: DateTime<Utc>,
+    },
+    EntriesArchived {
+        up_to_seq: i64,
+        digest_sha256: String,
+        location: String,
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -140,6 +170,12 @@ pub enum LedgerError {
     ExportEnded,
     #[error("`from` must be before `to`")]
     EmptyRange,
+    #[error("the plan keeps audit entries at most {max} days")]
+    RetentionBeyondPlan { max: u32 },
+    #[error("keep entries at least one day")]
+    RetentionTooShort,
+    #[error("the archive's digest is not one this ledger issued")]
+    UnknownDigest,
 }
 
 impl Aggregate for AuditLedger {
@@ -233,6 +269,45 @@ impl Aggregate for AuditLedger {
                 operation: operation.chars().take(64).collect(),
                 at: *at,
             }],
+            LedgerCommand::SetRetention { days, max, at } => {
+                if *days == Some(0) {
+                    return Err(LedgerError::RetentionTooShort);
+                }
+                if let Some(max) = max
+                    && days.is_none_or(|d| d > *max)
+                {
+                    return Err(LedgerError::RetentionBeyondPlan { max: *max });
+                }
+                if *days == self.retention_days {
+                    return Ok(vec![]);
+                }
+                vec![LedgerEvent::RetentionSet {
+                    days: *days,
+                    at: *at,
+                }]
+            }
+            LedgerCommand::ArchiveEntries {
+                up_to_seq,
+                digest_sha256,
+                location,
+                at,
+            } => {
+                if *up_to_seq <= self.archived_up_to {
+                    return Ok(vec![]);
+                }
+                let issued = self.exports.values().any(|r| {
+                    matches!(&r.status, ExportStatus::Done { digest_sha256: d, .. } if d == digest_sha256)
+                });
+                if !issued {
+                    return Err(LedgerError::UnknownDigest);
+                }
+                vec![LedgerEvent::EntriesArchived {
+                    up_to_seq: *up_to_seq,
+                    digest_sha256: digest_sha256.clone(),
+                    location: location.clone(),
+                    at: *at,
+                }]
+            }
             LedgerCommand::RecordRead { what, filter, at } => vec![LedgerEvent::LogRead {
                 what: what.chars().take(64).collect(),
                 filter: filter.chars().take(1_000).collect(),
@@ -287,6 +362,10 @@ impl Aggregate for AuditLedger {
                 };
             }
             LedgerEvent::LogRead { .. } | LedgerEvent::RequestRefused { .. } => {}
+            LedgerEvent::RetentionSet { days, .. } => self.retention_days = *days,
+            LedgerEvent::EntriesArchived { up_to_seq, .. } => {
+                self.archived_up_to = self.archived_up_to.max(*up_to_seq);
+            }
             LedgerEvent::ExportFailed {
                 export_id, reason, ..
             } => {

@@ -37,7 +37,11 @@ fn announce(
     if events.is_empty() || updates.receiver_count() == 0 {
         return;
     }
-    let mut tenants: Vec<TenantId> = events.iter().filter_map(|e| e.tenant_id).collect();
+    let mut tenants: Vec<TenantId> = events
+        .iter()
+        .filter(|e| projector.announces(e))
+        .filter_map(|e| e.tenant_id)
+        .collect();
     tenants.sort_unstable();
     tenants.dedup();
     let _ = updates.send(ProjectionUpdate {

@@ -1,10 +1,11 @@
 //! `tenantry bench ...`: benchmarks that print figures and assert nothing, one file each:
 //! [`append`] (the event store against raw inserts), [`projections`] (a full rebuild and the
-//! command round trip), [`api`] (GraphQL under 32 connections), [`usage`] (usage ingestion); [`scratch`] holds the
+//! command round trip), [`api`] (GraphQL under 32 connections), [`usage`] (usage ingestion), [`audit`] (audit export and verification); [`scratch`] holds the
 //! throwaway databases and percentiles they share. Figures go into BENCHMARKS.md.
 
 mod api;
 mod append;
+mod audit;
 mod projections;
 mod scratch;
 mod usage;
@@ -21,6 +22,8 @@ pub enum BenchCommand {
     Api(api::ApiBenchArgs),
     /// Usage ingestion through the internal path, with the usage read model's lag.
     Usage(usage::UsageBenchArgs),
+    /// Audit export (file and S3) and verification of a 1M-entry trail.
+    Audit(audit::AuditBenchArgs),
 }
 
 pub async fn run(_global: &GlobalArgs, command: BenchCommand) -> anyhow::Result<()> {
@@ -29,5 +32,6 @@ pub async fn run(_global: &GlobalArgs, command: BenchCommand) -> anyhow::Result<
         BenchCommand::Projections(args) => projections::run(args).await,
         BenchCommand::Api(args) => api::run(args).await,
         BenchCommand::Usage(args) => usage::run(args).await,
+        BenchCommand::Audit(args) => audit::run(args).await,
     }
 }
