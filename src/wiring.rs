@@ -289,6 +289,7 @@ pub async fn api_services(
         founding: api::rate_limit::StripedLocks::default(),
         audit: audit_services(app, args, &master).await?,
         refusals: Arc::default(),
+        refusal_writes: Arc::new(tokio::sync::Semaphore::new(16)),
         config,
     })
 }

@@ -144,6 +144,31 @@ async fn an_auditor_exports_the_trail_and_every_tampering_is_named(backend: Back
     let verified = ok(cli(&p, &["audit", "verify", csv.to_str().unwrap()]));
     assert!(verified.starts_with("OK: "), "{verified}");
 
+    // Another tenant's genuine export is refused when the tenant is named.
+    let other_tenant = cli(
+        &p,
+        &[
+            "audit",
+            "verify",
+            file.to_str().unwrap(),
+            "--tenant",
+            "01900000-0000-7000-8000-000000000001",
+        ],
+    );
+    assert!(!other_tenant.status.success(), "{}", stdout(&other_tenant));
+    assert!(stdout(&other_tenant).contains("the export is of tenant"));
+    let own_tenant = cli(
+        &p,
+        &[
+            "audit",
+            "verify",
+            file.to_str().unwrap(),
+            "--tenant",
+            &tenant,
+        ],
+    );
+    assert!(own_tenant.status.success(), "{}", stdout(&own_tenant));
+
     // The public key printed by the CLI verifies it; another key does not.
     let key = ok(cli(&p, &["audit", "public-key"]));
     let key = key.trim();

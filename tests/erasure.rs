@@ -236,6 +236,21 @@ async fn an_erased_person_is_nowhere_and_no_figure_changes(backend: Backend) {
     p.api
         .ok(Some(&operator.token), forget, json!({"u": carol.user_id}))
         .await;
+    // A forgotten person's account cannot be used any more: sessions ended, no log-in.
+    let carol_after = p
+        .api
+        .gql(Some(&carol.token), "{ me { id } }", json!({}))
+        .await;
+    assert_eq!(code(&carol_after), Some("UNAUTHENTICATED"), "{carol_after}");
+    let log_in = p
+        .api
+        .gql(
+            None,
+            "mutation($e: String!, $p: String!) { logIn(input: {email: $e, password: $p}) { token } }",
+            json!({"e": "carol@example.com", "p": PASSWORD}),
+        )
+        .await;
+    assert_eq!(code(&log_in), Some("UNAUTHENTICATED"), "{log_in}");
 
     support::eventually(
         "bob gone from the members",

@@ -12,7 +12,7 @@
 //! | billing | `billing`, reactors `suspend_unpaid`, `payments_sync` (with Stripe) | `subscription_renewals` | `billing` | — |
 //! | metering | `usage`, reactor `usage_thresholds` | — | `metering` | — |
 //! | webhooks | reactor `tenant_webhooks` | — | `webhooks` | — |
-//! | audit | `audit`, reactor `audit_exports` | — | `audit`, `privacy` | — |
+//! | audit | `audit`, reactors `audit_exports`, `subject_erasure` | — | `audit`, `privacy` | — |
 
 #![expect(
     missing_debug_implementations,
@@ -98,6 +98,9 @@ pub fn reactors(services: &Services) -> Vec<Arc<dyn Reactor>> {
             services.executor.clone(),
             services.webhooks.clone(),
         )),
+        Arc::new(commands::privacy::SubjectErasure::new(
+            services.vault.clone(),
+        )),
         Arc::new(commands::audit::AuditExports::new(
             services.executor.clone(),
             services.audit.entries.clone(),
@@ -124,6 +127,7 @@ pub const REACTORS: &[&str] = &[
     commands::billing::SUSPEND_UNPAID,
     commands::metering::USAGE_THRESHOLDS,
     commands::webhooks::TENANT_WEBHOOKS,
+    commands::privacy::SUBJECT_ERASURE,
     commands::audit::AUDIT_EXPORTS,
 ];
 

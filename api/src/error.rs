@@ -334,7 +334,9 @@ impl From<domain::audit::LedgerError> for ApiError {
         match error {
             L::EmptyRange => Self::bad_input("to", message),
             L::UnknownExport => Self::NotFound(message),
-            L::DigestChainMoved | L::ExportEnded | L::UnknownDigest => Self::Conflict(message),
+            L::DigestChainMoved | L::ExportEnded | L::UnknownDigest | L::ExportRunning => {
+                Self::Conflict(message)
+            }
             L::RetentionBeyondPlan { .. } => Self::PlanLimit(message),
             L::RetentionTooShort => Self::bad_input("days", message),
         }

@@ -337,13 +337,13 @@ fn operation_label(request: &mut Request) -> String {
 
 /// Errors raised by the parser, the validator and the limits carry no code: they are the
 /// caller's bad input.
-/// The tenant each top-level field of `request` names (its `tenantId` argument, or `id` on
-/// `tenant`), by the field's response key.
+/// Each top-level field of `request` by its response key (an alias or its name): its name,
+/// and the tenant it names (its `tenantId` argument, or `id` on `tenant`).
 fn tenant_arguments(
     documents: &Documents,
     config: &ApiConfig,
     request: &Request,
-) -> HashMap<String, domain::ids::TenantId> {
+) -> HashMap<String, (String, Option<domain::ids::TenantId>)> {
     use async_graphql::parser::types::DocumentOperations;
     let mut tenants = HashMap::new();
     let Some(document) = documents.parsed(&request.query, config) else {
@@ -363,6 +363,8 @@ fn tenant_arguments(
         };
         let field = &field.node;
         let name = field.name.node.as_str();
+        let key = field.alias.as_ref().map_or(name, |a| a.node.as_str());
+        tenants.insert(key.to_owned(), (name.to_owned(), None));
         let Some(value) = field.arguments.iter().find_map(|(arg, value)| {
             (arg.node == "tenantId" || (name == "tenant" && arg.node == "id"))
                 .then_some(&value.node)
@@ -377,8 +379,13 @@ fn tenant_arguments(
             _ => None,
         };
         if let Some(tenant) = text.and_then(|t| uuid::Uuid::parse_str(&t).ok()) {
-            let key = field.alias.as_ref().map_or(name, |a| a.node.as_str());
-            tenants.insert(key.to_owned(), domain::ids::TenantId::from_uuid(tenant));
+            tenants.insert(
+                key.to_owned(),
+                (
+                    name.to_owned(),
+                    Some(domain::ids::TenantId::from_uuid(tenant)),
+                ),
+            );
         }
     }
     tenants
@@ -392,7 +399,7 @@ fn record_security_refusals(
     services: &crate::services::Services,
     principal: &crate::auth::Principal,
     from: Option<std::net::IpAddr>,
-    tenants: &HashMap<String, domain::ids::TenantId>,
+    tenants: &HashMap<String, (String, Option<domain::ids::TenantId>)>,
     response: &Response,
 ) {
     for error in &response.errors {
@@ -404,11 +411,15 @@ fn record_security_refusals(
                 async_graphql::Value::String(s) => Some(s.as_str()),
                 _ => None,
             });
-        let field = match error.path.first() {
+        let key = match error.path.first() {
             Some(async_graphql::PathSegment::Field(name)) => name.as_str(),
             _ => "",
         };
-        let tenant = tenants.get(field).copied();
+        // Recorded under the field's name, never the caller's alias (aliases would defeat
+        // the once-per-10-s rule).
+        let (field, tenant) = tenants
+            .get(key)
+            .map_or(("", None), |(name, tenant)| (name.as_str(), *tenant));
         match (code, field) {
             (Some("FORBIDDEN"), _) => {
                 services.record_refusal(principal.actor(), from, tenant, "FORBIDDEN", field);

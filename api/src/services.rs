@@ -174,6 +174,9 @@ pub struct Services {
     pub audit: AuditServices,
     /// When each kind of refusal was last recorded (see [`Services::record_refusal`]).
     pub refusals: Arc<std::sync::Mutex<HashMap<String, std::time::Instant>>>,
+    /// Refusal records being written at once (beyond, they are dropped: a flood of refused
+    /// requests must not become a queue of writes).
+    pub refusal_writes: Arc<tokio::sync::Semaphore>,
 }
 
 /// What the audit area needs besides the write path.
@@ -254,12 +257,36 @@ impl Services {
             }
             if seen.len() > 10_000 {
                 seen.retain(|_, at| now.duration_since(*at) < REFUSAL_RECORD_INTERVAL);
+                if seen.len() > 10_000 {
+                    return;
+                }
             }
             seen.insert(key, now);
         }
+        let Ok(permit) = self.refusal_writes.clone().try_acquire_owned() else {
+            return;
+        };
         let exec = self.executor.clone();
         let (code, operation) = (code.to_owned(), operation.to_owned());
         tokio::spawn(async move {
+            let _permit = permit;
+            // Only a member's refusal goes into the tenant's trail (anyone can name any
+            // tenant); anyone else's into the platform's.
+            let tenant = match (tenant, &actor) {
+                (Some(t), Actor::User { id }) => exec
+                    .load::<domain::access::TenantAccess>(t.as_uuid())
+                    .await
+                    .ok()
+                    .filter(|a| a.state.members.contains_key(id))
+                    .map(|_| t),
+                (Some(t), Actor::ApiKey { id }) => exec
+                    .load::<domain::access::TenantAccess>(t.as_uuid())
+                    .await
+                    .ok()
+                    .filter(|a| a.state.api_keys.contains_key(id))
+                    .map(|_| t),
+                _ => None,
+            };
             let ctx = CommandContext::new(actor);
             if let Err(e) = commands::audit::record_refusal(
                 &exec,

@@ -251,6 +251,17 @@ pub async fn export(
     let mut chain_prev = GENESIS.to_owned();
     let (mut first, mut last) = (None, None);
     let mut count = 0_u64;
+    // The stretch must link to what precedes it: the entry before (when the read model still
+    // holds it; an archived one is linked through the archive's digest), or the genesis.
+    let expected_prev = match span {
+        Some((1, _)) => Some(GENESIS.to_owned()),
+        Some((first, _)) => ports
+            .entries
+            .hash_of(chain, first - 1)
+            .await
+            .map_err(entries_error)?,
+        None => None,
+    };
     if let Some((from_seq, to_seq)) = span {
         let mut next = from_seq;
         while next <= to_seq {
@@ -264,6 +275,16 @@ pub async fn export(
             };
             next = last_of_page.seq + 1;
             for entry in &page {
+                if check.is_none()
+                    && expected_prev
+                        .as_deref()
+                        .is_some_and(|p| p != entry.prev_hash)
+                {
+                    return Err(CommandError::Rejected(ExportError::ChainBroken {
+                        seq: entry.seq,
+                        reason: "its prev_hash is not the previous entry's hash",
+                    }));
+                }
                 let check = check.get_or_insert_with(|| {
                     chain_prev.clone_from(&entry.prev_hash);
                     ChainCheck::after(entry.seq - 1, &entry.prev_hash)

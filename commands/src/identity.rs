@@ -32,17 +32,24 @@ pub fn email_index(personal: &dyn PersonalData, email: &Email) -> Uuid {
     personal.blind_index("email", email.as_str())
 }
 
-/// The account that owns the address, if any (from the write model: e-mail claims).
+/// The account that owns the address, if any and still in use (from the write model: e-mail
+/// claims, then the account).
 pub async fn account_of(
     exec: &Executor,
     personal: &dyn PersonalData,
     email: &Email,
 ) -> Result<Option<UserId>, LoadError> {
-    Ok(exec
+    let Some(user) = exec
         .load::<EmailClaim>(email_index(personal, email))
         .await?
         .state
-        .user)
+        .user
+    else {
+        return Ok(None);
+    };
+    // A deleted or forgotten account is no account: it answers like an unknown address.
+    let state = exec.load::<User>(user.as_uuid()).await?.state;
+    Ok((state.deleted_at.is_none() && state.forgotten_at.is_none()).then_some(user))
 }
 
 #[derive(Debug, Clone)]

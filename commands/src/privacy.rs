@@ -131,3 +131,52 @@ pub async fn delete_account(
         .map_err(|e| CommandError::Rejected(ErasureError::PersonalData(e.to_string())))?;
     Ok(outcome)
 }
+
+/// The name of the reactor that destroys forgotten subjects' keys.
+pub const SUBJECT_ERASURE: &str = "subject_erasure";
+
+/// Destroys the key of every subject forgotten in the log (`SubjectForgotten`). The use
+/// cases destroy it at once too; this makes it certain after a crash between the event and
+/// the key's destruction, in any process (destroying a destroyed key is nothing).
+#[derive(Debug, Clone)]
+pub struct SubjectErasure {
+    vault: std::sync::Arc<dyn PersonalData>,
+}
+
+impl SubjectErasure {
+    pub fn new(vault: std::sync::Arc<dyn PersonalData>) -> Self {
+        Self { vault }
+    }
+}
+
+#[async_trait::async_trait]
+impl domain::reactor::Reactor for SubjectErasure {
+    fn name(&self) -> &'static str {
+        SUBJECT_ERASURE
+    }
+
+    fn reads(&self) -> domain::event::Reads {
+        use domain::aggregate::Aggregate;
+        domain::event::Reads::categories(&[User::CATEGORY])
+    }
+
+    async fn react(
+        &self,
+        events: &[domain::event::RecordedEvent],
+    ) -> Result<(), domain::reactor::ReactionError> {
+        for event in events {
+            if let Some(domain::user::UserEvent::SubjectForgotten { .. }) =
+                domain::reactor::decoded::<User>(event)?
+                && let Some(user) = event
+                    .stream
+                    .aggregate_id(<User as domain::aggregate::Aggregate>::CATEGORY)
+            {
+                self.vault
+                    .forget(SubjectId::from_uuid(user))
+                    .await
+                    .map_err(|e| domain::reactor::ReactionError::at(event, e))?;
+            }
+        }
+        Ok(())
+    }
+}

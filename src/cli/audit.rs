@@ -50,6 +50,9 @@ pub enum AuditCommand {
         /// `auditPublicKey`). Without it, the key derived from this installation's master key.
         #[arg(long)]
         public_key: Option<String>,
+        /// The tenant the export must be of (another tenant's genuine export fails).
+        #[arg(long)]
+        tenant: Option<Uuid>,
         #[command(flatten)]
         key: KeyArgs,
     },
@@ -134,6 +137,7 @@ pub async fn run(global: &GlobalArgs, command: AuditCommand) -> anyhow::Result<(
             file,
             digest,
             public_key,
+            tenant,
             key,
         } => {
             let public_key = match public_key {
@@ -146,7 +150,18 @@ pub async fn run(global: &GlobalArgs, command: AuditCommand) -> anyhow::Result<(
                 PathBuf::from(name)
             });
             let started = Instant::now();
-            let v = infra::audit::verify_export(&file, &digest, &public_key).await?;
+            let mut v = infra::audit::verify_export(&file, &digest, &public_key).await?;
+            if let Some(tenant) = tenant
+                && v.digest.tenant_id != tenant
+            {
+                v.findings.insert(
+                    0,
+                    format!(
+                        "the export is of tenant {}, not {tenant}",
+                        v.digest.tenant_id
+                    ),
+                );
+            }
             let seconds = started.elapsed().as_secs_f64();
             if v.findings.is_empty() {
                 writeln!(

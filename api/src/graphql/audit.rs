@@ -270,6 +270,7 @@ pub(crate) async fn exports_of(
                     digest_sha256,
                     entry_count,
                     location,
+                    ..
                 } => (
                     AuditExportStatus::Done,
                     Some(entry_count),

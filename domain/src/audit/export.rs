@@ -399,7 +399,14 @@ pub struct FileCheck {
     first: Option<(i64, i64)>,
     last: Option<(i64, i64)>,
     first_bad: Option<Finding>,
+    /// Inside a quoted CSV field.
+    in_quotes: bool,
+    /// Skipping the rest of an over-long record.
+    overflow: bool,
 }
+
+/// The longest record `FileCheck` reads (entries are a few hundred bytes).
+pub const MAX_RECORD: usize = 1 << 20;
 
 impl FileCheck {
     pub fn new(digest: &Digest) -> Self {
@@ -415,36 +422,56 @@ impl FileCheck {
             first: None,
             last: None,
             first_bad: None,
+            in_quotes: false,
+            overflow: false,
         }
     }
 
-    /// Takes the file's next bytes.
+    /// Takes the file's next bytes. A record longer than [`MAX_RECORD`] is a finding and is
+    /// not buffered further: a hostile file costs bounded memory.
     pub fn feed(&mut self, bytes: &[u8]) {
         self.sha.update(bytes);
         let mut start = 0;
         for (i, b) in bytes.iter().enumerate() {
-            if *b == b'\n' {
+            // A CSV record may hold line breaks inside quotes.
+            if self.format == ExportFormat::Csv && *b == b'"' {
+                self.in_quotes = !self.in_quotes;
+            }
+            if *b == b'\n' && !self.in_quotes {
                 let piece = &bytes[start..=i];
                 start = i + 1;
-                if self.pending.is_empty() && self.complete(piece) {
+                if self.overflow {
+                    // The end of an over-long record: counted, not read.
+                    self.line += 1;
+                    self.overflow = false;
+                } else if self.pending.is_empty() {
                     self.take_line(piece);
                 } else {
                     self.pending.extend_from_slice(piece);
-                    if self.complete(&self.pending) {
-                        let line = std::mem::take(&mut self.pending);
-                        self.take_line(&line);
-                        self.pending = line;
-                        self.pending.clear();
-                    }
+                    let line = std::mem::take(&mut self.pending);
+                    self.take_line(&line);
+                    self.pending = line;
+                    self.pending.clear();
                 }
             }
         }
-        self.pending.extend_from_slice(&bytes[start..]);
-    }
-
-    /// Whether `line` ends a record (a CSV record may hold line breaks inside quotes).
-    fn complete(&self, line: &[u8]) -> bool {
-        self.format == ExportFormat::Jsonl || line.iter().filter(|b| **b == b'"').count() % 2 == 0
+        let rest = &bytes[start..];
+        if self.overflow {
+            return;
+        }
+        if self.pending.len() + rest.len() > MAX_RECORD {
+            if self.first_bad.is_none() {
+                self.first_bad = Some(Finding::Entry {
+                    line: self.line + 1,
+                    seq: None,
+                    reason: format!("a record longer than {MAX_RECORD} bytes"),
+                });
+            }
+            self.overflow = true;
+            self.pending.clear();
+        } else {
+            self.pending.extend_from_slice(rest);
+        }
     }
 
     fn take_line(&mut self, raw: &[u8]) {
@@ -639,6 +666,22 @@ mod tests {
             assert_eq!(entry, entries[0]);
             assert_eq!(email.as_deref(), Some("a@example.com"));
         }
+    }
+
+    #[test]
+    fn an_endless_record_is_a_finding_not_a_memory_sink() {
+        let (_, digest) = export(ExportFormat::Csv, &chain(1));
+        let mut check = FileCheck::new(&digest);
+        check.feed(b"\"");
+        for _ in 0..3 {
+            check.feed(&vec![b'x'; MAX_RECORD]);
+        }
+        assert!(check.pending.len() <= MAX_RECORD);
+        let (_, findings) = check.finish();
+        assert!(
+            findings[0].to_string().contains("longer than"),
+            "{findings:?}"
+        );
     }
 
     #[test]

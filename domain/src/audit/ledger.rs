@@ -19,6 +19,11 @@ pub enum ExportStatus {
         digest_sha256: String,
         entry_count: u64,
         location: String,
+        /// The entries it holds (none for an empty export).
+        #[serde(default)]
+        first_seq: Option<i64>,
+        #[serde(default)]
+        last_seq: Option<i64>,
     },
     Failed {
         reason: String,
@@ -174,8 +179,10 @@ pub enum LedgerError {
     RetentionBeyondPlan { max: u32 },
     #[error("keep entries at least one day")]
     RetentionTooShort,
-    #[error("the archive's digest is not one this ledger issued")]
+    #[error("the archive's digest is not one this ledger issued for exactly the entries cut")]
     UnknownDigest,
+    #[error("an export of this trail is already running")]
+    ExportRunning,
 }
 
 impl Aggregate for AuditLedger {
@@ -196,6 +203,15 @@ impl Aggregate for AuditLedger {
             } => {
                 if self.exports.contains_key(export_id) {
                     return Ok(vec![]);
+                }
+                // One at a time per trail: exports are heavy, and a queue of them is a way to
+                // fill a disk.
+                if self
+                    .exports
+                    .values()
+                    .any(|r| r.status == ExportStatus::Requested)
+                {
+                    return Err(LedgerError::ExportRunning);
                 }
                 if let (Some(from), Some(to)) = (from, to)
                     && from >= to
@@ -295,8 +311,11 @@ impl Aggregate for AuditLedger {
                 if *up_to_seq <= self.archived_up_to {
                     return Ok(vec![]);
                 }
+                // The digest must be this ledger's, for exactly the entries after the last cut
+                // up to the new one.
                 let issued = self.exports.values().any(|r| {
-                    matches!(&r.status, ExportStatus::Done { digest_sha256: d, .. } if d == digest_sha256)
+                    matches!(&r.status, ExportStatus::Done { digest_sha256: d, first_seq: Some(first), last_seq: Some(last), .. }
+                        if d == digest_sha256 && *first <= self.archived_up_to + 1 && *last == *up_to_seq)
                 });
                 if !issued {
                     return Err(LedgerError::UnknownDigest);
@@ -342,6 +361,8 @@ impl Aggregate for AuditLedger {
                 from,
                 to,
                 digest_sha256,
+                first_seq,
+                last_seq,
                 entry_count,
                 location,
                 at,
@@ -359,6 +380,8 @@ impl Aggregate for AuditLedger {
                     digest_sha256: digest_sha256.clone(),
                     entry_count: *entry_count,
                     location: location.clone(),
+                    first_seq: *first_seq,
+                    last_seq: *last_seq,
                 };
             }
             LedgerEvent::LogRead { .. } | LedgerEvent::RequestRefused { .. } => {}

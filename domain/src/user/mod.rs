@@ -69,7 +69,9 @@ pub struct User {
 
 impl User {
     fn require(&self) -> Result<(), UserError> {
-        if self.deleted_at.is_some() {
+        // A deleted or forgotten account answers as none: nothing sealed for it can be read
+        // or written any more, so it cannot be used.
+        if self.deleted_at.is_some() || self.forgotten_at.is_some() {
             return Err(UserError::NotFound);
         }
         self.id.map(drop).ok_or(UserError::NotFound)
@@ -254,6 +256,7 @@ impl Aggregate for User {
             }
             E::SubjectForgotten { at } => {
                 self.forgotten_at = Some(*at);
+                self.sessions.clear();
             }
             E::AccountDeleted { at } => {
                 self.deleted_at = Some(*at);
