@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use support::graphql::{Backend, code, platform};
 
-const LOG: &str = "query($t: ID!, $f: AuditLogFilter, $n: Int, $a: String) { tenant(id: $t) { auditLog(filter: $f, first: $n, after: $a) { pageInfo { hasNextPage endCursor } edges { node { seq action actorKind actorId targetKind targetId outcome prevHash hash } } } } }";
+const LOG: &str = "query($t: ID!, $f: AuditLogFilter, $n: Int, $a: String) { tenant(id: $t) { auditLog(filter: $f, first: $n, after: $a) { pageInfo { hasNextPage endCursor } edges { node { seq action actorKind actorId targetKind targetId sourceIp outcome prevHash hash } } } } }";
 
 async fn an_owners_changes_are_in_the_trail_with_who_made_them(backend: Backend) {
     let p = platform(backend, &[]).await;
@@ -49,6 +49,10 @@ async fn an_owners_changes_are_in_the_trail_with_who_made_them(backend: Backend)
     assert_eq!(entry["targetKind"], "tenant");
     assert_eq!(entry["targetId"], json!(tenant));
     assert_eq!(entry["outcome"], "ok");
+    assert_eq!(
+        entry["sourceIp"], "127.0.0.1",
+        "opened from its sealed form"
+    );
 
     // The whole trail, newest first, two at a time: each entry links to the one before.
     let mut all = Vec::new();

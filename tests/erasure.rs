@@ -48,7 +48,7 @@ async fn everything_stored(p: &Platform) -> String {
 const BILLING: &str = "query($t: ID!) { tenant(id: $t) { plan features subscription { plan status currentPeriodEnd } entitlements { key limit used percent } } }";
 const MEMBERS: &str =
     "query($t: ID!) { tenant(id: $t) { members(first: 50) { edges { node { userId email } } } } }";
-const BY_ACTOR: &str = "query($t: ID!, $a: String) { tenant(id: $t) { auditLog(filter: {actor: $a}, first: 50) { edges { node { actorEmail action } } } } }";
+const BY_ACTOR: &str = "query($t: ID!, $a: String) { tenant(id: $t) { auditLog(filter: {actor: $a}, first: 50) { edges { node { actorEmail sourceIp action } } } } }";
 
 /// The billing figures: plan, features, subscription and entitlements, but for the member
 /// count (Bob left: that one moves, and must).
@@ -104,6 +104,12 @@ async fn erased_everywhere(p: &Platform, ada: &str, tenant: &str, bob: &str, car
         assert!(!edges.is_empty(), "{who}'s actions are still in the trail");
         assert!(
             edges.iter().all(|e| e["node"]["actorEmail"] == "erased"),
+            "{edges:?}"
+        );
+        assert!(
+            edges
+                .iter()
+                .all(|e| e["node"]["sourceIp"].is_null() || e["node"]["sourceIp"] == "erased"),
             "{edges:?}"
         );
     }
@@ -336,6 +342,52 @@ async fn an_erased_person_is_nowhere_and_no_figure_changes(backend: Backend) {
             .await,
     );
     assert_eq!(billing_before, billing_rebuilt, "no billing figure changed");
+
+    // Closing the tenant takes its members, invites and keys out of the read models; then
+    // its last owner may go.
+    p.api
+        .ok(
+            Some(&ada.token),
+            "mutation($t: ID!) { createApiKey(tenantId: $t, name: \"ci\", scope: READ_ONLY) { secret } }",
+            json!({"t": tenant}),
+        )
+        .await;
+    p.api
+        .ok(
+            Some(&ada.token),
+            "mutation($t: ID!) { closeTenant(tenantId: $t) { position } }",
+            json!({"t": tenant}),
+        )
+        .await;
+    let db = infra::database::Database::open(
+        &p.database_url,
+        &infra::database::DatabaseOptions::default(),
+    )
+    .await
+    .unwrap()
+    .read_db();
+    let scope = projections::tenant_access::TenantScope::from(
+        &domain::access::Authorized::platform_operator(domain::ids::TenantId::from_uuid(
+            uuid::Uuid::parse_str(&tenant).unwrap(),
+        )),
+    );
+    support::eventually(
+        "the closed tenant's access gone",
+        Duration::from_secs(20),
+        || async {
+            let members = projections::tenant_access::TenantAccessDirectory::members(&db, &[scope])
+                .await
+                .unwrap();
+            let keys = projections::tenant_access::TenantAccessDirectory::api_keys(&db, &[scope])
+                .await
+                .unwrap();
+            (members.is_empty() && keys.is_empty()).then_some(())
+        },
+    )
+    .await;
+    p.api
+        .ok(Some(&ada.token), delete, json!({"p": PASSWORD}))
+        .await;
 }
 
 on_both!(an_erased_person_is_nowhere_and_no_figure_changes);

@@ -333,9 +333,13 @@ async fn checkpoint_writes(admin: &sqlx::PgPool) -> Vec<(i64, String, i64, Strin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_share_a_projector_and_one_takes_over_when_the_other_dies() {
     let url = infra::testing::fresh_pg_url().await;
-    let db = Database::open(&url, &DatabaseOptions::default())
-        .await
-        .unwrap();
+    // Two servers catch up beside this process on a 2-core machine: a connection may take
+    // longer than the default 5 s to come.
+    let options = DatabaseOptions {
+        acquire_timeout: Duration::from_secs(30),
+        ..DatabaseOptions::default()
+    };
+    let db = Database::open(&url, &options).await.unwrap();
     let read = db.read_db();
     let exec = Executor::new(db.event_store().await.unwrap());
     let Database::Postgres(admin) = &db else {

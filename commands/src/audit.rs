@@ -99,8 +99,7 @@ pub async fn request_export(
         to: request.to,
         at: now,
     };
-    exec.execute::<AuditLedger>(request.chain(), &command, &request.ctx(ctx))
-        .await
+    on_ledger(exec, ctx, request.tenant, &command).await
 }
 
 /// Records a read of `chain`'s trail (`what`: the field read, `filter`: as given).
@@ -117,16 +116,22 @@ pub async fn record_read(
         filter: filter.to_owned(),
         at: now,
     };
+    on_ledger(exec, ctx, chain, &command).await
+}
+
+/// Runs `command` on `chain`'s ledger (the platform's when `None`), its events the tenant's.
+async fn on_ledger(
+    exec: &Executor,
+    ctx: &CommandContext,
+    chain: Option<TenantId>,
+    command: &LedgerCommand,
+) -> Result<CommandOutcome, CommandError<LedgerError>> {
     let ctx = match chain {
         Some(t) => ctx.clone().for_tenant(t),
         None => ctx.clone(),
     };
-    exec.execute::<AuditLedger>(
-        chain.map_or_else(Uuid::nil, |t| t.as_uuid()),
-        &command,
-        &ctx,
-    )
-    .await
+    exec.execute::<AuditLedger>(chain.map_or_else(Uuid::nil, |t| t.as_uuid()), command, &ctx)
+        .await
 }
 
 /// Records a request refused for a security reason in `chain`'s trail (the platform's
@@ -144,16 +149,7 @@ pub async fn record_refusal(
         operation: operation.to_owned(),
         at: now,
     };
-    let ctx = match chain {
-        Some(t) => ctx.clone().for_tenant(t),
-        None => ctx.clone(),
-    };
-    exec.execute::<AuditLedger>(
-        chain.map_or_else(Uuid::nil, |t| t.as_uuid()),
-        &command,
-        &ctx,
-    )
-    .await
+    on_ledger(exec, ctx, chain, &command).await
 }
 
 /// Records that an export failed (the reactor, after its attempts).
@@ -169,8 +165,7 @@ pub async fn fail_export(
         reason: reason.chars().take(500).collect(),
         at: now,
     };
-    exec.execute::<AuditLedger>(request.chain(), &command, &request.ctx(ctx))
-        .await
+    on_ledger(exec, ctx, request.tenant, &command).await
 }
 
 /// Shows actors' e-mails beside entries: read once per user, `erased` once forgotten.

@@ -175,30 +175,47 @@ sys.argv = ["localstripe", "--port", sys.argv[1], "--from-scratch"]
 start()
 "#;
 
+/// Starts the server `command(port)` makes on a free loopback port (bound and released just
+/// before the server binds it) and waits until it accepts connections.
+async fn serve_on_a_free_port(
+    command: impl FnOnce(u16) -> std::process::Command,
+    what: &str,
+) -> (std::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = command(port)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
+    let started = std::time::Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        // Python servers start slowly on a loaded 2-core machine.
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "{what} did not start on port {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (child, port)
+}
+
 impl LocalStripe {
     pub async fn start() -> Self {
-        // A free port: bound and released just before localstripe binds it.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = std::process::Command::new("python3")
-            .args(["-c", LOCALSTRIPE, &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start python3 (pip install localstripe)");
-        let started = std::time::Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "localstripe did not start on port {port} (pip install localstripe)"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let (child, port) = serve_on_a_free_port(
+            |port| {
+                let mut cmd = std::process::Command::new("python3");
+                cmd.args(["-c", LOCALSTRIPE, &port.to_string()]);
+                cmd
+            },
+            "localstripe (pip install localstripe)",
+        )
+        .await;
         Self { child, port }
     }
 
@@ -229,27 +246,15 @@ pub const MOTO_SECRET: &str = "testing-secret";
 
 impl Moto {
     pub async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = std::process::Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start moto_server (pip install 'moto[server]')");
-        let started = std::time::Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "moto_server did not start on port {port} (pip install 'moto[server]')"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let (child, port) = serve_on_a_free_port(
+            |port| {
+                let mut cmd = std::process::Command::new("moto_server");
+                cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+                cmd
+            },
+            "moto_server (pip install 'moto[server]')",
+        )
+        .await;
         Self { child, port }
     }
 

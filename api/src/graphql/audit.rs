@@ -48,6 +48,8 @@ pub struct AuditEntryObject {
     pub action: String,
     pub target_kind: String,
     pub target_id: String,
+    /// As stored: sealed under the actor's key (shown opened by the `sourceIp` resolver).
+    #[graphql(skip)]
     pub source_ip: Option<String>,
     pub outcome: String,
     pub correlation_id: Option<String>,
@@ -150,6 +152,32 @@ async fn actor_email(
 
 #[ComplexObject]
 impl AuditEntryObject {
+    /// The address the request came from while it can be read; `erased` once the person
+    /// (or the API key's record) was forgotten. The entry's hash covers the sealed value.
+    async fn source_ip(&self, ctx: &Context<'_>) -> GqlResult<Option<String>> {
+        let (Some(sealed), Some(id)) = (&self.source_ip, self.actor_id.as_deref()) else {
+            return Ok(None);
+        };
+        if !matches!(self.actor_kind.as_str(), "user" | "api_key") {
+            return Ok(None);
+        }
+        let Ok(subject) = uuid::Uuid::parse_str(id) else {
+            return Ok(None);
+        };
+        let opened = super::services(ctx)
+            .vault
+            .open(
+                domain::ids::SubjectId::from_uuid(subject),
+                &domain::personal_data::Sealed::from_sealed_text(sealed.clone()),
+            )
+            .await;
+        Ok(match opened {
+            Ok(Some(ip)) => Some(ip),
+            Ok(None) => Some(domain::audit::export::ERASED.to_owned()),
+            Err(_) => None,
+        })
+    }
+
     /// The actor's e-mail while it can be read; `erased` once the person was forgotten;
     /// null for actors that are not people.
     async fn actor_email(&self, ctx: &Context<'_>) -> GqlResult<Option<String>> {
