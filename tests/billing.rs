@@ -270,6 +270,11 @@ async fn owners_subscribe_admins_read_and_limits_follow_the_plan(backend: Backen
     assert_eq!(members["used"], 4);
     assert_eq!(members["overridden"], true);
 
+    // Time travel: where the log stood, and when, before the changes below.
+    let before_changes = p.api.head().await;
+    let before_changes_at = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
     // During the trial a change is at once; cancel at period end, resume, cancel at once.
     let change = "mutation($t: ID!) { changePlan(tenantId: $t, plan: \"business\") { subscription { plan status } } }";
     let changed = p
@@ -297,6 +302,54 @@ async fn owners_subscribe_admins_read_and_limits_follow_the_plan(backend: Backen
     );
     let now = "mutation($t: ID!) { cancelSubscription(tenantId: $t, atPeriodEnd: false) { subscription { status } } }";
     let cancelled = p.api.ok(Some(&ada.token), now, json!({"t": tenant})).await;
+
+    // The subscription as it was before the changes, by log position and by time, folded
+    // from its stream; now it is cancelled; before it began there was none.
+    let as_of = "query($t: ID!, $a: DateTime, $p: String) { tenant(id: $t) { subscription(asOf: $a, asOfPosition: $p) { plan status cancelAt } } }";
+    let then_by_position = p
+        .api
+        .ok(
+            Some(&ada.token),
+            as_of,
+            json!({"t": tenant, "p": before_changes.to_string()}),
+        )
+        .await;
+    let then_by_time = p
+        .api
+        .ok(
+            Some(&ada.token),
+            as_of,
+            json!({"t": tenant, "a": before_changes_at}),
+        )
+        .await;
+    assert_eq!(then_by_position, then_by_time);
+    let then = &then_by_position["tenant"]["subscription"];
+    assert_eq!(then["plan"], subscription["plan"], "{then}");
+    assert_ne!(then["plan"], "business");
+    assert_eq!(then["status"], subscription["status"]);
+    let today = p
+        .api
+        .ok(
+            Some(&ada.token),
+            as_of,
+            json!({"t": tenant, "p": p.api.head().await.to_string()}),
+        )
+        .await;
+    assert_eq!(today["tenant"]["subscription"]["status"], "CANCELLED");
+    let before = p
+        .api
+        .ok(Some(&ada.token), as_of, json!({"t": tenant, "p": "1"}))
+        .await;
+    assert!(before["tenant"]["subscription"].is_null(), "{before}");
+    let both = p
+        .api
+        .gql(
+            Some(&ada.token),
+            as_of,
+            json!({"t": tenant, "p": "1", "a": before_changes_at}),
+        )
+        .await;
+    assert_eq!(code(&both), Some("BAD_USER_INPUT"));
     assert_eq!(
         cancelled["cancelSubscription"]["subscription"]["status"],
         "CANCELLED"

@@ -31,5 +31,5 @@ pub mod webhooks;
 
 pub use context::CommandContext;
 pub use execute::{
-    Claim, CommandError, CommandOutcome, ExecutePolicy, Executor, LoadError, Loaded,
+    AsOf, Claim, CommandError, CommandOutcome, ExecutePolicy, Executor, LoadError, Loaded,
 };

@@ -257,6 +257,59 @@ impl SubscriptionObject {
     }
 }
 
+impl SubscriptionObject {
+    /// The subscription as the aggregate's state has it (time travel folds the stream);
+    /// `None` before the tenant ever subscribed.
+    fn from_state(state: &Subscription) -> Option<Self> {
+        use domain::subscription::SubscriptionStatus as S;
+        let (Some(plan), Some(price), Some(status), Some(start), Some(end)) = (
+            &state.plan,
+            &state.price,
+            state.status,
+            state.period_start,
+            state.period_end,
+        ) else {
+            return None;
+        };
+        Some(Self {
+            plan: plan.key.as_str().to_owned(),
+            plan_version: i64::from(plan.version),
+            status: match status {
+                S::Trialing => SubscriptionStatusValue::Trialing,
+                S::Active => SubscriptionStatusValue::Active,
+                S::PastDue => SubscriptionStatusValue::PastDue,
+                S::Suspended => SubscriptionStatusValue::Suspended,
+                S::Cancelled => SubscriptionStatusValue::Cancelled,
+            },
+            price: PriceObject::from(price),
+            trial_ends_at: state.trial_ends_at,
+            current_period_start: start,
+            current_period_end: end,
+            cancel_at: state.cancel_at,
+            scheduled_plan: state
+                .scheduled
+                .as_ref()
+                .map(|(plan, _)| plan.key.as_str().to_owned()),
+            grace_until: state.grace_until,
+        })
+    }
+}
+
+/// `tenant { subscription(asOf | asOfPosition) }`: the subscription as it was then, folded
+/// from its stream (the replay's code path), not read from the read model.
+pub(crate) async fn subscription_as_of(
+    services: &Services,
+    scope: &TenantScope,
+    as_of: commands::AsOf,
+) -> Result<Option<SubscriptionObject>, ApiError> {
+    let state = services
+        .executor
+        .load_as_of::<Subscription>(scope.tenant().as_uuid(), as_of)
+        .await?
+        .state;
+    Ok(SubscriptionObject::from_state(&state))
+}
+
 /// One effective limit and what is used of it.
 #[derive(SimpleObject)]
 #[graphql(name = "Entitlement")]

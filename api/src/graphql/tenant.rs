@@ -101,13 +101,37 @@ impl TenantNode {
     async fn plan(&self) -> &str {
         &self.view.plan
     }
-    /// The subscription (admins and owners; null if the tenant never subscribed).
+    /// The subscription (admins and owners; null if the tenant never subscribed). With
+    /// `asOf` (a time) or `asOfPosition` (a log position), as it was then: its stream folded
+    /// up to that moment.
     async fn subscription(
         &self,
         ctx: &Context<'_>,
+        as_of: Option<DateTime<Utc>>,
+        as_of_position: Option<String>,
     ) -> GqlResult<Option<super::billing::SubscriptionObject>> {
         self.require_admin()?;
-        Ok(super::billing::subscription_of(super::services(ctx), &self.scope).await?)
+        let services = super::services(ctx);
+        let as_of = match (as_of, as_of_position) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::bad_input(
+                    "asOfPosition",
+                    "give `asOf` or `asOfPosition`, not both",
+                )
+                .into());
+            }
+            (Some(at), None) => Some(commands::AsOf::Time(at)),
+            (None, Some(position)) => Some(commands::AsOf::Position(domain::event::Position(
+                position
+                    .parse::<u64>()
+                    .map_err(|_| ApiError::bad_input("asOfPosition", "not a log position"))?,
+            ))),
+            (None, None) => None,
+        };
+        Ok(match as_of {
+            Some(as_of) => super::billing::subscription_as_of(services, &self.scope, as_of).await?,
+            None => super::billing::subscription_of(services, &self.scope).await?,
+        })
     }
     /// Every limit in force and what is used of it (admins and owners).
     async fn entitlements(
