@@ -52,10 +52,7 @@ impl ExportRequest {
     }
 
     fn ctx(&self, ctx: &CommandContext) -> CommandContext {
-        match self.tenant {
-            Some(t) => ctx.clone().for_tenant(t),
-            None => ctx.clone(),
-        }
+        for_chain(ctx, self.tenant)
     }
 }
 
@@ -126,12 +123,20 @@ async fn on_ledger(
     chain: Option<TenantId>,
     command: &LedgerCommand,
 ) -> Result<CommandOutcome, CommandError<LedgerError>> {
-    let ctx = match chain {
+    exec.execute::<AuditLedger>(
+        chain.map_or_else(Uuid::nil, |t| t.as_uuid()),
+        command,
+        &for_chain(ctx, chain),
+    )
+    .await
+}
+
+/// `ctx` with its events marked as `chain`'s (the platform's, unmarked, when `None`).
+fn for_chain(ctx: &CommandContext, chain: Option<TenantId>) -> CommandContext {
+    match chain {
         Some(t) => ctx.clone().for_tenant(t),
         None => ctx.clone(),
-    };
-    exec.execute::<AuditLedger>(chain.map_or_else(Uuid::nil, |t| t.as_uuid()), command, &ctx)
-        .await
+    }
 }
 
 /// Records a request refused for a security reason in `chain`'s trail (the platform's
@@ -168,6 +173,25 @@ pub async fn fail_export(
     on_ledger(exec, ctx, request.tenant, &command).await
 }
 
+/// The e-mail `user` (with its account's `state`) is shown with, beside audit entries and
+/// in access requests: the address while it can be read, `erased` once the person was
+/// forgotten; `None` without an account.
+pub async fn shown_email(
+    vault: &dyn PersonalData,
+    user: Uuid,
+    state: &User,
+) -> Result<Option<String>, domain::personal_data::PersonalDataError> {
+    let Some(sealed) = &state.email else {
+        return Ok(None);
+    };
+    Ok(Some(
+        vault
+            .open(SubjectId::from_uuid(user), sealed)
+            .await?
+            .unwrap_or_else(|| ERASED.to_owned()),
+    ))
+}
+
 /// Shows actors' e-mails beside entries: read once per user, `erased` once forgotten.
 struct Emails<'a> {
     exec: &'a Executor,
@@ -192,16 +216,9 @@ impl Emails<'_> {
                     .await
                     .map_err(|e| ExportError::Entries(e.to_string()))?
                     .state;
-                match state.email {
-                    None => None,
-                    Some(sealed) => Some(
-                        self.vault
-                            .open(SubjectId::from_uuid(user), &sealed)
-                            .await
-                            .map_err(|e| ExportError::PersonalData(e.to_string()))?
-                            .unwrap_or_else(|| ERASED.to_owned()),
-                    ),
-                }
+                shown_email(self.vault, user, &state)
+                    .await
+                    .map_err(|e| ExportError::PersonalData(e.to_string()))?
             }
         };
         self.known.insert(id.to_owned(), shown.clone());

@@ -36,8 +36,19 @@ pub async fn forget_subject(
     now: DateTime<Utc>,
     user: UserId,
 ) -> Result<CommandOutcome, CommandError<ErasureError>> {
+    erase(exec, vault, ctx, user, &UserCommand::Forget { at: now }).await
+}
+
+/// Runs `command` (which forgets the subject) on `user`'s stream, then destroys the key.
+async fn erase(
+    exec: &Executor,
+    vault: &dyn PersonalData,
+    ctx: &CommandContext,
+    user: UserId,
+    command: &UserCommand,
+) -> Result<CommandOutcome, CommandError<ErasureError>> {
     let outcome = exec
-        .execute::<User>(user.as_uuid(), &UserCommand::Forget { at: now }, ctx)
+        .execute::<User>(user.as_uuid(), command, ctx)
         .await
         .map_err(|e| e.map_rejection(ErasureError::User))?;
     vault
@@ -121,15 +132,14 @@ pub async fn delete_account(
             }
         }
     }
-    let outcome = exec
-        .execute::<User>(user.as_uuid(), &UserCommand::DeleteAccount { at: now }, ctx)
-        .await
-        .map_err(|e| e.map_rejection(ErasureError::User))?;
-    vault
-        .forget(SubjectId::from_uuid(user.as_uuid()))
-        .await
-        .map_err(|e| CommandError::Rejected(ErasureError::PersonalData(e.to_string())))?;
-    Ok(outcome)
+    erase(
+        exec,
+        vault,
+        ctx,
+        user,
+        &UserCommand::DeleteAccount { at: now },
+    )
+    .await
 }
 
 /// The name of the reactor that destroys forgotten subjects' keys.

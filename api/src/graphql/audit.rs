@@ -138,16 +138,7 @@ async fn actor_email(
         .load_current::<domain::user::User>(user)
         .await?
         .state;
-    let Some(sealed) = state.email else {
-        return Ok(None);
-    };
-    Ok(Some(
-        services
-            .vault
-            .open(domain::ids::SubjectId::from_uuid(user), &sealed)
-            .await?
-            .unwrap_or_else(|| domain::audit::export::ERASED.to_owned()),
-    ))
+    Ok(commands::audit::shown_email(services.vault.as_ref(), user, &state).await?)
 }
 
 #[ComplexObject]

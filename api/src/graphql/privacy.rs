@@ -9,7 +9,7 @@ use async_graphql::{Context, ID, Object, SimpleObject};
 use chrono::Utc;
 use commands::privacy::{ErasureError, delete_account, forget_subject};
 use domain::aggregate::Aggregate;
-use domain::ids::{SubjectId, TenantId, UserId};
+use domain::ids::{TenantId, UserId};
 use domain::user::User;
 use projections::tenant_access::TenantScope;
 use serde_json::json;
@@ -95,17 +95,8 @@ impl PrivacyQuery {
         if state.id.is_none() {
             return Err(ApiError::NotFound("no such user".into()).into());
         }
-        let subject = SubjectId::from_uuid(user.as_uuid());
-        let email = match &state.email {
-            Some(sealed) => Some(
-                services
-                    .vault
-                    .open(subject, sealed)
-                    .await?
-                    .unwrap_or_else(|| domain::audit::export::ERASED.to_owned()),
-            ),
-            None => None,
-        };
+        let email =
+            commands::audit::shown_email(services.vault.as_ref(), user.as_uuid(), &state).await?;
         let memberships: Vec<_> = memberships(services, user)
             .await?
             .into_iter()
