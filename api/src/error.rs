@@ -343,6 +343,26 @@ impl From<domain::audit::LedgerError> for ApiError {
     }
 }
 
+impl From<commands::privacy::ErasureError> for ApiError {
+    fn from(error: commands::privacy::ErasureError) -> Self {
+        use commands::privacy::ErasureError;
+        match error {
+            ErasureError::User(e) => e.into(),
+            ErasureError::LastOwner(tenants) => Self::Conflict(format!(
+                "you are the last owner of tenant(s) {}: hand them over (make another member an owner) or close them first",
+                tenants
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            ErasureError::Leaving(reason) | ErasureError::PersonalData(reason) => {
+                Self::internal(reason)
+            }
+        }
+    }
+}
+
 impl From<IssueTokenError> for ApiError {
     fn from(error: IssueTokenError) -> Self {
         match error {

@@ -7,31 +7,12 @@ use super::{principal, services};
 use crate::error::{ApiError, GqlResult};
 use async_graphql::{Context, ID, Object, SimpleObject};
 use chrono::Utc;
-use commands::privacy::{ErasureError, delete_account, forget_subject};
+use commands::privacy::{delete_account, forget_subject};
 use domain::aggregate::Aggregate;
 use domain::ids::{TenantId, UserId};
 use domain::user::User;
 use projections::tenant_access::TenantScope;
 use serde_json::json;
-
-impl From<ErasureError> for ApiError {
-    fn from(error: ErasureError) -> Self {
-        match error {
-            ErasureError::User(e) => e.into(),
-            ErasureError::LastOwner(tenants) => Self::Conflict(format!(
-                "you are the last owner of tenant(s) {}: hand them over (make another member an owner) or close them first",
-                tenants
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-            ErasureError::Leaving(reason) | ErasureError::PersonalData(reason) => {
-                Self::internal(reason)
-            }
-        }
-    }
-}
 
 #[derive(SimpleObject)]
 pub struct ErasurePayload {
